@@ -1,0 +1,88 @@
+"""The event record, and the two small protocols the pipeline talks to.
+
+An ``Event`` is one committed transition of a task run or a flow run. The
+pipeline builds it with ``seq``, ``prev_hash`` and ``hash`` empty; the ledger's
+``append`` fills them in when it commits and returns the event. The ledger and
+the bus are protocols so the core knows nothing of SQLite or blinker.
+"""
+
+from __future__ import annotations
+
+import datetime
+import getpass
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .states import State
+
+__all__ = ["Event", "Ledger", "Bus", "current_actor"]
+
+
+@dataclass(slots=True, eq=False)
+class Event:
+    """One committed transition, as the ledger records it."""
+
+    run_id: str
+    timestamp: datetime.datetime
+    kind: str  # "flow" | "task"
+    name: str
+    key: str
+    attempt: int
+    old_state: State
+    new_state: State
+    proposed_state: State | None = None  # the proposal, when a handler rewrote it
+    rewritten_by: tuple[str, ...] = ()  # "module.qualname" of each rewriting handler
+    actor: str = ""  # "user@host:pid" of the committing process
+    event_id: str = ""
+    seq: int | None = None
+    prev_hash: str | None = None
+    hash: str | None = None
+    flow: str = ""  # the flow's name (for task events too)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Event seq={self.seq} run={self.run_id} {self.kind} {self.key} "
+            f"{self.old_state!r} -> {self.new_state!r}>"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Event):
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in _COMPARED)
+
+
+_COMPARED = (
+    "seq", "event_id", "run_id", "timestamp", "kind", "name", "key", "attempt",
+    "old_state", "new_state", "proposed_state", "rewritten_by", "actor", "prev_hash", "hash", "flow",
+)
+
+
+class Ledger(Protocol):
+    """Where committed events go. ``append`` returns only once the event is durable."""
+
+    def append(self, event: Event) -> Event: ...
+
+
+class Bus(Protocol):
+    """Where committed events are broadcast; ``sender`` is the Task or Flow."""
+
+    def publish(self, event: Event, sender: Any = None) -> None: ...
+
+
+_actor: str | None = None
+_actor_pid: int | None = None
+
+
+def current_actor() -> str:
+    """``user@host:pid`` of this process (recomputed after a fork)."""
+    global _actor, _actor_pid
+    pid = os.getpid()
+    if _actor is None or _actor_pid != pid:
+        try:
+            user = getpass.getuser()
+        except Exception:  # no login name (some containers): fall back to the uid
+            user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+        _actor, _actor_pid = f"{user}@{socket.gethostname()}:{pid}", pid
+    return _actor

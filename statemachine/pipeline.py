@@ -1,0 +1,170 @@
+"""The transition pipeline: every change of a task run's or flow run's state.
+
+    propose → handlers → legality → commit → broadcast
+
+``transition`` reads top to bottom; each step is a named function below it.
+Handlers fold like a processor chain: each gets the previous one's output and
+``None`` keeps the proposal. Only after the ledger committed the event has the
+state changed; listeners then see it and can no longer change it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Sequence
+
+from . import graph
+from .errors import IllegalTransitionError, LedgerError
+from .events import Bus, Event, Ledger, current_actor
+from .states import Failed, State, utcnow
+
+__all__ = ["Runtime", "Subject", "transition", "handler_name", "StateHandler"]
+
+log = logging.getLogger("stateledger")
+
+StateHandler = Callable[[Any, State, State], Optional[State]]
+
+
+@dataclass(slots=True)
+class Subject:
+    """What is changing state: the Task or Flow, its kind, name and key in the run."""
+
+    obj: Any
+    kind: str  # "task" | "flow"
+    name: str
+    key: str
+    handlers: Sequence[StateHandler] = ()
+
+
+@dataclass(slots=True)
+class Runtime:
+    """Where one run's transitions go: its ledger, its bus and the global handlers."""
+
+    run_id: str
+    flow: str
+    ledger: Ledger
+    bus: Bus | None = None
+    #: kind ("task" | "flow") -> global handlers, run after each object's own.
+    global_handlers: dict[str, Sequence[StateHandler]] = field(default_factory=dict)
+
+
+def transition(
+    subject: Subject, old: State, proposed: State, rt: Runtime, attempt: int = 1
+) -> tuple[State, bool]:
+    """Move ``subject`` from ``old`` towards ``proposed``; return (committed state, halted).
+
+    ``halted`` is true when a state handler failed or made an illegal rewrite:
+    the object's run ends in the committed ``Failed`` state.
+    """
+    handlers = (*subject.handlers, *rt.global_handlers.get(subject.kind, ()))
+    final, rewritten_by, halted = run_handlers(subject, old, proposed, handlers)
+    final, halted = check_legality(old, proposed, final, rewritten_by, halted)
+    event = commit(rt, subject, old, final, proposed, rewritten_by, attempt)
+    broadcast(rt, subject, event)
+    return final, halted
+
+
+def run_handlers(
+    subject: Subject, old: State, proposed: State, handlers: Sequence[StateHandler]
+) -> tuple[State, tuple[str, ...], bool]:
+    """Fold the handlers over the proposal; a raise or a non-State ends the chain as Failed."""
+    state = proposed
+    rewritten_by: tuple[str, ...] = ()
+    for handler in handlers:
+        try:
+            out = handler(subject.obj, old, state)
+        except Exception as exc:
+            name = handler_name(handler)
+            log.warning("state handler %s raised %r on %s %s", name, exc, subject.kind, subject.key)
+            failed = Failed(f"State handler {name} raised {exc!r}", result=exc)
+            return failed, (*rewritten_by, name), True
+        if out is None or out is state:
+            continue
+        if not isinstance(out, State):
+            name = handler_name(handler)
+            exc = TypeError(
+                f"state handler {name} returned {out!r} ({type(out).__name__}), not a State; "
+                "return the new state, or None to keep the proposal"
+            )
+            failed = Failed(f"State handler {name} returned a {type(out).__name__}, not a State", result=exc)
+            return failed, (*rewritten_by, name), True
+        if out != state:
+            rewritten_by = (*rewritten_by, handler_name(handler))
+        state = out
+    return state, rewritten_by, False
+
+
+def check_legality(
+    old: State, proposed: State, final: State, rewritten_by: tuple[str, ...], halted: bool
+) -> tuple[State, bool]:
+    """Refuse an illegal move: the engine's is a bug, a handler's rewrite becomes Failed."""
+    if graph.is_legal(old, final):
+        return final, halted
+    if not rewritten_by:
+        raise IllegalTransitionError(
+            f"The engine proposed {old!r} -> {final!r}, which the legal state graph refuses. "
+            "This is a bug in stateledger; please report it.",
+            old,
+            final,
+        )
+    name = rewritten_by[-1]
+    message = (
+        f"State handler {name} rewrote the move to {type(old).__name__} -> {type(final).__name__}, "
+        "which is not a legal transition"
+    )
+    return Failed(message, result=IllegalTransitionError(message, old, final)), True
+
+
+def commit(
+    rt: Runtime,
+    subject: Subject,
+    old: State,
+    final: State,
+    proposed: State,
+    rewritten_by: tuple[str, ...],
+    attempt: int,
+) -> Event:
+    """Append the event to the ledger; if that fails, the run stops here."""
+    event = Event(
+        run_id=rt.run_id,
+        timestamp=utcnow(),
+        kind=subject.kind,
+        name=subject.name,
+        key=subject.key,
+        attempt=attempt,
+        old_state=old,
+        new_state=final,
+        proposed_state=proposed if final is not proposed else None,
+        rewritten_by=rewritten_by,
+        actor=current_actor(),
+        event_id=uuid.uuid4().hex,
+        flow=rt.flow,
+    )
+    try:
+        return rt.ledger.append(event)
+    except LedgerError:
+        raise
+    except Exception as exc:
+        raise LedgerError(
+            f"Could not commit {subject.kind} {subject.key} {old!r} -> {final!r} of run "
+            f"{rt.run_id} to the ledger ({exc!r}); the run stopped here. Check the ledger's "
+            "location (STATELEDGER_DB) is writable and has free space.",
+            getattr(rt.ledger, "path", None),
+        ) from exc
+
+
+def broadcast(rt: Runtime, subject: Subject, event: Event) -> None:
+    """Publish the committed event; the bus isolates its listeners."""
+    if rt.bus is not None:
+        rt.bus.publish(event, subject.obj)
+
+
+def handler_name(handler: Any) -> str:
+    """``module.qualname`` of a handler (of its class, for callable objects)."""
+    target = handler
+    if not hasattr(target, "__qualname__"):
+        target = getattr(handler, "func", None) or type(handler)  # functools.partial, instances
+    module = getattr(target, "__module__", None) or "?"
+    return f"{module}.{getattr(target, '__qualname__', repr(target))}"

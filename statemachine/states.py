@@ -1,0 +1,267 @@
+"""The states a task run or a flow run moves through.
+
+The hierarchy is Prefect 1's, so users can write ``isinstance(s, Retrying)`` or
+``s.is_failed()``::
+
+    State
+    ├── Pending
+    │   ├── Scheduled            (start_time)
+    │   │   └── Retrying         (start_time, run_count)
+    │   ├── Paused
+    │   └── Resume
+    ├── Running
+    ├── Finished
+    │   ├── Success
+    │   │   ├── Cached
+    │   │   └── Skipped
+    │   ├── Failed
+    │   │   ├── TriggerFailed
+    │   │   └── TimedOut
+    │   └── Cancelled
+
+One base class holds the fields (``message``, ``result``, ``context``); a
+subclass only declares the extra fields it adds in ``extra_fields``.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any, ClassVar
+
+__all__ = [
+    "State",
+    "Pending",
+    "Scheduled",
+    "Retrying",
+    "Paused",
+    "Resume",
+    "Running",
+    "Finished",
+    "Success",
+    "Cached",
+    "Skipped",
+    "Failed",
+    "TriggerFailed",
+    "TimedOut",
+    "Cancelled",
+    "STATE_CLASSES",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime.datetime:
+    """The current time as a timezone-aware UTC datetime."""
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+class State:
+    """A state of a task run or a flow run.
+
+    ``message`` says why the object is in this state, ``result`` carries data
+    (a task's return value, or the exception that failed it), ``context`` is a
+    free dict (the flow's final state carries ``run_id`` there).
+    """
+
+    __slots__ = ("message", "result", "context", "__dict__")
+
+    #: Extra keyword fields a subclass adds, with their defaults.
+    extra_fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self,
+        message: str | None = None,
+        result: Any = None,
+        context: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> None:
+        self.message = message
+        self.result = result
+        self.context = {} if context is None else context
+        if fields or self.extra_fields:
+            self._set_extra_fields(fields)
+
+    def _set_extra_fields(self, fields: dict[str, Any]) -> None:
+        unknown = set(fields) - set(self.extra_fields)
+        if unknown:
+            allowed = ", ".join(("message", "result", "context") + self.extra_fields)
+            raise TypeError(
+                f"{type(self).__name__}() got unexpected field(s) {', '.join(sorted(unknown))}; "
+                f"it takes: {allowed}"
+            )
+        for name in self.extra_fields:
+            setattr(self, name, fields.get(name, self._default(name)))
+
+    def _default(self, name: str) -> Any:
+        return None
+
+    def extras(self) -> dict[str, Any]:
+        """The subclass-specific fields and their values (e.g. ``start_time``)."""
+        return {name: getattr(self, name) for name in self.extra_fields}
+
+    def __repr__(self) -> str:
+        if self.message:
+            return f'{type(self).__name__}("{self.message}")'
+        return f"{type(self).__name__}()"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        """Same type, message, result and extra fields (``context`` is not compared)."""
+        if type(self) is not type(other):
+            return NotImplemented if not isinstance(other, State) else False
+        assert isinstance(other, State)
+        return (
+            self.message == other.message
+            and _results_equal(self.result, other.result)
+            and all(getattr(self, n) == getattr(other, n) for n in self.extra_fields)
+        )
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.message))
+
+    # Predicates follow the class hierarchy.
+    def is_pending(self) -> bool:
+        return isinstance(self, Pending)
+
+    def is_scheduled(self) -> bool:
+        return isinstance(self, Scheduled)
+
+    def is_retrying(self) -> bool:
+        return isinstance(self, Retrying)
+
+    def is_paused(self) -> bool:
+        return isinstance(self, Paused)
+
+    def is_running(self) -> bool:
+        return isinstance(self, Running)
+
+    def is_finished(self) -> bool:
+        return isinstance(self, Finished)
+
+    def is_successful(self) -> bool:
+        return isinstance(self, Success)
+
+    def is_failed(self) -> bool:
+        return isinstance(self, Failed)
+
+    def is_skipped(self) -> bool:
+        return isinstance(self, Skipped)
+
+    def is_cancelled(self) -> bool:
+        return isinstance(self, Cancelled)
+
+    def is_cached(self) -> bool:
+        return isinstance(self, Cached)
+
+
+def _results_equal(a: Any, b: Any) -> bool:
+    if a is b:
+        return True
+    if isinstance(a, BaseException) or isinstance(b, BaseException):
+        return type(a) is type(b) and getattr(a, "args", None) == getattr(b, "args", None)
+    try:
+        return bool(a == b)
+    except Exception:  # a result whose == misbehaves is simply "not equal"
+        return False
+
+
+class Pending(State):
+    """Not yet run: waiting for its upstream tasks or its trigger."""
+
+    __slots__ = ()
+
+
+class Scheduled(Pending):
+    """Waiting to start at ``start_time`` (a UTC datetime; defaults to now)."""
+
+    __slots__ = ()
+    extra_fields = ("start_time",)
+
+    def _default(self, name: str) -> Any:
+        return utcnow()
+
+
+class Retrying(Scheduled):
+    """Failed and will run again at ``start_time``; ``run_count`` runs so far."""
+
+    __slots__ = ()
+    extra_fields = ("start_time", "run_count")
+
+    def _default(self, name: str) -> Any:
+        return utcnow() if name == "start_time" else None
+
+
+class Paused(Pending):
+    """Waiting for a person to resume it (``manual_only`` trigger, ``PAUSE`` signal)."""
+
+    __slots__ = ()
+
+
+class Resume(Pending):
+    """Released from ``Paused``: it may run."""
+
+    __slots__ = ()
+
+
+class Running(State):
+    """Currently running."""
+
+    __slots__ = ()
+
+
+class Finished(State):
+    """Done, one way or another."""
+
+    __slots__ = ()
+
+
+class Success(Finished):
+    """Finished successfully; ``result`` is the return value."""
+
+    __slots__ = ()
+
+
+class Cached(Success):
+    """Finished successfully from a cached result."""
+
+    __slots__ = ()
+
+
+class Skipped(Success):
+    """Not run, on purpose (``SKIP`` signal or an upstream skip); counts as success."""
+
+    __slots__ = ()
+
+
+class Failed(Finished):
+    """Finished with an error; ``result`` is usually the exception."""
+
+    __slots__ = ()
+
+
+class TriggerFailed(Failed):
+    """Not run because its trigger refused the upstream states."""
+
+    __slots__ = ()
+
+
+class TimedOut(Failed):
+    """Stopped because it ran longer than its ``timeout``."""
+
+    __slots__ = ()
+
+
+class Cancelled(Finished):
+    """Stopped on request."""
+
+    __slots__ = ()
+
+
+#: Every concrete state class of the library, by name (the ledger stores names).
+STATE_CLASSES: dict[str, type[State]] = {
+    cls.__name__: cls
+    for cls in (
+        State, Pending, Scheduled, Retrying, Paused, Resume, Running, Finished,
+        Success, Cached, Skipped, Failed, TriggerFailed, TimedOut, Cancelled,
+    )
+}
