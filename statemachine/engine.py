@@ -157,7 +157,7 @@ class FlowRunner:
                 return transition(subject, state, refusal, rt, attempt)[0]
 
         state, halted = transition(subject, state, Running("Starting task run."), rt, attempt)
-        if halted:
+        if halted or not isinstance(state, Running):  # a handler may have rewritten the start
             return state
 
         state, halted = transition(subject, state, self.execute(task), rt, attempt)

@@ -60,7 +60,7 @@ def transition(
     """
     handlers = (*subject.handlers, *rt.global_handlers.get(subject.kind, ()))
     final, rewritten_by, halted = run_handlers(subject, old, proposed, handlers)
-    final, halted = check_legality(old, proposed, final, rewritten_by, halted)
+    final, proposed, halted = check_legality(old, proposed, final, rewritten_by, halted)
     event = commit(rt, subject, old, final, proposed, rewritten_by, attempt)
     broadcast(rt, subject, event)
     return final, halted
@@ -98,10 +98,14 @@ def run_handlers(
 
 def check_legality(
     old: State, proposed: State, final: State, rewritten_by: tuple[str, ...], halted: bool
-) -> tuple[State, bool]:
-    """Refuse an illegal move: the engine's is a bug, a handler's rewrite becomes Failed."""
+) -> tuple[State, State, bool]:
+    """Refuse an illegal move: the engine's is a bug, a handler's rewrite becomes Failed.
+
+    Returns (state to commit, state to record as proposed, halted); a refused
+    rewrite is recorded as the proposal so the audit shows what was refused.
+    """
     if graph.is_legal(old, final):
-        return final, halted
+        return final, proposed, halted
     if not rewritten_by:
         raise IllegalTransitionError(
             f"The engine proposed {old!r} -> {final!r}, which the legal state graph refuses. "
@@ -114,7 +118,7 @@ def check_legality(
         f"State handler {name} rewrote the move to {type(old).__name__} -> {type(final).__name__}, "
         "which is not a legal transition"
     )
-    return Failed(message, result=IllegalTransitionError(message, old, final)), True
+    return Failed(message, result=IllegalTransitionError(message, old, final)), final, True
 
 
 def commit(

@@ -1,0 +1,185 @@
+"""The transition pipeline: handlers fold in order, rewrites, failures, legality, commit, broadcast."""
+
+import pytest
+
+from statemachine import Flow, Task, task
+from statemachine.errors import IllegalTransitionError, LedgerError
+from statemachine.pipeline import Runtime, Subject, transition
+from statemachine.states import Failed, Pending, Running, Skipped, Success
+from statemachine.testing import ListLedger
+
+
+def moves(ledger):
+    return [(e.key, type(e.old_state).__name__, type(e.new_state).__name__) for e in ledger.events]
+
+
+def test_handlers_run_in_order_each_seeing_the_previous_output():
+    seen = []
+
+    def first(obj, old, new):
+        seen.append(("first", new))
+        return Success("rewritten by first") if new.is_failed() else new
+
+    def second(obj, old, new):
+        seen.append(("second", new))
+        return None  # keeps the proposal
+
+    @task(state_handlers=[first, second])
+    def boom():
+        raise ValueError("x")
+
+    with Flow("f") as flow:
+        t = boom()
+    state = flow.run(store=ListLedger())
+    assert state.result[t] == Success("rewritten by first")
+    assert [name for name, _ in seen] == ["first", "second", "first", "second"]
+    assert seen[3][1] == Success("rewritten by first")
+
+
+def test_a_rewrite_is_recorded_with_the_proposal_and_the_handler():
+    def forgive(obj, old, new):
+        return Success("forgiven") if new.is_failed() else new
+
+    @task(state_handlers=[forgive])
+    def boom():
+        raise TimeoutError("slow")
+
+    ledger = ListLedger()
+    with Flow("f") as flow:
+        boom()
+    flow.run(store=ledger)
+    rewritten = [e for e in ledger.events if e.rewritten_by]
+    assert len(rewritten) == 1
+    assert rewritten[0].proposed_state.message == "Error during execution of task: TimeoutError('slow')"
+    assert rewritten[0].new_state == Success("forgiven")
+    assert rewritten[0].rewritten_by == (f"{__name__}.test_a_rewrite_is_recorded_with_the_proposal_and_the_handler.<locals>.forgive",)
+    assert all(e.proposed_state is None for e in ledger.events if not e.rewritten_by)
+
+
+def test_a_raising_handler_fails_the_task_and_ends_its_run():
+    calls = []
+
+    def broken(obj, old, new):
+        calls.append(type(new).__name__)
+        if new.is_running():
+            raise ConnectionError("webhook returned 500")
+        return new
+
+    ran = []
+
+    @task(state_handlers=[broken], max_retries=3)
+    def body():
+        ran.append(1)
+
+    ledger = ListLedger()
+    with Flow("f") as flow:
+        t = body()
+    state = flow.run(store=ledger)
+    final = state.result[t]
+    assert type(final) is Failed
+    assert "broken" in final.message and "ConnectionError('webhook returned 500')" in final.message
+    assert isinstance(final.result, ConnectionError)
+    assert ran == [] and calls == ["Running"]  # not called again for its own failure, no retry
+    assert moves(ledger)[1:2] == [("body-1", "Pending", "Failed")]
+    assert state.is_failed()
+
+
+def test_a_handler_returning_a_non_state_fails_the_task_naming_it():
+    def sloppy(obj, old, new):
+        return "ok"
+
+    t = Task(state_handlers=[sloppy])
+    state = Flow("f", tasks=[t]).run(store=ListLedger())
+    final = state.result[t]
+    assert type(final) is Failed
+    assert final.message.endswith("sloppy returned a str, not a State")
+    assert isinstance(final.result, TypeError)
+
+
+def test_an_illegal_rewrite_is_refused_as_failed_naming_handler_and_edge():
+    def back_to_pending(obj, old, new):
+        return Pending("not yet") if new.is_successful() else new
+
+    t = Task(state_handlers=[back_to_pending])
+    ledger = ListLedger()
+    state = Flow("f", tasks=[t]).run(store=ledger)
+    final = state.result[t]
+    assert type(final) is Failed
+    assert "back_to_pending" in final.message and "Running -> Pending" in final.message
+    last = [e for e in ledger.events if e.kind == "task"][-1]
+    assert last.proposed_state == Pending("not yet")
+    assert last.rewritten_by[-1].endswith("back_to_pending")
+
+
+def test_an_illegal_move_proposed_by_the_engine_is_a_bug():
+    rt = Runtime("r", "f", ListLedger())
+    with pytest.raises(IllegalTransitionError, match="This is a bug"):
+        transition(Subject(object(), "task", "t", "t-1"), Success(), Running(), rt)
+
+
+def test_commit_happens_before_broadcast_and_a_failing_ledger_stops_the_run():
+    class Refusing:
+        path = "/nowhere/ledger.db"
+
+        def append(self, event):
+            raise OSError("disk full")
+
+    ran = []
+
+    @task
+    def first():
+        ran.append("first")
+
+    with Flow("f") as flow:
+        first()
+    with pytest.raises(LedgerError, match=r"Could not commit flow f Scheduled\(\) -> Running.*disk full") as info:
+        flow.run(store=Refusing())
+    assert info.value.path == "/nowhere/ledger.db"
+    assert ran == []
+
+
+def test_a_ledger_failure_mid_run_stops_before_the_next_task_body():
+    class FailsAfter(ListLedger):
+        def append(self, event):
+            if len(self.events) == 3:
+                raise OSError("database is locked")
+            return super().append(event)
+
+    ran = []
+
+    @task
+    def a():
+        ran.append("a")
+
+    @task
+    def b(x):
+        ran.append("b")
+
+    with Flow("f") as flow:
+        b(a())
+    with pytest.raises(LedgerError):
+        flow.run(store=FailsAfter())
+    assert ran == ["a"]
+
+
+def test_global_handlers_run_after_the_objects_own():
+    from subscribers import add_state_handler
+
+    order = []
+
+    def own(obj, old, new):
+        order.append("own")
+        return new
+
+    def everywhere(obj, old, new):
+        order.append("global")
+        return Skipped("globally skipped") if new.is_running() and obj.name == "t" else new
+
+    handle = add_state_handler(everywhere, kinds=["task"])
+    try:
+        t = Task("t", state_handlers=[own])
+        state = Flow("f", tasks=[t]).run(store=ListLedger())
+    finally:
+        handle.remove()
+    assert order == ["own", "global"]
+    assert state.result[t] == Skipped("globally skipped")
