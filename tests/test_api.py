@@ -1,0 +1,65 @@
+"""The public API is DESIGN.md's contract; importing it has no side effects."""
+
+import subprocess
+import sys
+
+import statemachine
+import statemachine.states
+import subscribers
+
+
+def test_statemachine_exports_exactly_the_documented_names():
+    assert sorted(statemachine.__all__) == sorted(
+        ["Task", "Flow", "task", "Parameter", "Secret", "signals", "triggers"])
+    for name in statemachine.__all__:
+        assert getattr(statemachine, name) is not None
+
+
+def test_states_module_exports_every_state():
+    expected = {"State", "Pending", "Scheduled", "Retrying", "Paused", "Resume", "Running", "Finished",
+                "Success", "Cached", "Skipped", "Failed", "TriggerFailed", "TimedOut", "Cancelled"}
+    assert expected <= set(statemachine.states.__all__)
+
+
+def test_subscribers_exports_the_documented_names():
+    assert {"callback_factory", "subscribe", "add_state_handler"} <= set(subscribers.__all__)
+    from subscribers.notifiers import apprise_notifier, email_notifier, slack_notifier, webhook_notifier  # noqa: F401
+
+
+def test_eventstore_exports_the_store():
+    import eventstore
+
+    assert "EventStore" in eventstore.__all__
+
+
+def test_signals_and_triggers_have_the_documented_members():
+    from statemachine import signals, triggers
+
+    for name in ("FAIL", "SUCCESS", "RETRY", "SKIP", "PAUSE", "TRIGGERFAIL", "ENDRUN"):
+        assert issubclass(getattr(signals, name), Exception)
+    for name in ("all_successful", "all_failed", "any_successful", "any_failed", "all_finished",
+                 "always_run", "manual_only"):
+        assert callable(getattr(triggers, name))
+    assert triggers.always_run is triggers.all_finished
+
+
+def test_the_core_imports_neither_sqlite_nor_blinker_and_touches_no_files(tmp_path):
+    code = (
+        "import sys, os\n"
+        "import statemachine, statemachine.states, statemachine.graph\n"
+        "from statemachine import Flow, Task, task, Parameter, Secret, signals, triggers\n"
+        "bad = [m for m in ('sqlite3', 'blinker', 'sqlite_utils', 'eventstore', 'subscribers') if m in sys.modules]\n"
+        "print(bad, os.listdir(os.environ['HOME']))\n"
+    )
+    home = tmp_path / "h"
+    home.mkdir()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"HOME": str(home), "PATH": "/usr/bin:/bin", "STATELEDGER_DB": str(tmp_path / "x.db")})
+    assert out.stdout.strip() == "[] []"
+
+
+def test_importing_every_package_creates_no_ledger(tmp_path):
+    code = "import statemachine, eventstore, subscribers, subscribers.notifiers; import os; print(os.path.exists(os.environ['STATELEDGER_DB']))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "STATELEDGER_DB": str(tmp_path / "x.db")})
+    assert out.stdout.strip() == "False"
