@@ -1,8 +1,17 @@
-"""``subscribe()``: post-commit listeners with filters, and global state handlers."""
+"""``subscribe()``: post-commit listeners with filters; ``add_state_handler()``:
+global pre-commit handlers.
+
+A listener is ``listener(event)``: it runs after the event committed, sees the
+committed ``Event`` and cannot change anything (its return value is ignored,
+its exceptions are logged). A global state handler is
+``handler(obj, old_state, new_state) -> State | None``: it runs before the
+commit, after each object's own handlers, and may rewrite the state.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+import functools
+from typing import Any, Callable, TypeVar
 
 from statemachine.callbacks import check_handler
 from statemachine.filters import KINDS, EventFilter, parse_kinds
@@ -11,61 +20,130 @@ from .bus import BUS, transition
 
 __all__ = ["subscribe", "add_state_handler", "Subscription", "HandlerHandle"]
 
+Listener = Callable[[Any], Any]
+F = TypeVar("F", bound=Callable[..., Any])
 
-class Subscription:
-    """A connected listener; ``disconnect()`` stops it."""
 
-    def __init__(self, listener: Callable[[Any], Any], event_filter: EventFilter) -> None:
+class _Receiver:
+    """What is connected to the ``transition`` signal: the filter, then the listener."""
+
+    __slots__ = ("listener", "filter", "__weakref__")
+
+    def __init__(self, listener: Listener, event_filter: EventFilter | None) -> None:
         self.listener = listener
         self.filter = event_filter
-        self.connected = True
 
     def __call__(self, sender: Any, event: Any = None, **_: Any) -> None:
-        if self.filter.matches(event):
+        if self.filter is None or self.filter.matches(event):
             self.listener(event)
 
+    def __repr__(self) -> str:
+        return f"<listener {getattr(self.listener, '__qualname__', self.listener)!r}>"
+
+
+class Subscription:
+    """A connected listener: ``disconnect()`` stops it (also usable as ``with subscribe(...):``).
+
+    Calling the subscription calls the listener itself, so a function decorated
+    with ``@subscribe(...)`` can still be called directly.
+    """
+
+    def __init__(self, listener: Listener, event_filter: EventFilter) -> None:
+        self.listener = listener
+        self.filter = event_filter
+        self._receiver = _Receiver(listener, None if event_filter.is_empty else event_filter)
+        functools.update_wrapper(self, listener, updated=())  # type: ignore[arg-type]
+        transition.connect(self._receiver, weak=False)  # strong: a lambda stays subscribed
+
+    @property
+    def connected(self) -> bool:
+        """True until ``disconnect()``."""
+        return self._receiver is not None
+
     def disconnect(self) -> None:
-        transition.disconnect(self)
-        self.connected = False
+        """Stop calling the listener (calling it twice is harmless)."""
+        if self._receiver is not None:
+            transition.disconnect(self._receiver)
+            self._receiver = None  # type: ignore[assignment]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.listener(*args, **kwargs)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.disconnect()
+
+    def __repr__(self) -> str:
+        state = "connected" if self.connected else "disconnected"
+        return f"<Subscription {getattr(self.listener, '__qualname__', self.listener)!r} {self.filter!r} {state}>"
 
 
 def subscribe(
-    listener: Callable[[Any], Any] | None = None,
+    listener: Listener | None = None,
     *,
     flow: Any = None,
     task: Any = None,
     states: Any = None,
     kinds: Any = None,
 ) -> Any:
-    """Call ``listener(event)`` after each committed transition that matches the filters."""
+    """Call ``listener(event)`` after each committed transition that matches the filters.
+
+    ``flow``: flow name(s); ``task``: task name(s) or key(s) (``"load"``,
+    ``"load-1"``); ``states``: State classes, subclasses included; ``kinds``:
+    ``"task"`` and/or ``"flow"``. Returns a ``Subscription`` with
+    ``disconnect()``. Without ``listener`` it is a decorator::
+
+        @subscribe(states=[Failed])
+        def alert(event): ...
+        alert.disconnect()
+    """
     event_filter = EventFilter(flow=flow, task=task, states=states, kinds=kinds)
-    if listener is None:  # used as @subscribe(...)
-        return lambda fn: _connect(fn, event_filter)
+    if listener is None:
+        return functools.partial(_connect, event_filter=event_filter)
     return _connect(listener, event_filter)
 
 
-def _connect(listener: Callable[[Any], Any], event_filter: EventFilter) -> Subscription:
+def _connect(listener: Listener, event_filter: EventFilter) -> Subscription:
     check_handler(listener, "listener(event)")
-    sub = Subscription(listener, event_filter)
-    transition.connect(sub, weak=False)
-    return sub
+    return Subscription(listener, event_filter)
 
 
 class HandlerHandle:
-    """A global state handler; ``remove()`` takes it out."""
+    """A global state handler: ``remove()`` takes it out (also usable as a ``with`` block)."""
 
     def __init__(self, handler: Callable[..., Any], kinds: tuple[str, ...]) -> None:
         self.handler, self.kinds = handler, kinds
+        self.active = True
 
     def remove(self) -> None:
+        """Stop calling the handler (calling it twice is harmless)."""
+        if not self.active:
+            return
+        self.active = False
         for kind in self.kinds:
-            lst = BUS.global_handlers()[kind]
-            if self.handler in lst:
-                lst.remove(self.handler)  # type: ignore[attr-defined]
+            handlers = BUS.global_handlers()[kind]
+            for i, h in enumerate(handlers):
+                if h is self.handler:
+                    del handlers[i]  # type: ignore[attr-defined]
+                    break
+
+    def __enter__(self) -> HandlerHandle:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.remove()
+
+    def __repr__(self) -> str:
+        return f"<HandlerHandle {getattr(self.handler, '__qualname__', self.handler)!r} kinds={list(self.kinds)}>"
 
 
 def add_state_handler(handler: Callable[..., Any], *, kinds: Any = None) -> HandlerHandle:
-    """Run ``handler(obj, old, new)`` pre-commit on every task/flow, after its own handlers."""
+    """Run ``handler(obj, old_state, new_state)`` pre-commit on every task and flow
+    (or only ``kinds``), after the object's own handlers, with the same semantics:
+    it may rewrite the state, and a raise makes the object ``Failed``.
+    """
     check_handler(handler)
     chosen = parse_kinds(kinds) or KINDS
     for kind in chosen:
