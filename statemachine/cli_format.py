@@ -1,0 +1,391 @@
+"""How ``stateledger`` prints: transition lines, tables, run summaries, JSON.
+
+Pure formatting, kept apart from the commands in ``cli.py``. Tables are
+aligned columns; on a terminal the header is bold, states are coloured and the
+last column is cut to the window's width; piped, the same table is plain text
+(``click.echo`` drops the colours) and nothing is cut.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import shutil
+import sys
+from collections.abc import Mapping
+from typing import Any, Callable, Iterable, Sequence
+
+import click
+
+from .states import State
+
+__all__ = [
+    "fmt_time", "fmt_duration", "fmt_state", "event_dict", "json_line", "transition_line",
+    "table", "runs_table", "runs_json", "filter_runs", "show_text", "show_json",
+    "audit_table", "events_json", "verify_text", "run_summary", "ReplayPrinter", "last_seq",
+]
+
+_COLOURS = (("Failed", "red"), ("Success", "green"), ("Retrying", "yellow"), ("Running", "cyan"),
+            ("Paused", "magenta"), ("Cancelled", "magenta"), ("Pending", "blue"))
+
+
+# --- values ----------------------------------------------------------------------
+
+
+def field(record: Any, name: str, default: Any = None) -> Any:
+    """``record.name`` or ``record[name]``: runs may come back as objects or mappings."""
+    if isinstance(record, Mapping):
+        return record.get(name, default)
+    return getattr(record, name, default)
+
+
+def as_datetime(value: Any) -> datetime.datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime.datetime):
+        when = value
+    elif isinstance(value, (int, float)):
+        when = datetime.datetime.fromtimestamp(value, datetime.timezone.utc)
+    else:
+        when = datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return when if when.tzinfo else when.replace(tzinfo=datetime.timezone.utc)
+
+
+def fmt_time(value: Any, *, date: bool = True) -> str:
+    """UTC ``2024-06-01 09:00:00.123`` (``09:00:00.123`` without the date)."""
+    when = as_datetime(value)
+    if when is None:
+        return "-"
+    when = when.astimezone(datetime.timezone.utc)
+    text = when.strftime("%Y-%m-%d %H:%M:%S.%f" if date else "%H:%M:%S.%f")
+    return text[:-3]
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """``850us``, ``12ms``, ``1.25s``, ``2m03s``, ``1h02m``."""
+    if seconds is None:
+        return "-"
+    if seconds < 0.001:
+        return f"{seconds * 1e6:.0f}us"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.2f}s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def between(a: Any, b: Any) -> float | None:
+    start, end = as_datetime(a), as_datetime(b)
+    return None if start is None or end is None else (end - start).total_seconds()
+
+
+def state_name(state: Any) -> str:
+    if state is None:
+        return "-"
+    return type(state).__name__ if isinstance(state, State) else str(state)
+
+
+def fmt_state(state: Any) -> str:
+    """The seed's form, ``Success("Task run succeeded.")``; names stay as they are."""
+    if state is None:
+        return "-"
+    return repr(state) if isinstance(state, State) else str(state)
+
+
+def colour(text: str, state: Any) -> str:
+    name = state_name(state)
+    for prefix, col in _COLOURS:
+        if prefix in name:
+            return click.style(text, fg=col)
+    return text
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON-able form; anything else becomes its repr."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    if isinstance(value, State):
+        return state_dict(value)
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return repr(value)
+
+
+def state_dict(state: State | None) -> dict[str, Any] | None:
+    if state is None:
+        return None
+    data = {"type": type(state).__name__, "message": state.message, "result": jsonable(state.result)}
+    data.update({k: jsonable(v) for k, v in state.extras().items()})
+    return data
+
+
+def event_dict(event: Any) -> dict[str, Any]:
+    """One event as JSON-able data (states as ``{"type", "message", "result", ...}``)."""
+    return {
+        "seq": event.seq, "event_id": event.event_id, "run_id": event.run_id, "flow": event.flow,
+        "timestamp": jsonable(event.timestamp), "kind": event.kind, "name": event.name, "key": event.key,
+        "attempt": event.attempt, "old_state": state_dict(event.old_state), "new_state": state_dict(event.new_state),
+        "proposed_state": state_dict(event.proposed_state), "rewritten_by": list(event.rewritten_by),
+        "actor": event.actor, "prev_hash": event.prev_hash, "hash": event.hash,
+    }
+
+
+def json_line(event: Any) -> str:
+    return json.dumps(event_dict(event))
+
+
+# --- transitions -----------------------------------------------------------------
+
+
+def transition_text(event: Any) -> str:
+    """``Running -> Failed("...")`` with the new state coloured."""
+    return f"{state_name(event.old_state)} -> " + colour(fmt_state(event.new_state), event.new_state)
+
+
+def rewrite_note(event: Any) -> str:
+    """``rewritten by mod.fn (proposed Failed("..."))``, or "" when no handler rewrote it."""
+    if not event.rewritten_by:
+        return ""
+    proposed = f" (proposed {fmt_state(event.proposed_state)})" if event.proposed_state is not None else ""
+    return f"rewritten by {', '.join(event.rewritten_by)}{proposed}"
+
+
+def transition_line(event: Any, *, with_run: bool = False) -> str:
+    """One line per committed transition: time, [run,] kind, key, attempt, move, rewrite."""
+    who = f"{event.kind:<4}  {event.key}"
+    if event.kind == "task" and event.attempt and event.attempt > 1:
+        who += f" (attempt {event.attempt})"
+    parts = [fmt_time(event.timestamp, date=False)]
+    if with_run:
+        parts.append(event.run_id)
+    parts += [f"{who:<24}", transition_text(event)]
+    note = rewrite_note(event)
+    line = "  ".join(parts)
+    return f"{line}  [{note}]" if note else line
+
+
+# --- tables ----------------------------------------------------------------------
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], colours: Sequence[int] = ()) -> str:
+    """Aligned columns; cells of ``colours`` are (text, state) pairs, coloured by the state."""
+    rows = [list(r) for r in rows]
+    plain = [[c[0] if i in colours else str(c) for i, c in enumerate(r)] for r in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in plain]) for i, h in enumerate(headers)]
+    tty = sys.stdout.isatty()
+    limit = shutil.get_terminal_size().columns if tty else None
+    lines = [click.style("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(), bold=True)]
+    for row, texts in zip(rows, plain):
+        cells = []
+        for i, text in enumerate(texts):
+            if limit is not None and i == len(texts) - 1:
+                room = max(limit - sum(w + 2 for w in widths[:-1]), 12)
+                text = text if len(text) <= room else text[: room - 3] + "..."
+            padded = text if i == len(texts) - 1 else text.ljust(widths[i])
+            cells.append(colour(padded, row[i][1]) if i in colours else padded)
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def filter_runs(found: Iterable[Any], since: Any, until: Any, limit: int | None) -> list[Any]:
+    """Runs started within [since, until], newest first, at most ``limit``."""
+    rows = [r for r in found
+            if (since is None or (as_datetime(field(r, "started")) or since) >= since)
+            and (until is None or (as_datetime(field(r, "started")) or until) <= until)]
+    epoch = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
+    rows.sort(key=lambda r: as_datetime(field(r, "started")) or epoch, reverse=True)
+    return rows[:limit] if limit else rows
+
+
+def runs_table(rows: Sequence[Any]) -> str:
+    if not rows:
+        return "No runs match."
+    return table(
+        ["RUN ID", "FLOW", "STATE", "STARTED (UTC)", "TOOK", "EVENTS"],
+        [
+            [field(r, "run_id"), field(r, "flow"), (state_name(field(r, "state")), field(r, "state")),
+             fmt_time(field(r, "started")), fmt_duration(between(field(r, "started"), field(r, "ended"))),
+             str(field(r, "events", ""))]
+            for r in rows
+        ],
+        colours=(2,),
+    )
+
+
+def runs_json(rows: Sequence[Any]) -> str:
+    return json.dumps([
+        {"run_id": field(r, "run_id"), "flow": field(r, "flow"),
+         "state": jsonable(field(r, "state")), "started": jsonable(field(r, "started")),
+         "ended": jsonable(field(r, "ended")), "events": field(r, "events")}
+        for r in rows
+    ], indent=2)
+
+
+def audit_table(events: Sequence[Any]) -> str:
+    if not events:
+        return "No transitions match."
+    return table(
+        ["SEQ", "TIME (UTC)", "RUN", "KEY", "TRY", "TRANSITION", "REWRITTEN BY"],
+        [
+            [str(e.seq), fmt_time(e.timestamp), e.run_id, e.key, str(e.attempt),
+             (f"{state_name(e.old_state)} -> {fmt_state(e.new_state)}", e.new_state),
+             ", ".join(e.rewritten_by) or "-"]
+            for e in events
+        ],
+        colours=(5,),
+    )
+
+
+def events_json(events: Sequence[Any]) -> str:
+    return json.dumps([event_dict(e) for e in events], indent=2)
+
+
+# --- one run ---------------------------------------------------------------------
+
+
+def _grouped(events: Sequence[Any]) -> dict[tuple[str, str], list[Any]]:
+    groups: dict[tuple[str, str], list[Any]] = {}
+    for e in events:
+        groups.setdefault((e.kind, e.key), []).append(e)
+    return groups
+
+
+def show_text(events: Sequence[Any]) -> str:
+    """The run's header, then the flow and each task with its transitions, times and durations."""
+    first, flow_events = events[0], [e for e in events if e.kind == "flow"]
+    final = flow_events[-1].new_state if flow_events else None
+    took = between(first.timestamp, events[-1].timestamp)
+    finished = isinstance(final, State) and final.is_finished()
+    lines = [
+        f"Run {first.run_id}  flow {first.flow or first.name}  " + colour(fmt_state(final), final),
+        f"started {fmt_time(first.timestamp)} UTC, "
+        + (f"ended {fmt_time(events[-1].timestamp, date=False)}, took {fmt_duration(took)}, " if finished else "unfinished, ")
+        + f"{len(events)} events",
+    ]
+    for (kind, key), group in _grouped(events).items():
+        spent = between(group[0].timestamp, group[-1].timestamp)
+        name = f" ({group[0].name})" if kind == "task" and not key.startswith(f"{group[0].name}-") else ""
+        lines += ["", click.style(f"{kind} {key}{name}", bold=True) + f"  {fmt_duration(spent)}"]
+        previous = first.timestamp
+        for e in group:
+            attempt = f"#{e.attempt}" if kind == "task" else ""
+            lines.append(
+                f"  {fmt_time(e.timestamp, date=False)}  {'+' + fmt_duration(between(previous, e.timestamp)):>8}"
+                f"  {attempt:<3} {transition_text(e)}"
+            )
+            if e.rewritten_by:
+                lines.append(f"  {'':26}  ^ {rewrite_note(e)}")
+            previous = e.timestamp
+    return "\n".join(lines)
+
+
+def show_json(events: Sequence[Any]) -> str:
+    flow_events = [e for e in events if e.kind == "flow"]
+    return json.dumps({
+        "run_id": events[0].run_id,
+        "flow": events[0].flow,
+        "state": state_dict(flow_events[-1].new_state) if flow_events else None,
+        "started": jsonable(events[0].timestamp),
+        "ended": jsonable(events[-1].timestamp),
+        "objects": [
+            {"kind": kind, "key": key, "name": group[0].name, "events": [event_dict(e) for e in group]}
+            for (kind, key), group in _grouped(events).items()
+        ],
+    }, indent=2)
+
+
+def run_summary(flow: Any, state: State, run_id: str, seconds: float, as_json: bool) -> str:
+    """The end of ``stateledger run``: the run id, the final state, task counts, what next."""
+    results = state.result if isinstance(state.result, Mapping) else {}
+    counts: dict[str, int] = {}
+    for task_state in results.values():
+        counts[state_name(task_state)] = counts.get(state_name(task_state), 0) + 1
+    if as_json:
+        return json.dumps({"run_id": run_id, "flow": flow.name, "state": state_dict(state),
+                           "tasks": counts, "seconds": round(seconds, 6)})
+    tally = ", ".join(f"{n} {name}" for name, n in sorted(counts.items())) or "no tasks"
+    return "\n".join([
+        "",
+        f"Run {run_id}: " + colour(fmt_state(state), state),
+        f"  tasks: {tally}; took {fmt_duration(seconds)}",
+        f"  details: stateledger show {run_id}",
+    ])
+
+
+def verify_text(report: Any, path: str, run_id: str | None, as_json: bool) -> str:
+    problems = [str(p) for p in field(report, "problems", ())]
+    if as_json:
+        return json.dumps({"ok": bool(report.ok), "checked": field(report, "checked"), "problems": problems}, indent=2)
+    scope = f"run {run_id}" if run_id else "all runs"
+    if report.ok:
+        return f"OK: {field(report, 'checked')} events verified ({scope}, ledger {path})"
+    lines = [click.style(f"FAILED: {len(problems)} problem(s) in {scope} (ledger {path}):", fg="red")]
+    return "\n".join(lines + [f"  - {p}" for p in problems])
+
+
+# --- replay ----------------------------------------------------------------------
+
+
+class ReplayPrinter:
+    """Prints what replay feeds listeners and handlers; handlers' errors are reported, not raised."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.failures = 0
+
+    def listener(self, event: Any) -> None:
+        click.echo(json.dumps({"event": event_dict(event)}) if self.as_json
+                   else f"#{event.seq:<5} " + transition_line(event))
+
+    def watch(self, handler: Callable[..., Any]) -> Callable[..., Any]:
+        """Wrap ``handler`` so each call's outcome is printed: kept, rewritten, or raised."""
+        from .pipeline import handler_name
+
+        name = handler_name(handler)
+
+        def watched(obj: Any, old: State, new: State) -> Any:
+            try:
+                result = handler(obj, old, new)
+            except Exception as exc:
+                self.failures += 1
+                self.note(name, obj, "raised", repr(exc))
+                return None
+            if result is None or result == new:
+                self.note(name, obj, "kept", fmt_state(new))
+            else:
+                self.note(name, obj, "rewrote", fmt_state(result))
+            return result
+
+        watched.__name__ = watched.__qualname__ = getattr(handler, "__qualname__", name)
+        watched.__module__ = getattr(handler, "__module__", None)  # type: ignore[assignment]
+        return watched
+
+    def note(self, name: str, obj: Any, outcome: str, state: str) -> None:
+        if self.as_json:
+            click.echo(json.dumps({"handler": name, "object": repr(obj), "outcome": outcome, "state": state}))
+        else:
+            click.echo(f"       {name}({obj!r}) {outcome}: {state}")
+
+    def finish(self) -> None:
+        if self.failures and not self.as_json:
+            click.echo(f"{self.failures} handler call(s) raised", err=True)
+
+
+def last_seq(store: Any) -> int:
+    """The newest committed seq (0 for an empty ledger)."""
+    for name in ("last_seq", "max_seq"):
+        fn = getattr(store, name, None)
+        if callable(fn):
+            return int(fn() or 0)
+    seq = 0
+    for event in store.events():
+        seq = event.seq
+    return seq
