@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from .states import State
 
-__all__ = ["Event", "Ledger", "Bus", "current_actor"]
+__all__ = ["Event", "Ledger", "Bus", "current_actor", "new_event_id"]
 
 
 @dataclass(slots=True, eq=False)
@@ -86,3 +86,21 @@ def current_actor() -> str:
             user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
         _actor, _actor_pid = f"{user}@{socket.gethostname()}:{pid}", pid
     return _actor
+
+
+_id_prefix: str = ""
+_id_pid: int | None = None
+_id_counter = 0
+
+
+def new_event_id() -> str:
+    """A globally unique event id: 12 random hex digits per process, then a counter.
+
+    Far cheaper than ``uuid4()`` on the hot path, and as unique in practice.
+    """
+    global _id_prefix, _id_pid, _id_counter
+    pid = os.getpid()
+    if _id_pid != pid:  # a new process (or a fork) draws a new prefix
+        _id_prefix, _id_pid, _id_counter = os.urandom(6).hex(), pid, 0
+    _id_counter += 1
+    return f"{_id_prefix}{_id_counter:010x}"

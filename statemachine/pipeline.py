@@ -11,13 +11,12 @@ state changed; listeners then see it and can no longer change it.
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
 from . import graph
 from .errors import IllegalTransitionError, LedgerError
-from .events import Bus, Event, Ledger, current_actor
+from .events import Bus, Event, Ledger, current_actor, new_event_id
 from .states import Failed, State, utcnow
 
 __all__ = ["Runtime", "Subject", "transition", "handler_name", "StateHandler"]
@@ -143,7 +142,7 @@ def commit(
         proposed_state=proposed if final is not proposed else None,
         rewritten_by=rewritten_by,
         actor=current_actor(),
-        event_id=uuid.uuid4().hex,
+        event_id=new_event_id(),
         flow=rt.flow,
     )
     try:

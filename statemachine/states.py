@@ -62,7 +62,7 @@ class State:
     free dict (the flow's final state carries ``run_id`` there).
     """
 
-    __slots__ = ("message", "result", "context", "__dict__")
+    __slots__ = ("message", "result", "_context", "__dict__")
 
     #: Extra keyword fields a subclass adds, with their defaults.
     extra_fields: ClassVar[tuple[str, ...]] = ()
@@ -76,9 +76,20 @@ class State:
     ) -> None:
         self.message = message
         self.result = result
-        self.context = {} if context is None else context
+        self._context = context
         if fields or self.extra_fields:
             self._set_extra_fields(fields)
+
+    @property
+    def context(self) -> dict[str, Any]:
+        """Free-form data about the state (created on first use: most states never need one)."""
+        if self._context is None:
+            self._context = {}
+        return self._context
+
+    @context.setter
+    def context(self, value: dict[str, Any] | None) -> None:
+        self._context = value
 
     def _set_extra_fields(self, fields: dict[str, Any]) -> None:
         unknown = set(fields) - set(self.extra_fields)

@@ -1,0 +1,81 @@
+"""Engine overhead per task: a chain of no-op tasks, one state handler each, in-memory ledger.
+
+Usage:  python benchmarks/engine.py [--sizes 10000,100000] [--repeat 5] [--ledger memory|list]
+
+Prints, per chain length, the median wall time of ``flow.run()`` over several
+runs divided by the number of tasks (build time excluded), and how the
+per-task cost grows from the smallest to the largest chain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import time
+
+from statemachine import Flow, task
+from statemachine.testing import ListLedger
+
+
+def handler(obj, old_state, new_state):
+    return new_state
+
+
+@task(state_handlers=[handler])
+def inc(x):
+    return x + 1
+
+
+def build(n: int) -> Flow:
+    with Flow(f"chain-{n}") as flow:
+        x = inc(0)
+        for _ in range(n - 1):
+            x = inc(x)
+    return flow
+
+
+def make_ledger(kind: str):
+    if kind == "list":
+        return ListLedger()
+    from eventstore import EventStore
+
+    return EventStore(":memory:")
+
+
+def measure(n: int, repeat: int, kind: str) -> list[float]:
+    flow = build(n)
+    times = []
+    for _ in range(repeat):
+        ledger = make_ledger(kind)
+        gc.collect()
+        t0 = time.perf_counter()
+        state = flow.run(store=ledger)
+        times.append(time.perf_counter() - t0)
+        assert state.is_successful(), state
+        del state, ledger
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--ledger", choices=("memory", "list"), default="memory")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    per_task = {}
+    print(f"engine overhead: chain of no-op tasks, 1 state handler each, ledger={args.ledger}, "
+          f"median of {args.repeat} runs")
+    for n in sizes:
+        times = measure(n, args.repeat, args.ledger)
+        per_task[n] = statistics.median(times) / n * 1e6
+        print(f"  {n:>7} tasks: {per_task[n]:6.2f} us/task  (median run {statistics.median(times):.3f} s, "
+              f"min {min(times) / n * 1e6:.2f} us/task)")
+    if len(sizes) > 1:
+        lo, hi = sizes[0], sizes[-1]
+        print(f"  growth {lo} -> {hi}: {per_task[hi] / per_task[lo]:.2f}x per task (1.00 = linear)")
+
+
+if __name__ == "__main__":
+    main()
