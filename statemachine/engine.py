@@ -96,7 +96,6 @@ class FlowRunner:
         flow = self.flow
         subject = Subject(flow, "flow", flow.name, flow.name, flow.state_handlers)
         log.info("flow %s: run %s starting (%d tasks)", flow.name, self.run_id, len(self.order))
-        self.states = {t: Pending() for t in self.order}
         state, halted = transition(subject, Scheduled(), Running("Running flow."), self.rt)
         if not halted:
             self.run_tasks()
@@ -111,6 +110,9 @@ class FlowRunner:
 
     def final_flow_state(self) -> State | None:
         """The seed's final state, or None while a reference task is unfinished (Paused)."""
+        for t in self.order:  # tasks that never started (downstream of a pause) stay Pending
+            if t not in self.states:
+                self.states[t] = Pending()
         refs = [self.states[t] for t in self.flow.reference_tasks()]
         if not all(s.is_finished() for s in refs):
             return None
@@ -133,7 +135,7 @@ class FlowRunner:
                     time.sleep(delay)
             else:
                 t = ready.popleft()
-            state = states[t] = self.run_task(t, states[t])
+            state = states[t] = self.run_task(t, states.get(t) or Pending())
             if isinstance(state, Retrying):
                 tie += 1
                 heapq.heappush(waiting, (state.start_time, tie, t))
