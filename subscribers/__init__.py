@@ -1,9 +1,14 @@
-"""Listeners and notifiers: the blinker bus, ``subscribe()``, global handlers, callbacks."""
+"""Listeners: the blinker bus, ``subscribe()``, global state handlers, callbacks,
+and durable subscriptions that read the ledger.
+
+``subscribers.notifiers`` (imported as such) holds the notifiers.
+"""
 
 from __future__ import annotations
 
 from statemachine.callbacks import callback_factory
 
+from .durable import DurableSubscription, SubscriptionConflictError
 from .subscribe import add_state_handler, subscribe
 
-__all__ = ["callback_factory", "subscribe", "add_state_handler"]
+__all__ = ["callback_factory", "subscribe", "add_state_handler", "DurableSubscription", "SubscriptionConflictError"]

@@ -1,0 +1,274 @@
+"""Durable subscriptions: a named listener whose cursor lives in the ledger file.
+
+A live listener (``subscribe()``) only sees what its own process commits, and
+only while it runs. A durable subscription reads the ledger instead: every
+event any process committed, in ``seq`` order, resuming where it stopped::
+
+    sub = DurableSubscription("pager", page_someone, store="ledger.db", states=[Failed])
+    sub.catch_up()          # deliver what was committed since last time
+    sub.follow(stop=stop)   # ... and keep delivering until stop is set
+
+Delivery is at-least-once. The cursor (the ``seq`` of the last event handled)
+is saved in the ledger only *after* the listener returned, so an event is
+never lost; if the process dies after a listener returned but before the
+cursor was saved, that event is delivered again on restart. Cursors are saved
+at the end of each batch, when ``checkpoint_interval`` seconds passed since
+the last save (so a slow listener is not repeated much), and before
+``catch_up`` returns or raises.
+
+A listener that raises stops the delivery: the cursor stays on the last event
+handled, ``catch_up`` (and ``follow``) re-raise the listener's own exception
+(with a note naming the subscription and the event), and the next
+``catch_up`` retries from that event.
+
+Each name has one cursor and one filter: two subscriptions with different
+names on one ledger are independent; reusing a name with a different filter
+raises ``SubscriptionConflictError``. Run one consumer per name at a time.
+A subscription object is not thread-safe; use one per thread.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any, Callable
+
+from statemachine.callbacks import check_handler
+from statemachine.errors import StateLedgerError
+from statemachine.filters import EventFilter
+
+__all__ = ["DurableSubscription", "SubscriptionConflictError", "SubscriptionStoreError"]
+
+Listener = Callable[[Any], Any]
+_NEEDS = ("load_cursor", "save_cursor", "events")
+
+
+class SubscriptionConflictError(StateLedgerError, ValueError):
+    """A durable subscription name is already used in this ledger with another filter."""
+
+    def __init__(self, message: str, name: str, stored: Any, given: Any, path: Any = None) -> None:
+        super().__init__(message)
+        self.name, self.stored, self.given, self.path = name, stored, given, path
+
+
+class SubscriptionStoreError(StateLedgerError, TypeError):
+    """The ``store=`` given cannot keep a durable cursor."""
+
+
+class DurableSubscription:
+    """A named, durable ``listener(event)`` over a ledger, with the same filters as ``subscribe()``.
+
+    ``store``: an ``eventstore.EventStore``, or a path to a ledger file
+    (opened here and closed by ``close()``); default: the default ledger
+    (``STATELEDGER_DB``). A new name starts before the first event of the
+    ledger. ``batch_size`` events are read per query.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        listener: Listener,
+        *,
+        store: Any = None,
+        flow: Any = None,
+        task: Any = None,
+        states: Any = None,
+        kinds: Any = None,
+        batch_size: int = 1000,
+        checkpoint_interval: float = 0.5,
+    ) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"a durable subscription needs a non-empty name (str), got {name!r}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        check_handler(listener, "listener(event)")
+        self.name = name
+        self.listener = listener
+        self.filter = EventFilter(flow=flow, task=task, states=states, kinds=kinds)
+        self.batch_size = batch_size
+        self.checkpoint_interval = checkpoint_interval
+        self.store, self._owns_store = _open_store(store)
+        try:
+            _check_store_methods(self.store)
+            self._load()  # registers the name, or refuses a conflicting filter
+        except BaseException:
+            self.close()
+            raise
+
+    # --- the cursor -----------------------------------------------------------
+
+    @property
+    def cursor(self) -> int:
+        """The ``seq`` of the last event handled (0: none yet), as saved in the ledger."""
+        return self._load()
+
+    def _load(self) -> int:
+        """The saved cursor; a new name is saved at 0 with this filter; another filter is refused."""
+        given = self.filter.to_dict()
+        found = self.store.load_cursor(self.name)
+        if found is None:
+            self.store.save_cursor(self.name, 0, given)
+            return 0
+        seq, stored = found
+        if stored != given:
+            path = getattr(self.store, "path", None)
+            raise SubscriptionConflictError(
+                f"Durable subscription {self.name!r} already exists in ledger {path} with filter "
+                f"{_describe(stored)}; you asked for {_describe(given)}. Use another name for a "
+                "different filter, or the same filter to resume.",
+                self.name,
+                stored,
+                given,
+                path,
+            )
+        return int(seq)
+
+    def _save(self, seq: int) -> None:
+        self.store.save_cursor(self.name, seq, self.filter.to_dict())
+
+    # --- delivery ---------------------------------------------------------------
+
+    def catch_up(self, *, limit: int | None = None) -> int:
+        """Deliver every matching event after the cursor, in ``seq`` order; return how many.
+
+        ``limit``: deliver at most that many events. The cursor advances only
+        past events whose listener returned (and past events the filter
+        skips). If the listener raises, the cursor stays on the last event
+        handled and the listener's exception propagates.
+        """
+        seq = saved = self._load()
+        delivered = 0
+        matches = None if self.filter.is_empty else self.filter.matches
+        listener, store, batch_size = self.listener, self.store, self.batch_size
+        last_save = time.monotonic()
+        event = None
+        try:
+            while limit is None or delivered < limit:
+                events = store.events(after_seq=seq, limit=batch_size)
+                if not events:
+                    break
+                for event in events:
+                    if matches is None or matches(event):
+                        if limit is not None and delivered >= limit:
+                            break
+                        listener(event)
+                        delivered += 1
+                        seq = event.seq
+                        if time.monotonic() - last_save >= self.checkpoint_interval:
+                            self._save(seq)
+                            saved, last_save = seq, time.monotonic()
+                    else:
+                        seq = event.seq
+                if seq != saved:
+                    self._save(seq)
+                    saved, last_save = seq, time.monotonic()
+                if len(events) < batch_size:
+                    break
+        except BaseException as exc:
+            if event is not None and event.seq != seq and hasattr(exc, "add_note"):
+                exc.add_note(
+                    f"(durable subscription {self.name!r}: listener {_name_of(listener)} raised on event "
+                    f"seq={event.seq}; the cursor stays at seq={seq} and the next catch_up() retries it)"
+                )
+            raise
+        finally:
+            if seq != saved:
+                self._save(seq)
+        return delivered
+
+    def follow(
+        self,
+        poll_interval: float = 0.5,
+        stop: threading.Event | Callable[[], bool] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> int:
+        """Keep delivering events as other processes commit them; return how many were delivered.
+
+        Polls the ledger every ``poll_interval`` seconds until ``stop`` (a
+        ``threading.Event``, or a callable returning True) says so, or
+        ``timeout`` seconds passed. A listener that raises ends ``follow``
+        with its exception, the cursor on the last event handled.
+        """
+        if poll_interval < 0:
+            raise ValueError(f"poll_interval must be >= 0 seconds, got {poll_interval!r}")
+        should_stop = _stopper(stop)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        total = 0
+        while True:
+            total += self.catch_up()
+            if should_stop():
+                return total
+            wait = poll_interval
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return total
+                wait = min(wait, left)
+            if isinstance(stop, threading.Event):
+                stop.wait(wait)
+            else:
+                time.sleep(wait)
+
+    # --- lifetime ---------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the ledger if this subscription opened it from a path."""
+        if self._owns_store:
+            self._owns_store = False
+            close = getattr(self.store, "close", None)
+            if close is not None:
+                close()
+
+    def __enter__(self) -> DurableSubscription:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<DurableSubscription {self.name!r} {self.filter!r} on {getattr(self.store, 'path', self.store)}>"
+
+
+def _open_store(store: Any) -> tuple[Any, bool]:
+    if store is None:
+        from statemachine import wiring
+
+        return wiring.default_ledger(), False
+    if isinstance(store, (str, os.PathLike)):
+        from eventstore import EventStore
+
+        return EventStore(os.fspath(store)), True
+    return store, False
+
+
+def _stopper(stop: Any) -> Callable[[], bool]:
+    if stop is None:
+        return lambda: False
+    if isinstance(stop, threading.Event):
+        return stop.is_set
+    if callable(stop):
+        return lambda: bool(stop())
+    raise TypeError(f"stop= takes a threading.Event or a callable returning True to stop, got {stop!r}")
+
+
+def _describe(filter_dict: Any) -> str:
+    if not isinstance(filter_dict, dict):
+        return repr(filter_dict)
+    given = ", ".join(f"{k}={v!r}" for k, v in filter_dict.items() if v is not None)
+    return f"({given})" if given else "(everything)"
+
+
+def _name_of(fn: Any) -> str:
+    return getattr(fn, "__qualname__", None) or repr(fn)
+
+
+def _check_store_methods(store: Any) -> None:
+    missing = [m for m in _NEEDS if not callable(getattr(store, m, None))]
+    if missing:
+        raise SubscriptionStoreError(
+            f"store {store!r} cannot keep a durable cursor: it has no {', '.join(missing)}(). "
+            "Pass an eventstore.EventStore or the path of a ledger file."
+        )
+
