@@ -484,6 +484,7 @@ def follow(run_id: str | None, flow: str | None, task: str | None, kind: str | N
     seen = 0
     with open_ledger(db) as store:
         cursor = 0 if from_start else out.last_seq(store)
+        click.echo(f"Following {ledger_path(db)} after seq {cursor}; press Ctrl-C to stop", err=True)
         try:
             while True:
                 for event in store.events(run_id, after_seq=cursor):
