@@ -1,5 +1,38 @@
-"""TEMPORARY stub until the SQLite ledger lands."""
-from statemachine.testing import ListLedger
-class EventStore(ListLedger):
-    def __init__(self, path=None, **kw):
-        super().__init__(); self.path = path
+"""The ledger: every committed transition, durably, in SQLite (or in memory).
+
+``EventStore`` is the API; ``codec`` turns states into JSON-able data and
+back; ``recorder`` is the only module that talks to SQLite (and holds the
+in-memory recorder beside it); ``verify``, ``replay`` and ``export`` read it.
+"""
+
+from __future__ import annotations
+
+from statemachine.events import Event
+
+from .codec import CutResult, DescribedResult
+from .errors import (
+    LedgerError, LedgerLocationError, LedgerWriteError, NotALedgerError, RunNotFoundError,
+    SchemaVersionError,
+)
+from .recorder import RunRecord
+from .replay import StandIn
+from .store import EventStore, Problem, Report, RunView, default_path
+
+__all__ = [
+    "EventStore",
+    "Event",
+    "RunView",
+    "RunRecord",
+    "Report",
+    "Problem",
+    "StandIn",
+    "DescribedResult",
+    "CutResult",
+    "default_path",
+    "LedgerError",
+    "NotALedgerError",
+    "SchemaVersionError",
+    "LedgerWriteError",
+    "LedgerLocationError",
+    "RunNotFoundError",
+]

@@ -1,0 +1,334 @@
+"""States to JSON-able data and back: what the ledger stores of a state.
+
+A state becomes a small dict::
+
+    {"type": "Failed", "message": "...", <result>, "start_time": "...", "run_count": 2,
+     "context": {...}, "class": "mymodule.MyState"}
+
+``type`` is the library's class name (for a user's own ``State`` subclass: its
+nearest library base class, the subclass itself in ``class``). The result is
+stored under exactly one of these keys:
+
+``result``
+    a JSON value, as it was (lossless for JSON data);
+``result_tuple``
+    a tuple of JSON values (a tuple comes back as a tuple);
+``result_described``
+    anything else, never pickled: ``{"type", "module", "repr", "str", "args",
+    "attrs"}`` (``attrs``: the object's JSON-able attributes, e.g. a ``FAIL``
+    signal's ``flag``). Builtin exceptions and ``statemachine.signals`` /
+    ``statemachine.errors`` classes are rebuilt on decoding (so
+    ``isinstance(state.result, TimeoutError)`` holds in a replay); anything
+    else becomes a read-only ``DescribedResult``;
+``result_cut``
+    a result whose JSON is longer than ``RESULT_LIMIT`` characters: its first
+    ``RESULT_LIMIT`` characters of JSON are kept, decoded as ``CutResult``;
+``result_flow``
+    a flow's final result (``{Task: State}``) is not stored: the ledger holds
+    each task's events, and ``EventStore.rebuild`` puts ``{key: State}`` back.
+
+Times are ISO-8601 UTC strings. Every JSON text the ledger stores is produced
+by ``to_json`` (compact, deterministic) so the hash chain can be recomputed
+from the stored text alone.
+"""
+
+from __future__ import annotations
+
+import builtins
+import datetime
+import json
+from typing import Any
+
+from statemachine import errors as sm_errors
+from statemachine import signals as sm_signals
+from statemachine.states import STATE_CLASSES, State, utcnow
+
+__all__ = [
+    "RESULT_LIMIT",
+    "encode_state",
+    "decode_state",
+    "state_to_json",
+    "state_from_json",
+    "to_json",
+    "describe",
+    "DescribedResult",
+    "CutResult",
+    "iso",
+    "parse_time",
+    "type_name",
+    "type_name_of_class",
+    "utcnow",
+]
+
+#: Results whose JSON is longer than this many characters are cut (64 KiB).
+RESULT_LIMIT = 64 * 1024
+
+#: Compact, deterministic JSON (the hash chain hashes these texts).
+to_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+_SCALARS = (str, int, float, bool)
+_UTC = datetime.timezone.utc
+#: Modules whose exception classes are rebuilt from their description.
+_REBUILT_MODULES = {
+    "builtins": builtins,
+    "statemachine.signals": sm_signals,
+    "statemachine.errors": sm_errors,
+}
+
+
+# --- results that are not JSON -------------------------------------------------
+
+
+class DescribedResult:
+    """A stored result that was not JSON: its type, repr, str, args and attributes.
+
+    Read-only; ``repr()`` is the original's repr and ``str()`` its str. The
+    original's JSON-able attributes are attributes here too.
+    """
+
+    __slots__ = ("type", "module", "args", "attrs", "_repr", "_str")
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        set_ = object.__setattr__
+        set_(self, "type", data.get("type", "?"))
+        set_(self, "module", data.get("module", "?"))
+        set_(self, "args", tuple(data.get("args") or ()))
+        set_(self, "attrs", dict(data.get("attrs") or {}))
+        set_(self, "_repr", data.get("repr", ""))
+        set_(self, "_str", data.get("str", ""))
+
+    def __getattr__(self, name: str) -> Any:
+        attrs = object.__getattribute__(self, "attrs")
+        if name in attrs:
+            return attrs[name]
+        raise AttributeError(
+            f"The stored {object.__getattribute__(self, 'type')} result has no attribute {name!r} "
+            f"(stored attributes: {', '.join(attrs) or 'none'})"
+        )
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("a result read back from the ledger is read-only")
+
+    def __repr__(self) -> str:
+        return self._repr
+
+    def __str__(self) -> str:
+        return self._str
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, DescribedResult):
+            return (self.type, self.module, self._repr, self.attrs) == (
+                other.type, other.module, other._repr, other.attrs,
+            )
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self.type, self._repr))
+
+    def describe(self) -> dict[str, Any]:
+        """The stored description, as it is in the ledger."""
+        return {
+            "type": self.type, "module": self.module, "repr": self._repr, "str": self._str,
+            "args": list(self.args), "attrs": dict(self.attrs),
+        }
+
+
+class CutResult(str):
+    """The first ``RESULT_LIMIT`` characters of a result's JSON; ``size`` is the full length."""
+
+    size: int
+
+    def __new__(cls, head: str, size: int) -> "CutResult":
+        obj = super().__new__(cls, head)
+        obj.size = size
+        return obj
+
+    def __repr__(self) -> str:
+        return f"<result cut: {self.size} characters of JSON, first {len(self)} kept>"
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        to_json(value)
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return True
+
+
+def _safe(fn: Any, obj: Any) -> str:
+    try:
+        return fn(obj)
+    except Exception as exc:  # a broken __repr__ must not break the ledger
+        return f"<{type(obj).__name__}: {fn.__name__} raised {type(exc).__name__}>"
+
+
+def describe(obj: Any) -> dict[str, Any]:
+    """A JSON-able description of any object: type, module, repr, str, args, attributes."""
+    cls = type(obj)
+    data: dict[str, Any] = {
+        "type": cls.__qualname__,
+        "module": cls.__module__,
+        "repr": _safe(repr, obj)[:RESULT_LIMIT],
+        "str": _safe(str, obj)[:RESULT_LIMIT],
+    }
+    args = getattr(obj, "args", None) if isinstance(obj, BaseException) else None
+    if isinstance(args, tuple):
+        data["args"] = [a if _jsonable(a) else _safe(repr, a) for a in args]
+    attrs = {}
+    for name, value in (getattr(obj, "__dict__", None) or {}).items():
+        if not name.startswith("_") and _jsonable(value):
+            attrs[name] = value
+    if attrs:
+        data["attrs"] = attrs
+    return data
+
+
+def _rebuild(data: dict[str, Any]) -> Any:
+    """The original exception when its class is a builtin or ours, else a DescribedResult."""
+    module = _REBUILT_MODULES.get(data.get("module", ""))
+    cls = getattr(module, data.get("type", ""), None) if module is not None else None
+    if not (isinstance(cls, type) and issubclass(cls, BaseException)):
+        return DescribedResult(data)
+    args = data.get("args", ())
+    try:
+        try:
+            obj = cls(*args)
+        except Exception:  # a constructor that wants other arguments (e.g. ENDRUN(state))
+            obj = cls.__new__(cls)
+            BaseException.__init__(obj, *args)
+        for name, value in (data.get("attrs") or {}).items():
+            setattr(obj, name, value)
+    except Exception:
+        return DescribedResult(data)
+    return obj
+
+
+# --- states --------------------------------------------------------------------
+
+
+def iso(value: datetime.datetime) -> str:
+    """A datetime as a fixed-width ISO-8601 UTC string (naive datetimes are taken as UTC)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=_UTC)
+    elif value.utcoffset():
+        value = value.astimezone(_UTC)
+    return value.isoformat(timespec="microseconds")
+
+
+def parse_time(text: str) -> datetime.datetime:
+    """The datetime of an ``iso()`` string."""
+    return datetime.datetime.fromisoformat(text)
+
+
+def _encode_result(result: Any, data: dict[str, Any]) -> None:
+    if type(result) in _SCALARS:
+        if type(result) is str and len(result) > RESULT_LIMIT:
+            _cut(to_json(result), data)
+        else:
+            data["result"] = result
+        return
+    if isinstance(result, dict) and result and all(isinstance(v, State) for v in result.values()):
+        data["result_flow"] = True  # a flow's {Task: State}: rebuilt from the task events
+        return
+    if isinstance(result, (dict, list, tuple)) and not isinstance(result, BaseException):
+        try:
+            text = to_json(result)
+        except (TypeError, ValueError, RecursionError):
+            text = None
+        if text is not None:
+            if len(text) > RESULT_LIMIT:
+                _cut(text, data)
+            elif type(result) is tuple:
+                data["result_tuple"] = list(result)
+            else:
+                data["result"] = result
+            return
+    data["result_described"] = describe(result)
+
+
+def _cut(text: str, data: dict[str, Any]) -> None:
+    data["result_cut"] = {"size": len(text), "head": text[:RESULT_LIMIT]}
+
+
+_type_names: dict[type, str] = {cls: name for name, cls in STATE_CLASSES.items()}
+
+
+def type_name_of_class(cls: type) -> str:
+    """The name of ``cls``'s nearest library State class (itself, for the library's own)."""
+    name = _type_names.get(cls)
+    if name is None:
+        name = next(c.__name__ for c in cls.__mro__ if STATE_CLASSES.get(c.__name__) is c)
+        _type_names[cls] = name
+    return name
+
+
+def type_name(state: State) -> str:
+    """The stored ``state`` name of a State (see ``type_name_of_class``)."""
+    return _type_names.get(type(state)) or type_name_of_class(type(state))
+
+
+def encode_state(state: State) -> dict[str, Any]:
+    """A JSON-able dict of ``state``: type, message, result, extra fields, context."""
+    cls = type(state)
+    data: dict[str, Any] = {"type": type_name_of_class(cls)}
+    if STATE_CLASSES.get(cls.__name__) is not cls:  # a user's subclass: name it too
+        data["class"] = f"{cls.__module__}.{cls.__qualname__}"
+    if state.message is not None:
+        data["message"] = state.message
+    if state.result is not None:
+        _encode_result(state.result, data)
+    for field in cls.extra_fields:
+        value = getattr(state, field, None)
+        data[field] = iso(value) if isinstance(value, datetime.datetime) else value
+    if state.context:
+        data["context"] = {
+            k: v if _jsonable(v) else {"described": describe(v)} for k, v in state.context.items()
+            if isinstance(k, str)
+        }
+    return data
+
+
+def decode_state(data: dict[str, Any]) -> State:
+    """The State of an ``encode_state`` dict (a flow's result stays None: see module doc)."""
+    cls = STATE_CLASSES.get(data.get("type", ""), State)
+    state = cls(data.get("message"), context=data.get("context"))
+    if "result" in data:
+        state.result = data["result"]
+    elif "result_described" in data:
+        state.result = _rebuild(data["result_described"])
+    elif "result_tuple" in data:
+        state.result = tuple(data["result_tuple"])
+    elif "result_cut" in data:
+        cut = data["result_cut"]
+        state.result = CutResult(cut.get("head", ""), cut.get("size", 0))
+    for field in cls.extra_fields:
+        value = data.get(field)
+        if field == "start_time" and isinstance(value, str):
+            value = parse_time(value)
+        setattr(state, field, value)
+    return state
+
+
+#: Texts of states with no result, extras or context, by (class, message).
+_simple_texts: dict[tuple[type, str | None], str] = {}
+
+
+def state_to_json(state: State) -> str:
+    """``to_json(encode_state(state))``, memoised for the common result-less states."""
+    if state.result is None and not state.context and not type(state).extra_fields:
+        key = (type(state), state.message)
+        text = _simple_texts.get(key)
+        if text is None:
+            text = to_json(encode_state(state))
+            if len(_simple_texts) < 4096:
+                _simple_texts[key] = text
+        return text
+    return to_json(encode_state(state))
+
+
+_loads = json.loads
+
+
+def state_from_json(text: str) -> State:
+    """The State of a ``state_to_json`` text."""
+    return decode_state(_loads(text))

@@ -1,0 +1,78 @@
+"""Errors of the ledger, under ``statemachine.errors.LedgerError``.
+
+::
+
+    LedgerError (statemachine.errors)        the ledger cannot be opened, read or written
+    ├── NotALedgerError                       the file is not SQLite, or SQLite but not a ledger
+    ├── SchemaVersionError                    the ledger was written by a newer schema version
+    ├── LedgerWriteError                      an append (or the creation of the file) failed
+    │   └── LedgerLocationError               the folder is missing or cannot be written
+    └── RunNotFoundError (KeyError)           no event of that run id in the ledger
+
+Every message names the file, says what was expected and found and what to
+do; the facts are attributes too (``path`` always).
+"""
+
+from __future__ import annotations
+
+from statemachine.errors import LedgerError
+
+__all__ = [
+    "LedgerError",
+    "NotALedgerError",
+    "SchemaVersionError",
+    "LedgerWriteError",
+    "LedgerLocationError",
+    "RunNotFoundError",
+]
+
+
+class NotALedgerError(LedgerError):
+    """The file is not a SQLite database, or a SQLite database that is not a ledger.
+
+    ``found`` says what the file is instead.
+    """
+
+    def __init__(self, message: str, path: str | None = None, found: str = "") -> None:
+        super().__init__(message, path)
+        self.found = found
+
+
+class SchemaVersionError(LedgerError):
+    """The ledger was written by a newer stateledger (``found`` > ``supported``)."""
+
+    def __init__(self, message: str, path: str | None = None, found: int = 0, supported: int = 0) -> None:
+        super().__init__(message, path)
+        self.found = found
+        self.supported = supported
+
+
+class LedgerWriteError(LedgerError):
+    """An append failed: disk full, locked past the timeout, read-only, removed.
+
+    ``reason`` is a short word for the cause (``"full"``, ``"locked"``,
+    ``"read-only"``, ``"removed"``, ``"io"``, ``"location"``).
+    """
+
+    def __init__(self, message: str, path: str | None = None, reason: str = "io") -> None:
+        super().__init__(message, path)
+        self.reason = reason
+
+
+class LedgerLocationError(LedgerWriteError):
+    """The ledger's folder does not exist or cannot be written; nothing was created."""
+
+    def __init__(self, message: str, path: str | None = None, folder: str = "") -> None:
+        super().__init__(message, path, "location")
+        self.folder = folder
+
+
+class RunNotFoundError(LedgerError, KeyError):
+    """No event of ``run_id`` is in the ledger."""
+
+    def __init__(self, message: str, path: str | None = None, run_id: str = "") -> None:
+        super().__init__(message, path)
+        self.run_id = run_id
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])

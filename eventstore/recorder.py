@@ -1,0 +1,588 @@
+"""Recorders: where event rows are kept. The only module that talks to SQLite.
+
+A *row* is the event as stored text, in ``CONTENT`` order (everything but
+``seq``, ``prev_hash`` and ``hash``). A recorder appends rows, chaining each
+run's hashes (``hash = sha256(prev_hash + canonical JSON of the row)``), keeps
+a ``runs`` summary in the same transaction, answers queries, and keeps the
+durable-subscription cursors. Two recorders share this interface:
+
+* ``SQLiteRecorder``: one SQLite file (WAL), schema made with sqlite-utils,
+  version in ``PRAGMA user_version``; one transaction per append
+  (``BEGIN IMMEDIATE``: several processes may write at once, ``seq`` is the
+  rowid assigned inside the write lock, so it is unique and increasing);
+  ``sqlite3`` errors become ``eventstore.errors`` where they meet the database.
+* ``MemoryRecorder``: plain Python lists, for ``EventStore(":memory:")``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Sequence
+
+import sqlite_utils
+
+from .codec import to_json
+from .errors import (
+    LedgerError, LedgerLocationError, LedgerWriteError, NotALedgerError, SchemaVersionError,
+)
+
+__all__ = [
+    "SCHEMA_VERSION", "APPLICATION_ID", "CONTENT", "COLUMNS", "Query", "RunRecord",
+    "chain_hash", "SQLiteRecorder", "MemoryRecorder", "FINISHED_TYPES",
+]
+
+#: The schema this code writes (``PRAGMA user_version``); newer files are refused.
+SCHEMA_VERSION = 1
+#: ``PRAGMA application_id`` of a ledger file ("STLG"): tells a ledger from other SQLite files.
+APPLICATION_ID = 0x53544C47
+
+#: The hashed content of an event, in row order.
+CONTENT = (
+    "event_id", "run_id", "timestamp", "kind", "name", "key", "flow", "attempt", "state",
+    "old_state", "new_state", "proposed_state", "rewritten_by", "actor",
+)
+#: A stored row: seq, the content, prev_hash, hash.
+COLUMNS = ("seq", *CONTENT, "prev_hash", "hash")
+_RUN, _TS, _KIND, _FLOW, _STATE = 1, 2, 3, 6, 8  # positions in a content row
+_I_RUN, _I_TS, _I_KIND, _I_NAME, _I_KEY, _I_STATE, _I_REWRITTEN = 2, 3, 4, 5, 6, 9, 13  # in a stored row
+
+#: ``state`` names that end a flow run (its ``ended`` time is set).
+FINISHED_TYPES = frozenset(
+    {"Finished", "Success", "Cached", "Skipped", "Failed", "TriggerFailed", "TimedOut", "Cancelled"}
+)
+
+_sha256 = hashlib.sha256
+
+
+def chain_hash(prev_hash: str | None, row: Sequence[Any]) -> str:
+    """The hash of a content row chained to the run's previous hash."""
+    return _sha256(((prev_hash or "") + to_json(row)).encode()).hexdigest()
+
+
+@dataclass(slots=True)
+class Query:
+    """Which rows to read; every field ``None`` means "no condition"."""
+
+    run_id: str | None = None
+    kind: str | None = None
+    key: str | None = None
+    name: str | None = None
+    types: frozenset[str] | None = None  # stored ``state`` names
+    since: str | None = None  # ISO UTC, inclusive
+    until: str | None = None  # ISO UTC, inclusive
+    rewritten: bool | None = None
+    after_seq: int | None = None  # exclusive
+    until_seq: int | None = None  # inclusive
+    limit: int | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class RunRecord:
+    """One run as the ``runs`` table keeps it: the flow's latest state, times and event count."""
+
+    run_id: str
+    flow: str
+    state: str  # the flow's latest state type, e.g. "Running", "Failed"
+    started: datetime.datetime
+    ended: datetime.datetime | None
+    events: int
+
+    @property
+    def finished(self) -> bool:
+        return self.ended is not None
+
+
+def _run_record(r: Sequence[Any]) -> RunRecord:
+    return RunRecord(
+        r[0], r[1], r[2], datetime.datetime.fromisoformat(r[3]),
+        datetime.datetime.fromisoformat(r[4]) if r[4] else None, r[5],
+    )
+
+
+# --- SQLite ----------------------------------------------------------------------
+
+_INSERT = f"INSERT INTO events ({', '.join(COLUMNS[1:])}) VALUES ({', '.join('?' * (len(COLUMNS) - 1))})"
+_LAST = "SELECT last_hash FROM runs WHERE run_id = ?"
+_NEW_RUN = (
+    "INSERT INTO runs (run_id, flow, state, started, ended, events, first_seq, last_seq, last_hash) "
+    "VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)"
+)
+_UPDATE_RUN = (
+    "UPDATE runs SET events = events + 1, last_seq = ?, last_hash = ?, "
+    "state = coalesce(?, state), ended = coalesce(?, ended) WHERE run_id = ?"
+)
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM events"
+_RUN_COLUMNS = "run_id, flow, state, started, ended, events"
+
+
+def _schema_sql() -> list[str]:
+    """The schema, written by sqlite-utils (executed inside our own transaction)."""
+    db = sqlite_utils.Database(memory=True)
+    try:
+        events = db.create_table_sql(
+            "events",
+            {c: (int if c in ("seq", "attempt") else str) for c in COLUMNS},
+            pk="seq", not_null={"event_id", "run_id", "timestamp", "kind", "key", "state", "hash"},
+            if_not_exists=True,
+        )
+        runs = db.create_table_sql(
+            "runs",
+            {"run_id": str, "flow": str, "state": str, "started": str, "ended": str,
+             "events": int, "first_seq": int, "last_seq": int, "last_hash": str},
+            pk="run_id", if_not_exists=True,
+        )
+        cursors = db.create_table_sql(
+            "cursors", {"name": str, "seq": int, "filter": str, "updated": str},
+            pk="name", if_not_exists=True,
+        )
+    finally:
+        db.close()
+    return [
+        events, runs, cursors,
+        "CREATE INDEX IF NOT EXISTS events_run ON events (run_id)",
+        "CREATE INDEX IF NOT EXISTS runs_first ON runs (first_seq)",
+    ]
+
+
+def _write_error(exc: sqlite3.Error, path: str, timeout: float, doing: str) -> LedgerWriteError:
+    code = getattr(exc, "sqlite_errorname", "") or ""
+    if code.startswith("SQLITE_BUSY") or code.startswith("SQLITE_LOCKED"):
+        return LedgerWriteError(
+            f"Could not {doing} ledger {path}: another process kept it locked for more than "
+            f"{timeout:g} s ({exc}). Retry, or give EventStore a longer timeout=.", path, "locked")
+    if code.startswith("SQLITE_FULL"):
+        return LedgerWriteError(
+            f"Could not {doing} ledger {path}: the disk is full ({exc}). Free some space, or point "
+            "STATELEDGER_DB at another disk.", path, "full")
+    if code.startswith("SQLITE_READONLY"):
+        return LedgerWriteError(
+            f"Could not {doing} ledger {path}: the file is read-only ({exc}). Make it writable, or "
+            "use another ledger file.", path, "read-only")
+    return LedgerWriteError(
+        f"Could not {doing} ledger {path}: {exc} ({code or type(exc).__name__}). Check that the file "
+        "still exists, is writable and that its disk is healthy.", path, "io")
+
+
+class SQLiteRecorder:
+    """Event rows in one SQLite file. See the module docstring."""
+
+    def __init__(self, path: str, *, durability: str = "normal", timeout: float = 10.0) -> None:
+        if durability not in ("normal", "full"):
+            raise ValueError(f'durability must be "normal" or "full", got {durability!r}')
+        self.path = os.path.abspath(path)
+        self.timeout = timeout
+        self._lock = threading.RLock()
+        created = self._check_location()
+        try:
+            self._conn = sqlite3.connect(
+                self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise LedgerError(f"Could not open ledger {self.path}: {exc}", self.path) from exc
+        try:
+            self._open(durability, created)
+        except BaseException:
+            self._conn.close()
+            if created and os.path.exists(self.path) and os.path.getsize(self.path) == 0:
+                os.unlink(self.path)
+            raise
+        self._cur = self._conn.cursor()
+        st = os.stat(self.path)
+        self._ino = (st.st_dev, st.st_ino)
+
+    # --- opening ------------------------------------------------------------------
+
+    def _check_location(self) -> bool:
+        """Refuse a missing or unwritable folder, and files that are not SQLite; True if new."""
+        folder = os.path.dirname(self.path)
+        if not os.path.isdir(folder):
+            raise LedgerLocationError(
+                f"Cannot create ledger {self.path}: the folder {folder} does not exist. Create it "
+                "first, or point STATELEDGER_DB at a file in an existing folder.", self.path, folder)
+        if os.path.isdir(self.path):
+            raise NotALedgerError(
+                f"{self.path} is a folder, not a ledger file. Give the path of a file (e.g. "
+                f"{os.path.join(self.path, 'ledger.db')}).", self.path, "a folder")
+        exists = os.path.exists(self.path)
+        if not exists or os.path.getsize(self.path) == 0:
+            if not _writable(folder) or (exists and not _writable(self.path)):
+                raise LedgerLocationError(
+                    f"Cannot create ledger {self.path}: the folder {folder} cannot be written. "
+                    "Choose a folder you can write to.", self.path, folder)
+            return not exists
+        try:
+            with open(self.path, "rb") as f:
+                header = f.read(16)
+        except OSError as exc:
+            raise LedgerError(f"Cannot read ledger {self.path}: {exc}", self.path) from exc
+        if header != b"SQLite format 3\x00":
+            raise NotALedgerError(
+                f"{self.path} is not a ledger: it is not a SQLite database (it starts with "
+                f"{header[:8]!r}). Point STATELEDGER_DB (or EventStore's path) at a ledger file or "
+                "at a new file.", self.path, "not SQLite")
+        return False
+
+    def _open(self, durability: str, created: bool) -> None:
+        """Check the file is a ledger we can read (no writes yet), then configure it."""
+        conn = self._conn
+        try:
+            app_id, version, tables = self._identity()
+        except sqlite3.DatabaseError as exc:
+            raise NotALedgerError(
+                f"{self.path} is not a ledger: SQLite cannot read it ({exc}). Point "
+                "STATELEDGER_DB at a ledger file or at a new file.", self.path, "unreadable") from exc
+        if app_id == APPLICATION_ID and version > SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"Ledger {self.path} was written by schema version {version}; this stateledger reads "
+                f"up to {SCHEMA_VERSION}. Upgrade stateledger or point STATELEDGER_DB elsewhere.",
+                self.path, version, SCHEMA_VERSION)
+        if app_id != APPLICATION_ID and (app_id != 0 or tables):
+            found = f"a SQLite database with tables {', '.join(sorted(tables))}" if tables else (
+                f"a SQLite database of another application (application_id {app_id:#x})")
+            raise NotALedgerError(
+                f"{self.path} is not a ledger: it is {found}. Point STATELEDGER_DB (or EventStore's "
+                "path) at a ledger file or at a new file.", self.path, found)
+        conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+        if app_id != APPLICATION_ID or version < SCHEMA_VERSION:
+            self._create_schema()
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                self._retry(lambda: conn.execute("PRAGMA journal_mode = WAL"))
+        except sqlite3.Error as exc:
+            raise _write_error(exc, self.path, self.timeout, "configure") from exc
+        conn.execute(f"PRAGMA synchronous = {'FULL' if durability == 'full' else 'NORMAL'}")
+
+    def _identity(self) -> tuple[int, int, set[str]]:
+        conn = self._conn
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        return app_id, version, tables
+
+    def _create_schema(self) -> None:
+        """Create the tables under the write lock (other processes may be creating it too)."""
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                app_id, version, tables = self._identity()
+                if app_id != APPLICATION_ID and tables:
+                    raise NotALedgerError(
+                        f"{self.path} is not a ledger: another program created tables "
+                        f"{', '.join(sorted(tables))} in it.", self.path, "another database")
+                if version < SCHEMA_VERSION:
+                    for sql in _schema_sql():
+                        conn.execute(sql)
+                    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise _write_error(exc, self.path, self.timeout, "create") from exc
+
+    def _retry(self, fn: Any) -> Any:
+        """Retry a statement SQLite refuses with BUSY without calling the busy handler."""
+        import time
+
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                return fn()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
+    # --- writing --------------------------------------------------------------------
+
+    def _check_file(self) -> None:
+        """The file must still be the one we opened, and writable (root ignores file modes)."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            raise LedgerWriteError(
+                f"Could not append to ledger {self.path}: the file was removed. Nothing more of this "
+                "run is recorded; restore the file or use another ledger.", self.path, "removed") from None
+        if (st.st_dev, st.st_ino) != self._ino:
+            raise LedgerWriteError(
+                f"Could not append to ledger {self.path}: the file was replaced by another file since "
+                "it was opened. Open the ledger again.", self.path, "removed")
+        if not st.st_mode & 0o222:
+            raise LedgerWriteError(
+                f"Could not append to ledger {self.path}: the file was made read-only. Make it "
+                "writable (chmod u+w), or use another ledger.", self.path, "read-only")
+
+    def append(self, row: Sequence[Any], prev_hash: Any = None, hash: str | None = None) -> tuple[int, str | None, str]:
+        """Commit one content row; return (seq, prev_hash, hash).
+
+        With ``hash`` given (an import), the row keeps ``prev_hash`` and ``hash``,
+        which must continue the run's chain.
+        """
+        with self._lock:
+            self._check_file()
+            cur = self._cur
+            run_id = row[_RUN]
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+                try:
+                    found = cur.execute(_LAST, (run_id,)).fetchone()
+                    last = found[0] if found is not None else None
+                    if hash is None:
+                        prev_hash, hash_ = last, chain_hash(last, row)
+                    else:
+                        _check_continues(self.path, row, last, prev_hash)
+                        hash_ = hash
+                    cur.execute(_INSERT, (*row, prev_hash, hash_))
+                    seq = cur.lastrowid
+                    state = row[_STATE] if row[_KIND] == "flow" else None
+                    ended = row[_TS] if state in FINISHED_TYPES else None
+                    if found is None:
+                        cur.execute(_NEW_RUN, (run_id, row[_FLOW], state or "Pending", row[_TS], ended, seq, seq, hash_))
+                    else:
+                        cur.execute(_UPDATE_RUN, (seq, hash_, state, ended, run_id))
+                    cur.execute("COMMIT")
+                except BaseException:
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise _write_error(exc, self.path, self.timeout, "append to") from exc
+            return seq, prev_hash, hash_
+
+    # --- reading --------------------------------------------------------------------
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise LedgerError(f"Could not read ledger {self.path}: {exc}", self.path) from exc
+
+    def select(self, q: Query) -> list[tuple[Any, ...]]:
+        """Stored rows (``COLUMNS``) matching ``q``, in seq order."""
+        where, params = _where(q)
+        sql = _SELECT + where + " ORDER BY seq"
+        if q.limit is not None:
+            sql += f" LIMIT {int(q.limit)}"
+        return self._read(sql, params)
+
+    def iter_rows(self, q: Query, batch: int = 5000) -> Iterator[tuple[Any, ...]]:
+        """Like ``select`` but in batches, for very long runs."""
+        after = q.after_seq
+        remaining = q.limit
+        while remaining is None or remaining > 0:
+            size = batch if remaining is None else min(batch, remaining)
+            part = Query(**{f: getattr(q, f) for f in q.__slots__})  # type: ignore[attr-defined]
+            part.after_seq, part.limit = after, size
+            rows = self.select(part)
+            yield from rows
+            if len(rows) < size:
+                return
+            after = rows[-1][0]
+            if remaining is not None:
+                remaining -= len(rows)
+
+    def latest(self, run_id: str, until_seq: int | None = None, until: str | None = None) -> list[tuple[Any, ...]]:
+        """(seq, kind, key, name, flow, new_state) of each object's last event in the run."""
+        cond, params = "run_id = ?", [run_id]
+        if until_seq is not None:
+            cond += " AND seq <= ?"
+            params.append(until_seq)
+        if until is not None:
+            cond += " AND timestamp <= ?"
+            params.append(until)
+        return self._read(
+            "SELECT seq, kind, key, name, flow, new_state FROM events WHERE seq IN "
+            f"(SELECT max(seq) FROM events WHERE {cond} GROUP BY kind, key) ORDER BY seq", params)
+
+    def runs(self, flow: str | None = None, types: Iterable[str] | None = None,
+             limit: int | None = None, run_id: str | None = None) -> list[RunRecord]:
+        """Runs, newest first."""
+        conds, params = [], []
+        for col, value in (("flow", flow), ("run_id", run_id)):
+            if value is not None:
+                conds.append(f"{col} = ?")
+                params.append(value)
+        if types is not None:
+            types = list(types)
+            conds.append(f"state IN ({', '.join('?' * len(types))})")
+            params += types
+        sql = f"SELECT {_RUN_COLUMNS} FROM runs"
+        if conds:
+            sql += " WHERE " + " AND ".join(conds)
+        sql += " ORDER BY first_seq DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [_run_record(r) for r in self._read(sql, params)]
+
+    def run_chain_ends(self) -> dict[str, tuple[int, str]]:
+        """run_id -> (events, last_hash) as the runs table says."""
+        return {r[0]: (r[1], r[2]) for r in self._read("SELECT run_id, events, last_hash FROM runs")}
+
+    def max_seq(self) -> int:
+        return self._read("SELECT max(seq) FROM events")[0][0] or 0
+
+    # --- cursors ----------------------------------------------------------------------
+
+    def load_cursor(self, name: str) -> tuple[int, str] | None:
+        rows = self._read("SELECT seq, filter FROM cursors WHERE name = ?", (name,))
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def save_cursor(self, name: str, seq: int, filter_text: str, updated: str) -> None:
+        with self._lock:
+            self._check_file()
+            try:
+                self._conn.execute(
+                    "INSERT INTO cursors (name, seq, filter, updated) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT(name) DO UPDATE SET seq = excluded.seq, filter = excluded.filter, "
+                    "updated = excluded.updated", (name, seq, filter_text, updated))
+            except sqlite3.Error as exc:
+                raise _write_error(exc, self.path, self.timeout, "save a cursor in") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._cur.close()
+            self._conn.close()
+
+
+def _writable(path: str) -> bool:
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return os.access(path, os.W_OK) and bool(mode & 0o222)
+
+
+def _check_continues(path: str, row: Sequence[Any], last: str | None, prev_hash: str | None) -> None:
+    if (last or None) != (prev_hash or None):
+        raise LedgerError(
+            f"Cannot import event {row[0]} of run {row[_RUN]} into ledger {path}: it follows hash "
+            f"{prev_hash or '(none: the run starts here)'} but the ledger's run ends with "
+            f"{last or '(nothing: the run is not in this ledger)'}. Import a run once, whole, into a "
+            "ledger that does not hold it yet.", path)
+
+
+def _where(q: Query) -> tuple[str, list[Any]]:
+    conds: list[str] = []
+    params: list[Any] = []
+    for col, op, value in (
+        ("run_id", "=", q.run_id), ("kind", "=", q.kind), ("key", "=", q.key), ("name", "=", q.name),
+        ("timestamp", ">=", q.since), ("timestamp", "<=", q.until),
+        ("seq", ">", q.after_seq), ("seq", "<=", q.until_seq),
+    ):
+        if value is not None:
+            conds.append(f"{col} {op} ?")
+            params.append(value)
+    if q.types is not None:
+        conds.append(f"state IN ({', '.join('?' * len(q.types))})")
+        params += sorted(q.types)
+    if q.rewritten is not None:
+        conds.append("rewritten_by != '[]'" if q.rewritten else "rewritten_by = '[]'")
+    return (" WHERE " + " AND ".join(conds)) if conds else "", params
+
+
+# --- memory ----------------------------------------------------------------------
+
+
+class MemoryRecorder:
+    """Event rows in Python lists: the same interface as ``SQLiteRecorder``, nothing on disk."""
+
+    path = ":memory:"
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[Any, ...]] = []
+        self._by_run: dict[str, list[tuple[Any, ...]]] = {}
+        self._runs: dict[str, list[Any]] = {}  # run_id -> [flow, state, started, ended, events, first_seq, last_hash]
+        self._cursors: dict[str, tuple[int, str]] = {}
+
+    def append(self, row: Sequence[Any], prev_hash: Any = None, hash: str | None = None) -> tuple[int, str | None, str]:
+        run_id = row[1]
+        run = self._runs.get(run_id)
+        last = run[6] if run is not None else None
+        if hash is None:
+            prev_hash = last
+            hash = _sha256(((last or "") + to_json(row)).encode()).hexdigest()
+        else:
+            _check_continues(self.path, row, last, prev_hash)
+        seq = len(self.rows) + 1
+        stored = (seq, *row, prev_hash, hash)
+        self.rows.append(stored)
+        state = row[_STATE] if row[_KIND] == "flow" else None
+        if run is None:
+            self._by_run[run_id] = [stored]
+            self._runs[run_id] = [row[_FLOW], state or "Pending", row[_TS],
+                                  row[_TS] if state in FINISHED_TYPES else None, 1, seq, hash]
+        else:
+            self._by_run[run_id].append(stored)
+            run[4] += 1
+            run[6] = hash
+            if state is not None:
+                run[1] = state
+                if state in FINISHED_TYPES:
+                    run[3] = row[_TS]
+        return seq, prev_hash, hash
+
+    def select(self, q: Query) -> list[tuple[Any, ...]]:
+        rows: Iterable[tuple[Any, ...]] = self.rows if q.run_id is None else self._by_run.get(q.run_id, ())
+        checks = []
+        for i, value in ((_I_KIND, q.kind), (_I_KEY, q.key), (_I_NAME, q.name)):
+            if value is not None:
+                checks.append(lambda r, i=i, v=value: r[i] == v)
+        if q.types is not None:
+            checks.append(lambda r, t=q.types: r[_I_STATE] in t)
+        if q.since is not None:
+            checks.append(lambda r, v=q.since: r[_I_TS] >= v)
+        if q.until is not None:
+            checks.append(lambda r, v=q.until: r[_I_TS] <= v)
+        if q.after_seq is not None:
+            checks.append(lambda r, v=q.after_seq: r[0] > v)
+        if q.until_seq is not None:
+            checks.append(lambda r, v=q.until_seq: r[0] <= v)
+        if q.rewritten is not None:
+            checks.append(lambda r, v=q.rewritten: (r[_I_REWRITTEN] != "[]") is v)
+        out = [r for r in rows if all(c(r) for c in checks)] if checks else list(rows)
+        return out[: q.limit] if q.limit is not None else out
+
+    def iter_rows(self, q: Query, batch: int = 5000) -> Iterator[tuple[Any, ...]]:
+        return iter(self.select(q))
+
+    def latest(self, run_id: str, until_seq: int | None = None, until: str | None = None) -> list[tuple[Any, ...]]:
+        last: dict[tuple[str, str], tuple[Any, ...]] = {}
+        for r in self._by_run.get(run_id, ()):
+            if (until_seq is not None and r[0] > until_seq) or (until is not None and r[_I_TS] > until):
+                break
+            last[(r[_I_KIND], r[_I_KEY])] = r
+        return [(r[0], r[4], r[6], r[5], r[7], r[11]) for r in sorted(last.values(), key=lambda r: r[0])]
+
+    def runs(self, flow: str | None = None, types: Iterable[str] | None = None,
+             limit: int | None = None, run_id: str | None = None) -> list[RunRecord]:
+        types = set(types) if types is not None else None
+        out = []
+        for rid, (f, state, started, ended, events, first_seq, _) in sorted(
+            self._runs.items(), key=lambda kv: -kv[1][5]
+        ):
+            if (flow is None or f == flow) and (types is None or state in types) and (run_id is None or rid == run_id):
+                out.append(_run_record((rid, f, state, started, ended, events)))
+        return out[:limit] if limit is not None else out
+
+    def run_chain_ends(self) -> dict[str, tuple[int, str]]:
+        return {rid: (r[4], r[6]) for rid, r in self._runs.items()}
+
+    def max_seq(self) -> int:
+        return len(self.rows)
+
+    def load_cursor(self, name: str) -> tuple[int, str] | None:
+        return self._cursors.get(name)
+
+    def save_cursor(self, name: str, seq: int, filter_text: str, updated: str) -> None:
+        self._cursors[name] = (seq, filter_text)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,67 @@
+"""``verify``: recompute every hash chain and say what does not hold.
+
+Each run's events form a chain: ``hash = sha256(prev_hash + canonical JSON of
+the event's content)`` and each event's ``prev_hash`` is the hash of the run's
+previous event. Walking the rows in ``seq`` order finds a changed event (its
+hash no longer matches its content), an inserted, deleted or reordered one
+(a ``prev_hash`` that is not the previous event's hash), and the ``runs``
+table, written in the same transaction as each event, catches events removed
+from the end of a run (its count and last hash no longer match).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .recorder import chain_hash
+
+if TYPE_CHECKING:
+    from .store import EventStore, Report
+
+__all__ = ["verify"]
+
+
+def verify(store: "EventStore", run_id: str | None = None) -> "Report":
+    """A ``Report`` of every run's chain (or only ``run_id``'s)."""
+    from .store import Problem, Report
+
+    ends = store._rec.run_chain_ends()
+    if run_id is not None:
+        if run_id not in ends:
+            raise store._not_found(run_id)
+        ends = {run_id: ends[run_id]}
+    last: dict[str, str | None] = {}
+    counts: dict[str, int] = {}
+    last_seq: dict[str, int] = {}
+    problems: list[Problem] = []
+    checked = 0
+    for row in store.rows(run_id):
+        checked += 1
+        seq, rid, prev, stored = row[0], row[2], row[15], row[16]
+        expected = last.get(rid)
+        if (prev or None) != (expected or None):
+            problems.append(Problem(
+                rid, seq, "chain broken",
+                "its prev_hash is not the hash of the run's previous event: an event before it was "
+                "deleted, inserted, reordered or rewritten with a new hash"))
+        if chain_hash(prev, row[1:15]) != stored:
+            problems.append(Problem(rid, seq, "changed", "its hash does not match its content: the event was changed"))
+        last[rid] = stored
+        counts[rid] = counts.get(rid, 0) + 1
+        last_seq[rid] = seq
+    for rid in counts.keys() - ends.keys():
+        problems.append(Problem(
+            rid, last_seq[rid], "inserted", "events of a run the runs table does not know: they were inserted"))
+    for rid, (events, last_hash) in ends.items():
+        found = counts.get(rid, 0)
+        if found != events:
+            problems.append(Problem(
+                rid, last_seq.get(rid), "count",
+                f"the runs table records {events} events but {found} are present: events were "
+                f"{'deleted' if found < events else 'inserted'}"))
+        elif last.get(rid) != last_hash:
+            problems.append(Problem(
+                rid, last_seq.get(rid), "missing",
+                "the run's last event is not the one recorded when it was committed"))
+    problems.sort(key=lambda p: (p.run_id, p.seq if p.seq is not None else 0))
+    return Report(not problems, checked, problems, len(ends.keys() | counts.keys()))
