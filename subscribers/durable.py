@@ -62,7 +62,10 @@ class DurableSubscription:
     ``store``: an ``eventstore.EventStore``, or a path to a ledger file
     (opened here and closed by ``close()``); default: the default ledger
     (``STATELEDGER_DB``). A new name starts before the first event of the
-    ledger. ``batch_size`` events are read per query.
+    ledger, or with ``start="end"`` after its last one (only what is committed
+    from now on); a known name resumes at its cursor. ``batch_size`` events
+    are read per query; the cursor is saved at least every
+    ``checkpoint_interval`` seconds of delivery.
     """
 
     def __init__(
@@ -75,15 +78,19 @@ class DurableSubscription:
         task: Any = None,
         states: Any = None,
         kinds: Any = None,
+        start: str = "beginning",
         batch_size: int = 1000,
         checkpoint_interval: float = 0.5,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ValueError(f"a durable subscription needs a non-empty name (str), got {name!r}")
+        if start not in ("beginning", "end"):
+            raise ValueError(f'start= takes "beginning" or "end", got {start!r}')
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         check_handler(listener, "listener(event)")
         self.name = name
+        self.start = start
         self.listener = listener
         self.filter = EventFilter(flow=flow, task=task, states=states, kinds=kinds)
         self.batch_size = batch_size
@@ -108,8 +115,9 @@ class DurableSubscription:
         given = self.filter.to_dict()
         found = self.store.load_cursor(self.name)
         if found is None:
-            self.store.save_cursor(self.name, 0, given)
-            return 0
+            seq = 0 if self.start == "beginning" else int(self.store.max_seq())
+            self.store.save_cursor(self.name, seq, given)
+            return seq
         seq, stored = found
         if stored != given:
             path = getattr(self.store, "path", None)

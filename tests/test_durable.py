@@ -15,7 +15,7 @@ import pytest
 from eventstore import EventStore
 from statemachine import Flow, task
 from statemachine.errors import NotCallableError, StateLedgerError
-from statemachine.filters import FilterError
+from statemachine.filters import EventFilter, FilterError
 from statemachine.states import Failed, Success
 from subscribers import DurableSubscription, SubscriptionConflictError, subscribe
 from subscribers.durable import SubscriptionStoreError
@@ -118,6 +118,26 @@ def test_the_cursor_survives_reopening_the_ledger_file(tmp_path):
     assert seqs(seen) == list(range(seen[0].seq, seen[0].seq + 6))
 
 
+def test_a_new_subscription_can_start_after_the_last_event(store):
+    failing_flow().run(store=store, run_id="old")
+    seen = []
+    sub = DurableSubscription("from-now", seen.append, store=store, start="end")
+    assert sub.catch_up() == 0
+    failing_flow().run(store=store, run_id="new")
+    assert sub.catch_up() == 6 and {e.run_id for e in seen} == {"new"}
+
+
+def test_without_a_store_it_reads_the_default_ledger(tmp_path, monkeypatch):
+    path = tmp_path / "default.db"
+    monkeypatch.setenv("STATELEDGER_DB", str(path))
+    failing_flow().run(run_id="default")
+    seen = []
+    DurableSubscription("default", seen.append).catch_up()
+    assert [e.run_id for e in seen] == ["default"] * 6
+    with EventStore(str(path)) as store:
+        assert store.load_cursor("default") == (seen[-1].seq, EventFilter().to_dict())
+
+
 def test_a_name_reused_with_a_different_filter_is_refused_and_the_same_filter_resumes(store):
     DurableSubscription("pager", print, store=store, states=[Failed, Success])
     DurableSubscription("pager", print, store=store, states=[Success, Failed])  # same filter, other order
@@ -135,6 +155,8 @@ def test_bad_input_is_refused(store):
         DurableSubscription("x", print, store=store, states=[ValueError])
     with pytest.raises(ValueError, match="non-empty name"):
         DurableSubscription("", print, store=store)
+    with pytest.raises(ValueError, match="start="):
+        DurableSubscription("x", print, store=store, start="now")
     with pytest.raises(SubscriptionStoreError, match="cannot keep a durable cursor"):
         DurableSubscription("x", print, store=object())
 
