@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import importlib
 import importlib.util
 import json
@@ -125,9 +126,10 @@ def open_ledger(db: str | None, *, create: bool = False) -> Iterator[Any]:
     from eventstore import EventStore
 
     path = ledger_path(db)
-    if not create and path != ":memory:" and not os.path.exists(path):
+    if not create and path != ":memory:" and (not os.path.exists(path) or os.path.getsize(path) == 0):
+        state = "does not exist" if not os.path.exists(path) else "is empty"
         raise LedgerError(
-            f"No ledger at {path}: the file does not exist. Pass the ledger with --db PATH "
+            f"No ledger at {path}: the file {state}. Pass the ledger with --db PATH "
             "(or set STATELEDGER_DB), or record a run first with: stateledger run FILE.py",
             path,
         )
@@ -138,19 +140,6 @@ def open_ledger(db: str | None, *, create: bool = False) -> Iterator[Any]:
         close = getattr(store, "close", None)
         if close is not None:
             close()
-
-
-def run_not_found(run_id: str, path: str) -> StateLedgerError:
-    """The library's error for an unknown run id (``eventstore.errors.RunNotFoundError``)."""
-    message = f"No run {run_id!r} in ledger {path}. List the runs with: stateledger runs --db {path}"
-    try:
-        from eventstore.errors import RunNotFoundError
-    except ImportError:  # the ledger package has no such error (yet)
-        return LedgerError(message, path)
-    try:
-        return RunNotFoundError(message, run_id=run_id, path=path)  # type: ignore[call-arg]
-    except TypeError:
-        return RunNotFoundError(message)
 
 
 # --- loading user code ---------------------------------------------------------
@@ -350,8 +339,6 @@ def show(run_id: str, db: str | None, as_json: bool) -> int:
     """
     with open_ledger(db) as store:
         events = store.history(run_id)
-        if not events:
-            raise run_not_found(run_id, ledger_path(db))
     click.echo(out.show_json(events) if as_json else out.show_text(events))
     return 0
 
@@ -359,9 +346,13 @@ def show(run_id: str, db: str | None, as_json: bool) -> int:
 @cli.command()
 @click.argument("run_id")
 @click.option("--handler", "handlers", multiple=True, metavar="MODULE:FUNCTION", help="A state handler to call with each past transition. Repeatable.")
+@click.option("--task", metavar="NAME", help="Only this task (name or key).")
+@click.option("--kind", type=click.Choice(["task", "flow"]), help="Only task or only flow transitions.")
+@state_option
 @db_option
 @json_option
-def replay(run_id: str, handlers: tuple[str, ...], db: str | None, as_json: bool) -> int:
+def replay(run_id: str, handlers: tuple[str, ...], task: str | None, kind: str | None, states: Any,
+           db: str | None, as_json: bool) -> int:
     """Replay a past run: feed its transitions to state handlers, run no task.
 
     Each handler is called as handler(stand_in, old_state, new_state), the
@@ -376,9 +367,8 @@ def replay(run_id: str, handlers: tuple[str, ...], db: str | None, as_json: bool
     loaded = [load_handler(spec) for spec in handlers]
     observer = out.ReplayPrinter(as_json)
     with open_ledger(db) as store:
-        if not store.history(run_id):
-            raise run_not_found(run_id, ledger_path(db))
-        store.replay(run_id, observer.listener, handlers=[observer.watch(h) for h in loaded])
+        store.replay(run_id, observer.listener, handlers=[observer.watch(h) for h in loaded],
+                     task=task, kinds=kind, states=states)
     observer.finish()
     return 1 if observer.failures else 0
 
@@ -408,8 +398,8 @@ def audit(run_id: str | None, kind: str | None, key: str | None, name: str | Non
             run_id, kind=kind, key=key, name=name, states=states, since=since, until=until,
             rewritten=True if rewritten else None, limit=limit,
         )
-        if run_id is not None and not events and not store.history(run_id):
-            raise run_not_found(run_id, ledger_path(db))
+        if run_id is not None and not events:
+            store.run(run_id)  # an unknown run id is an error, not an empty answer
     click.echo(out.events_json(events) if as_json else out.audit_table(events))
     return 0
 
@@ -428,8 +418,6 @@ def verify(run_id: str | None, db: str | None, as_json: bool) -> int:
       stateledger verify && echo intact
     """
     with open_ledger(db) as store:
-        if run_id is not None and not store.history(run_id):
-            raise run_not_found(run_id, ledger_path(db))
         report = store.verify(run_id)
     click.echo(out.verify_text(report, ledger_path(db), run_id, as_json))
     return 0 if report.ok else 1
@@ -449,14 +437,15 @@ def export(fmt: str, run_id: str | None, output: str, db: str | None) -> int:
       stateledger export --format csv > ledger.csv
     """
     with open_ledger(db) as store:
-        if run_id is not None and not store.history(run_id):
-            raise run_not_found(run_id, ledger_path(db))
         if output == "-":
             store.export(sys.stdout, format=fmt, run_id=run_id)
             sys.stdout.flush()
         else:
             store.export(output, format=fmt, run_id=run_id)
     return 0
+
+
+_BATCH = 1000  # events read per poll
 
 
 @cli.command()
@@ -481,22 +470,25 @@ def follow(run_id: str | None, flow: str | None, task: str | None, kind: str | N
     from .filters import EventFilter
 
     wanted = EventFilter(flow=flow, task=task, states=states, kinds=kind)
+    show = out.json_line if as_json else functools.partial(out.transition_line, with_run=True)
     seen = 0
-    with open_ledger(db) as store:
-        cursor = 0 if from_start else out.last_seq(store)
-        click.echo(f"Following {ledger_path(db)} after seq {cursor}; press Ctrl-C to stop", err=True)
-        try:
+    try:
+        with open_ledger(db) as store:
+            cursor = 0 if from_start else store.max_seq()
+            click.echo(f"Following {ledger_path(db)} after seq {cursor}; press Ctrl-C to stop", err=True)
             while True:
-                for event in store.events(run_id, after_seq=cursor):
+                batch = store.events(run_id, after_seq=cursor, limit=_BATCH)
+                for event in batch:
                     cursor = event.seq
                     if wanted.matches(event):
-                        click.echo(out.json_line(event) if as_json else out.transition_line(event, with_run=True))
+                        click.echo(show(event))
                         seen += 1
                         if count is not None and seen >= count:
                             return 0
-                time.sleep(interval)
-        except KeyboardInterrupt:
-            return 0
+                if len(batch) < _BATCH:  # caught up: wait for other processes to commit more
+                    time.sleep(interval)
+    except KeyboardInterrupt:  # the normal way to stop following
+        return 0
 
 
 @cli.command()

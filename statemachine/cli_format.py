@@ -22,7 +22,7 @@ from .states import State
 __all__ = [
     "fmt_time", "fmt_duration", "fmt_state", "event_dict", "json_line", "transition_line",
     "table", "runs_table", "runs_json", "filter_runs", "show_text", "show_json",
-    "audit_table", "events_json", "verify_text", "run_summary", "ReplayPrinter", "last_seq",
+    "audit_table", "events_json", "verify_text", "run_summary", "ReplayPrinter",
 ]
 
 _COLOURS = (("Failed", "red"), ("Success", "green"), ("Retrying", "yellow"), ("Running", "cyan"),
@@ -120,11 +120,12 @@ def jsonable(value: Any) -> Any:
 
 
 def state_dict(state: State | None) -> dict[str, Any] | None:
+    """A state as the ledger's codec writes it (so ``--json`` matches ``export``)."""
     if state is None:
         return None
-    data = {"type": type(state).__name__, "message": state.message, "result": jsonable(state.result)}
-    data.update({k: jsonable(v) for k, v in state.extras().items()})
-    return data
+    from eventstore.codec import encode_state
+
+    return encode_state(state)
 
 
 def event_dict(event: Any) -> dict[str, Any]:
@@ -132,7 +133,7 @@ def event_dict(event: Any) -> dict[str, Any]:
     return {
         "seq": event.seq, "event_id": event.event_id, "run_id": event.run_id, "flow": event.flow,
         "timestamp": jsonable(event.timestamp), "kind": event.kind, "name": event.name, "key": event.key,
-        "attempt": event.attempt, "old_state": state_dict(event.old_state), "new_state": state_dict(event.new_state),
+        "attempt": event.attempt, "state": type(event.new_state).__name__, "old_state": state_dict(event.old_state), "new_state": state_dict(event.new_state),
         "proposed_state": state_dict(event.proposed_state), "rewritten_by": list(event.rewritten_by),
         "actor": event.actor, "prev_hash": event.prev_hash, "hash": event.hash,
     }
@@ -277,8 +278,9 @@ def show_text(events: Sequence[Any]) -> str:
         previous = first.timestamp
         for e in group:
             attempt = f"#{e.attempt}" if kind == "task" else ""
+            waited = "" if e is first else "+" + fmt_duration(between(previous, e.timestamp))
             lines.append(
-                f"  {fmt_time(e.timestamp, date=False)}  {'+' + fmt_duration(between(previous, e.timestamp)):>8}"
+                f"  {fmt_time(e.timestamp, date=False)}  {waited:>8}"
                 f"  {attempt:<3} {transition_text(e)}"
             )
             if e.rewritten_by:
@@ -377,15 +379,3 @@ class ReplayPrinter:
     def finish(self) -> None:
         if self.failures and not self.as_json:
             click.echo(f"{self.failures} handler call(s) raised", err=True)
-
-
-def last_seq(store: Any) -> int:
-    """The newest committed seq (0 for an empty ledger)."""
-    for name in ("last_seq", "max_seq"):
-        fn = getattr(store, name, None)
-        if callable(fn):
-            return int(fn() or 0)
-    seq = 0
-    for event in store.events():
-        seq = event.seq
-    return seq

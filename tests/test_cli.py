@@ -209,7 +209,23 @@ def test_run_refuses_bad_flow_files_and_params_with_one_line(world, tmp_path):
     assert error_line(sl("run", ETL, "--param", "month=6", *db, env=env)) == (
         "Flow 'etl' has no parameter 'month'; its parameters are: day"
     )
-    assert not (tmp_path / "bad.db").exists() or sl("runs", *db, env=env).stdout == "No runs match.\n"
+    assert sl("runs", *db, env=env).stdout == "No runs match.\n"  # nothing was recorded
+
+
+def test_the_readme_commands_work_on_the_default_ledger_in_home(tmp_path):
+    """No --db, no STATELEDGER_DB: run, show and verify use ~/.stateledger/ledger.db."""
+    env = make_env(tmp_path)
+    del env["STATELEDGER_DB"]
+    ran = sl("run", ETL, env=env, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    default = tmp_path / "home" / ".stateledger" / "ledger.db"
+    assert ran.stdout.splitlines()[0].endswith(f"(ledger {default})")
+    run_id = ran.stdout.splitlines()[-1].split()[-1]
+    assert run_id.startswith("etl-")
+    shown = sl("show", run_id, env=env, cwd=tmp_path)
+    assert shown.returncode == 0 and shown.stdout.startswith(f"Run {run_id}  flow etl  Success(")
+    verified = sl("verify", env=env, cwd=tmp_path)
+    assert verified.returncode == 0 and verified.stdout == f"OK: 13 events verified (all runs, ledger {default})\n"
 
 
 # --- reading the ledger ------------------------------------------------------------
@@ -309,9 +325,8 @@ def test_export_writes_jsonl_or_csv_for_one_run_or_all(world, tmp_path):
     assert written.returncode == 0 and written.stdout == ""
     header, *rows = out.read_text().splitlines()
     assert "run_id" in header.split(",") and len(rows) >= 13 + 6
-    assert error_line(sl("export", "-o", str(tmp_path / "no" / "such" / "x.jsonl"), env=env)).startswith(
-        "No such file or directory"
-    ) or True
+    nowhere = tmp_path / "no" / "such" / "x.jsonl"
+    assert error_line(sl("export", "-o", str(nowhere), env=env)) == f"No such file or directory: {nowhere}"
 
 
 def test_replay_feeds_handlers_and_runs_no_task_code(world):
@@ -351,7 +366,8 @@ def test_replay_refuses_unknown_handlers(world):
 
 def test_unknown_run_ids_exit_2_with_one_line(world):
     env, db = world["env"], world["db"]
-    expected = f"No run 'nope' in ledger {db}. List the runs with: stateledger runs --db {db}"
+    expected = (f"No run 'nope' in ledger {db}. Recent runs: sidefx-1, report-1, etl-1. "
+                "List them with store.runs() (or `stateledger runs`).")
     for args in (["show", "nope"], ["replay", "nope"], ["verify", "nope"], ["export", "--run", "nope"],
                  ["audit", "--run", "nope"]):
         result = sl(*args, env=env)
@@ -384,6 +400,16 @@ def test_read_commands_refuse_a_missing_or_foreign_ledger_file(world, tmp_path):
     line = error_line(sl("runs", "--db", str(foreign), env=env))
     assert str(foreign) in line
     assert foreign.read_text() == "shopping list\n" * 100
+    other = tmp_path / "other.sqlite"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+    conn.close()
+    before = other.read_bytes()
+    assert error_line(sl("show", "x", "--db", str(other), env=env)) == (
+        f"{other} is not a ledger: it is a SQLite database with tables invoices. Point STATELEDGER_DB "
+        "(or EventStore's path) at a ledger file or at a new file."
+    )
+    assert other.read_bytes() == before
     empty_env = dict(env, STATELEDGER_DB=str(tmp_path / "default.db"))
     assert error_line(sl("runs", env=empty_env)).startswith(f"No ledger at {tmp_path / 'default.db'}")
 
