@@ -63,7 +63,7 @@ def http_receiver(status: int = 200, body: bytes = b"ok") -> Iterator[_Server]:
     server = _Server(("127.0.0.1", 0), _Handler)
     server.requests, server.answer = [], (status, body)
     server.url = f"http://127.0.0.1:{server.server_address[1]}/hook"  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield server
