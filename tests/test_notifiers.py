@@ -497,3 +497,18 @@ def test_seed_examples_post_to_the_webhook_with_the_secret_from(example, source,
 def re_escape_datetime(line):
     stamp = r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d+)?(\+00:00|Z)?"
     return re.compile(re.escape(line).replace(re.escape("<DATETIME>"), stamp))
+
+
+def test_a_notifier_can_be_tried_on_a_past_run_with_replay(set_secret, tmp_path):
+    with EventStore(tmp_path / "ledger.db") as store:
+        flow = Flow("notify-demo", tasks=[Task(name="work")])
+        run_id = flow.run(store=store).context["run_id"]
+        with http_receiver() as receiver:
+            set_secret("SLACK_WEBHOOK_URL", receiver.url)
+            as_handler = slack_notifier(only_states=[Success], template="handler: {Kind} {key} of {flow} {state}")
+            as_listener = slack_notifier(only_states=[Success], template="listener: {key} {state} {run_id}")
+            store.replay(run_id, as_listener.as_durable_listener(), handlers=[as_handler], kinds="task")
+    assert [r.json()["text"] for r in receiver.requests] == [
+        f"listener: work-1 Success {run_id}",
+        "handler: Task work-1 of notify-demo Success",
+    ]
