@@ -114,7 +114,7 @@ _NEW_RUN = (
 )
 _UPDATE_RUN = (
     "UPDATE runs SET events = events + 1, last_seq = ?, last_hash = ?, "
-    "state = coalesce(?, state), ended = coalesce(?, ended) WHERE run_id = ?"
+    "state = coalesce(?, state), ended = coalesce(?, ended) WHERE run_id = ? AND last_hash = ?"
 )
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM events"
 _RUN_COLUMNS = "run_id, flow, state, started, ended, events"
@@ -191,6 +191,7 @@ class SQLiteRecorder:
                 os.unlink(self.path)
             raise
         self._cur = self._conn.cursor()
+        self._last: dict[str, str] = {}  # run_id -> last hash this process wrote (see _append)
         st = os.stat(self.path)
         self._ino = (st.st_dev, st.st_ino)
 
@@ -327,34 +328,53 @@ class SQLiteRecorder:
         """
         with self._lock:
             self._check_file()
-            cur = self._cur
-            run_id = row[_RUN]
             try:
-                cur.execute("BEGIN IMMEDIATE")
                 try:
-                    found = cur.execute(_LAST, (run_id,)).fetchone()
-                    last = found[0] if found is not None else None
-                    if hash is None:
-                        prev_hash, hash_ = last, chain_hash(last, row)
-                    else:
-                        _check_continues(self.path, row, last, prev_hash)
-                        hash_ = hash
-                    cur.execute(_INSERT, (*row, prev_hash, hash_))
-                    seq = cur.lastrowid
-                    state = row[_STATE] if row[_KIND] == "flow" else None
-                    ended = row[_TS] if state in FINISHED_TYPES else None
-                    if found is None:
-                        cur.execute(_NEW_RUN, (run_id, row[_FLOW], state or "Pending", row[_TS], ended, seq, seq, hash_))
-                    else:
-                        cur.execute(_UPDATE_RUN, (seq, hash_, state, ended, run_id))
-                    cur.execute("COMMIT")
-                except BaseException:
-                    if self._conn.in_transaction:
-                        self._conn.execute("ROLLBACK")
-                    raise
+                    return self._append(row, prev_hash, hash, self._last.get(row[_RUN]))
+                except _StaleCache:  # another process appended to this run: read its end
+                    return self._append(row, prev_hash, hash, None)
             except sqlite3.Error as exc:
+                self._last.pop(row[_RUN], None)
                 raise _write_error(exc, self.path, self.timeout, "append to") from exc
-            return seq, prev_hash, hash_
+
+    def _append(self, row: Sequence[Any], prev_hash: Any, hash: str | None, cached: str | None) -> tuple[int, str | None, str]:
+        """One write transaction. ``cached``: the run's last hash as this process last wrote it.
+
+        The ``runs`` update only succeeds if the run still ends with ``cached``,
+        so a stale cache is caught inside the transaction and costs one retry.
+        """
+        cur, run_id = self._cur, row[_RUN]
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            if cached is None:
+                found = cur.execute(_LAST, (run_id,)).fetchone()
+                exists, last = found is not None, (found[0] if found is not None else None)
+            else:
+                exists, last = True, cached
+            if hash is None:
+                prev_hash, hash = last, chain_hash(last, row)
+            else:
+                _check_continues(self.path, row, last, prev_hash)
+            cur.execute(_INSERT, (*row, prev_hash, hash))
+            seq = cur.lastrowid
+            state = row[_STATE] if row[_KIND] == "flow" else None
+            ended = row[_TS] if state in FINISHED_TYPES else None
+            if exists:
+                cur.execute(_UPDATE_RUN, (seq, hash, state, ended, run_id, last))
+                if cur.rowcount != 1:
+                    raise _StaleCache()
+            else:
+                cur.execute(_NEW_RUN, (run_id, row[_FLOW], state or "Pending", row[_TS], ended, seq, seq, hash))
+            cur.execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
+        if ended is None:
+            self._last[run_id] = hash
+        else:
+            self._last.pop(run_id, None)
+        return seq, prev_hash, hash
 
     # --- reading --------------------------------------------------------------------
 
@@ -450,6 +470,10 @@ class SQLiteRecorder:
         with self._lock:
             self._cur.close()
             self._conn.close()
+
+
+class _StaleCache(Exception):
+    """The run's last hash changed since this process cached it."""
 
 
 def _writable(path: str) -> bool:

@@ -22,7 +22,7 @@ from . import codec
 from .errors import RunNotFoundError
 from .recorder import MemoryRecorder, Query, RunRecord, SQLiteRecorder
 
-__all__ = ["EventStore", "RunView", "Report", "Problem", "default_path", "DEFAULT_TIMEOUT"]
+__all__ = ["EventStore", "RunView", "TaskStates", "Report", "Problem", "default_path", "DEFAULT_TIMEOUT"]
 
 #: Seconds an append waits for another process's write lock before failing.
 DEFAULT_TIMEOUT = 10.0
@@ -36,6 +36,57 @@ def default_path() -> str:
     folder = os.path.join(os.path.expanduser("~"), ".stateledger")
     os.makedirs(folder, mode=0o700, exist_ok=True)
     return os.path.join(folder, "ledger.db")
+
+
+class TaskStates(dict):
+    """A rebuilt flow's ``{task key: State}``.
+
+    It also equals the ``{Task: State}`` that ``flow.run()`` returned when each
+    task name has the same states (a key is ``name-N``), so a rebuilt flow
+    state equals the live one.
+    """
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, dict):
+            return NotImplemented
+        if len(other) != len(self):
+            return False
+        if all(isinstance(k, str) for k in other):
+            return dict.__eq__(self, other)
+        mine: dict[str, list[State]] = {}
+        for key in sorted(self, key=_key_order):
+            mine.setdefault(key.rpartition("-")[0] or key, []).append(self[key])
+        theirs: dict[str, list[Any]] = {}
+        for obj, state in other.items():
+            theirs.setdefault(getattr(obj, "name", obj), []).append(state)
+        if mine.keys() != theirs.keys():
+            return False
+        return all(mine[n] == theirs[n] or _same_multiset(mine[n], theirs[n]) for n in mine)
+
+    def __ne__(self, other: object) -> bool:
+        eq = self.__eq__(other)
+        return eq if eq is NotImplemented else not eq
+
+
+def _key_order(key: str) -> tuple[str, int]:
+    name, _, n = key.rpartition("-")
+    return (name, int(n)) if n.isdigit() else (key, 0)
+
+
+def _same_multiset(a: list[Any], b: list[Any]) -> bool:
+    if len(a) != len(b):
+        return False
+    rest = list(b)
+    for x in a:
+        for i, y in enumerate(rest):
+            if x == y:
+                del rest[i]
+                break
+        else:
+            return False
+    return True
 
 
 @dataclass(slots=True)
@@ -193,7 +244,7 @@ class EventStore:
 
     def rebuild(self, run_id: str) -> RunView:
         """The run's final states from the ledger: equal to what ``flow.run()`` returned."""
-        return self._view(run_id, self._rec.latest(run_id))
+        return self._view(run_id, self._rec.latest(run_id), final=True)
 
     def state_at(self, run_id: str, when: datetime.datetime | int) -> RunView:
         """The run as of ``when``: a datetime (UTC), or a seq (that event included)."""
@@ -208,21 +259,24 @@ class EventStore:
             return RunView(run_id, "", None, {}, 0)
         return self._view(run_id, rows)
 
-    def _view(self, run_id: str, rows: list[tuple[Any, ...]]) -> RunView:
+    def _view(self, run_id: str, rows: list[tuple[Any, ...]], final: bool = False) -> RunView:
+        """A RunView of each object's last row; ``final``: as ``flow.run()`` returned it."""
         if not rows:
             raise self._not_found(run_id)
-        tasks: dict[str, State] = {}
+        tasks: dict[str, State] = TaskStates()
         flow_state: State | None = None
         flow_name = ""
+        flow_text = ""
         for _seq, kind, key, _name, flow, text in rows:
             flow_name = flow
             if kind == "task":
                 tasks[key] = codec.state_from_json(text)
             else:
-                flow_state = codec.state_from_json(text)
+                flow_state, flow_text = codec.state_from_json(text), text
         if flow_state is not None:
-            if flow_state.result is None:  # a flow's {Task: State}, by key (see codec)
-                flow_state.result = dict(tasks)
+            # the engine hands back {Task: State} as a flow's result (see codec): here by key
+            if flow_state.result is None and (final or '"result_flow":true' in flow_text):
+                flow_state.result = TaskStates(tasks)
             flow_state.context["run_id"] = run_id
         return RunView(run_id, flow_name, flow_state, tasks, len(rows))
 
