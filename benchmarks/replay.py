@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -102,6 +103,7 @@ def main() -> None:
     print(f"  `stateledger runs` ({args.runs:,} runs)   {t_runs * 1000:9.1f} ms  (target < 500 ms, subprocess)")
     print(f"  `stateledger runs --limit 20`    {t_runs_limit * 1000:9.1f} ms")
     print(f"  `stateledger graph` (start-up)   {t_graph * 1000:9.1f} ms")
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

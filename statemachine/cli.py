@@ -367,9 +367,9 @@ def replay(run_id: str, handlers: tuple[str, ...], task: str | None, kind: str |
     loaded = [load_handler(spec) for spec in handlers]
     observer = out.ReplayPrinter(as_json)
     with open_ledger(db) as store:
-        store.replay(run_id, observer.listener, handlers=[observer.watch(h) for h in loaded],
+        fed = store.replay(run_id, observer.listener, handlers=[observer.watch(h) for h in loaded],
                      task=task, kinds=kind, states=states)
-    observer.finish()
+    observer.finish(run_id, fed)
     return 1 if observer.failures else 0
 
 

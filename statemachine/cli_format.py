@@ -234,11 +234,11 @@ def audit_table(events: Sequence[Any]) -> str:
     if not events:
         return "No transitions match."
     return table(
-        ["SEQ", "TIME (UTC)", "RUN", "KEY", "TRY", "TRANSITION", "REWRITTEN BY"],
+        ["SEQ", "TIME (UTC)", "RUN", "KEY", "TRY", "TRANSITION"],
         [
             [str(e.seq), fmt_time(e.timestamp), e.run_id, e.key, str(e.attempt),
-             (f"{state_name(e.old_state)} -> {fmt_state(e.new_state)}", e.new_state),
-             ", ".join(e.rewritten_by) or "-"]
+             (f"{state_name(e.old_state)} -> {fmt_state(e.new_state)}"
+              + (f"  [rewritten by {', '.join(e.rewritten_by)}]" if e.rewritten_by else ""), e.new_state)]
             for e in events
         ],
         colours=(5,),
@@ -361,7 +361,7 @@ class ReplayPrinter:
                 self.note(name, obj, "raised", repr(exc))
                 return None
             if result is None or result == new:
-                self.note(name, obj, "kept", fmt_state(new))
+                self.note(name, obj, "kept", "")
             else:
                 self.note(name, obj, "rewrote", fmt_state(result))
             return result
@@ -374,8 +374,10 @@ class ReplayPrinter:
         if self.as_json:
             click.echo(json.dumps({"handler": name, "object": repr(obj), "outcome": outcome, "state": state}))
         else:
-            click.echo(f"       {name}({obj!r}) {outcome}: {state}")
+            click.echo(f"       {name}({obj!r}) -> {outcome}" + (f": {state}" if state else ""))
 
-    def finish(self) -> None:
-        if self.failures and not self.as_json:
-            click.echo(f"{self.failures} handler call(s) raised", err=True)
+    def finish(self, run_id: str, fed: int) -> None:
+        if self.as_json:
+            return
+        raised = f"; {self.failures} handler call(s) raised" if self.failures else ""
+        click.echo(f"Replayed {fed} transitions of run {run_id}: no task ran, nothing was written{raised}.")
