@@ -155,10 +155,11 @@ def _write_error(exc: sqlite3.Error, path: str, timeout: float, doing: str) -> L
         return LedgerWriteError(
             f"Could not {doing} ledger {path}: another process kept it locked for more than "
             f"{timeout:g} s ({exc}). Retry, or give EventStore a longer timeout=.", path, "locked")
-    if code.startswith("SQLITE_FULL"):
+    if code.startswith("SQLITE_FULL") or (code.startswith("SQLITE_IOERR") and _out_of_space(path)):
         return LedgerWriteError(
-            f"Could not {doing} ledger {path}: the disk is full ({exc}). Free some space, or point "
-            "STATELEDGER_DB at another disk.", path, "full")
+            f"Could not {doing} ledger {path}: the disk is full, or the file reached the size this "
+            f"process may write ({exc}). Free some space, or point STATELEDGER_DB at another disk.",
+            path, "full")
     if code.startswith("SQLITE_READONLY"):
         return LedgerWriteError(
             f"Could not {doing} ledger {path}: the file is read-only ({exc}). Make it writable, or "
@@ -470,6 +471,23 @@ class SQLiteRecorder:
         with self._lock:
             self._cur.close()
             self._conn.close()
+
+
+def _out_of_space(path: str) -> bool:
+    """Whether a write error is a full disk, or a file at the process's size limit (EFBIG)."""
+    try:
+        vfs = os.statvfs(os.path.dirname(path))
+        if vfs.f_bavail * vfs.f_frsize < 1 << 20:
+            return True
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if limit != resource.RLIM_INFINITY:
+            sizes = [os.path.getsize(p) for p in (path, path + "-wal") if os.path.exists(p)]
+            return any(size + (1 << 16) > limit for size in sizes)
+    except (OSError, ImportError, ValueError):
+        pass
+    return False
 
 
 class _StaleCache(Exception):
