@@ -544,6 +544,8 @@ class EmailNotifier(Notifier):
         except ssl.SSLError as exc:
             raise DeliveryError(f"{where}: TLS failed ({exc})", notifier=where, reason="tls") from None
         except smtplib.SMTPServerDisconnected as exc:
+            if isinstance(exc.__context__, TimeoutError):  # smtplib reports a read timeout this way
+                raise _connection_error(exc.__context__, where, self.timeout) from None
             raise DeliveryError(f"{where} closed the connection: {exc}", notifier=where, reason="connection") from None
         except (OSError, smtplib.SMTPException) as exc:
             raise _connection_error(exc, where, self.timeout) from None

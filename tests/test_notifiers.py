@@ -403,6 +403,16 @@ def test_email_to_a_closed_port_is_refused():
         notifier(Task(), Pending(), Running())
 
 
+def test_email_to_a_server_that_never_answers_times_out():
+    with silent_server() as url:
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        notifier = email_notifier(
+            email_to="ops@example.org", smtp_server="127.0.0.1", smtp_port=port, smtp_type="INSECURE", timeout=0.5
+        )
+        with pytest.raises(DeliveryTimeout, match=r"SMTP server 127.0.0.1:\d+ \(INSECURE\) did not answer within 0.5 s"):
+            notifier(Task(), Pending(), Running())
+
+
 def test_email_to_a_server_with_an_untrusted_certificate_fails_naming_tls(certificate):
     with smtp_server(cert=certificate, implicit_tls=True) as (server, box):
         notifier = email_notifier(email_to="ops@example.org", smtp_server="127.0.0.1", smtp_port=server.port)
