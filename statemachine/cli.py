@@ -55,7 +55,9 @@ def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(fn)
 
 
-def _parse_states(ctx: click.Context, param: click.Parameter, values: Sequence[str]) -> tuple[type[State], ...] | None:
+def _parse_states(
+    ctx: click.Context, param: click.Parameter, values: Sequence[str]
+) -> tuple[type[State], ...] | None:
     """``--state Failed --state retrying,success`` -> state classes (subclasses match too)."""
     by_name = {name.lower(): cls for name, cls in STATE_CLASSES.items()}
     classes = []
@@ -98,14 +100,20 @@ def _when_callback(ctx: click.Context, param: click.Parameter, value: str | None
     try:
         return parse_when(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is neither an ISO time (2024-06-01T09:00) nor an age (30m, 2h, 7d)")
+        raise click.BadParameter(
+            f"{value!r} is neither an ISO time (2024-06-01T09:00) nor an age (30m, 2h, 7d)"
+        ) from None
 
 
 def time_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    fn = click.option("--until", metavar="WHEN", callback=_when_callback, help="Up to this time (ISO, or an age).")(fn)
-    return click.option(
-        "--since", metavar="WHEN", callback=_when_callback, help="From this time: ISO (2024-06-01T09:00) or an age (2h, 7d)."
-    )(fn)
+    until = click.option(
+        "--until", metavar="WHEN", callback=_when_callback, help="Up to this time (ISO, or an age)."
+    )
+    since = click.option(
+        "--since", metavar="WHEN", callback=_when_callback,
+        help="From this time: ISO (2024-06-01T09:00) or an age (2h, 7d).",
+    )
+    return since(until(fn))
 
 
 # --- opening the ledger --------------------------------------------------------
@@ -133,13 +141,8 @@ def open_ledger(db: str | None, *, create: bool = False) -> Iterator[Any]:
             "(or set STATELEDGER_DB), or record a run first with: stateledger run FILE.py",
             path,
         )
-    store = EventStore(path)
-    try:
+    with EventStore(path) as store:
         yield store
-    finally:
-        close = getattr(store, "close", None)
-        if close is not None:
-            close()
 
 
 # --- loading user code ---------------------------------------------------------
@@ -175,7 +178,9 @@ def load_flow(target: str) -> Any:
         if len(set(map(id, named))) == 1:
             return named[0]
         found = ", ".join(sorted(flows)) or "none"
-        raise CommandInputError(f"{path} has no flow named {name!r} (module variables holding a flow: {found})")
+        raise CommandInputError(
+            f"{path} has no flow named {name!r} (module variables holding a flow: {found})"
+        )
     unique = list({id(f): f for f in flows.values()}.values())
     if not unique:
         raise CommandInputError(
@@ -198,8 +203,12 @@ def _import_file(path: str) -> Any:
     """Import ``path`` as a module named after the file (so handler names read ``etl.notify``)."""
     file = Path(path)
     if not file.is_file():
-        raise CommandInputError(f"Flow file {path} does not exist (expected a Python file, e.g. examples/etl.py)")
+        raise CommandInputError(
+            f"Flow file {path} does not exist (expected a Python file, e.g. examples/etl.py)"
+        )
     name = re.sub(r"\W", "_", file.stem) or "flowfile"
+    if name in sys.modules:  # never shadow a module already imported (a flow file named json.py)
+        name = f"stateledger_flow_{name}"
     spec = importlib.util.spec_from_file_location(name, file)
     if spec is None or spec.loader is None:
         raise CommandInputError(f"Flow file {path} is not a Python file")
@@ -225,7 +234,9 @@ def load_handler(spec: str) -> Callable[..., Any]:
     except ImportError as exc:
         raise CommandInputError(f"--handler {spec}: cannot import module {module_name!r} ({exc})") from exc
     except Exception as exc:
-        raise CommandInputError(f"--handler {spec}: module {module_name!r} failed to import: {type(exc).__name__}: {exc}") from exc
+        raise CommandInputError(
+            f"--handler {spec}: module {module_name!r} failed to import: {type(exc).__name__}: {exc}"
+        ) from exc
     target: Any = module
     for part in attr.split("."):
         if not hasattr(target, part):
@@ -257,7 +268,10 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("target", metavar="FILE[:FLOW]")
-@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="A flow parameter (VALUE as JSON when valid JSON). Repeatable.")
+@click.option(
+    "--param", "params", multiple=True, metavar="KEY=VALUE",
+    help="A flow parameter (VALUE as JSON when valid JSON). Repeatable.",
+)
 @click.option("--run-id", metavar="ID", help="Name the run (default: FLOW-TIME-RANDOM).")
 @db_option
 @json_option
@@ -307,7 +321,9 @@ def run(target: str, params: tuple[str, ...], run_id: str | None, db: str | None
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many runs (the newest).")
 @db_option
 @json_option
-def runs(flow: str | None, states: Any, since: Any, until: Any, limit: int | None, db: str | None, as_json: bool) -> int:
+def runs(
+    flow: str | None, states: Any, since: Any, until: Any, limit: int | None, db: str | None, as_json: bool
+) -> int:
     """List the runs in the ledger, newest first.
 
     --since/--until compare with the time a run started.
@@ -345,7 +361,10 @@ def show(run_id: str, db: str | None, as_json: bool) -> int:
 
 @cli.command()
 @click.argument("run_id")
-@click.option("--handler", "handlers", multiple=True, metavar="MODULE:FUNCTION", help="A state handler to call with each past transition. Repeatable.")
+@click.option(
+    "--handler", "handlers", multiple=True, metavar="MODULE:FUNCTION",
+    help="A state handler to call with each past transition. Repeatable.",
+)
 @click.option("--task", metavar="NAME", help="Only this task (name or key).")
 @click.option("--kind", type=click.Choice(["task", "flow"]), help="Only task or only flow transitions.")
 @state_option
@@ -455,7 +474,9 @@ _BATCH = 1000  # events read per poll
 @click.option("--kind", type=click.Choice(["task", "flow"]), help="Only task or only flow transitions.")
 @state_option
 @click.option("--from-start", is_flag=True, help="Print the transitions already in the ledger first.")
-@click.option("--interval", type=click.FloatRange(min=0.01), default=0.25, show_default=True, help="Seconds between polls.")
+@click.option(
+    "--interval", type=click.FloatRange(min=0.01), default=0.25, show_default=True, help="Seconds between polls."
+)
 @click.option("--count", type=click.IntRange(min=1), help="Stop after this many transitions.")
 @db_option
 @json_option
@@ -514,7 +535,8 @@ def graph(fmt: str, db: str | None) -> int:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``stateledger`` console script."""
     try:
-        code = cli.main(args=list(argv) if argv is not None else None, prog_name="stateledger", standalone_mode=False)
+        args = list(argv) if argv is not None else None
+        code = cli.main(args=args, prog_name="stateledger", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:
         click.echo(exc.format_message(), err=True)
         sys.exit(2)

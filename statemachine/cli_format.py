@@ -133,7 +133,8 @@ def event_dict(event: Any) -> dict[str, Any]:
     return {
         "seq": event.seq, "event_id": event.event_id, "run_id": event.run_id, "flow": event.flow,
         "timestamp": jsonable(event.timestamp), "kind": event.kind, "name": event.name, "key": event.key,
-        "attempt": event.attempt, "state": type(event.new_state).__name__, "old_state": state_dict(event.old_state), "new_state": state_dict(event.new_state),
+        "attempt": event.attempt, "state": type(event.new_state).__name__,
+        "old_state": state_dict(event.old_state), "new_state": state_dict(event.new_state),
         "proposed_state": state_dict(event.proposed_state), "rewritten_by": list(event.rewritten_by),
         "actor": event.actor, "prev_hash": event.prev_hash, "hash": event.hash,
     }
@@ -265,11 +266,12 @@ def show_text(events: Sequence[Any]) -> str:
     final = flow_events[-1].new_state if flow_events else None
     took = between(first.timestamp, events[-1].timestamp)
     finished = isinstance(final, State) and final.is_finished()
+    ended = "unfinished"
+    if finished:
+        ended = f"ended {fmt_time(events[-1].timestamp, date=False)}, took {fmt_duration(took)}"
     lines = [
         f"Run {first.run_id}  flow {first.flow or first.name}  " + colour(fmt_state(final), final),
-        f"started {fmt_time(first.timestamp)} UTC, "
-        + (f"ended {fmt_time(events[-1].timestamp, date=False)}, took {fmt_duration(took)}, " if finished else "unfinished, ")
-        + f"{len(events)} events",
+        f"started {fmt_time(first.timestamp)} UTC, {ended}, {len(events)} events",
     ]
     for (kind, key), group in _grouped(events).items():
         spent = between(group[0].timestamp, group[-1].timestamp)
@@ -325,7 +327,8 @@ def run_summary(flow: Any, state: State, run_id: str, seconds: float, as_json: b
 def verify_text(report: Any, path: str, run_id: str | None, as_json: bool) -> str:
     problems = [str(p) for p in field(report, "problems", ())]
     if as_json:
-        return json.dumps({"ok": bool(report.ok), "checked": field(report, "checked"), "problems": problems}, indent=2)
+        data = {"ok": bool(report.ok), "checked": field(report, "checked"), "problems": problems}
+        return json.dumps(data, indent=2)
     scope = f"run {run_id}" if run_id else "all runs"
     if report.ok:
         return f"OK: {field(report, 'checked')} events verified ({scope}, ledger {path})"
