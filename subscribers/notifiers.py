@@ -301,7 +301,8 @@ class Notifier:
 
     def __call__(self, obj: Any, old_state: State, new_state: State) -> State:
         """As a state handler: notify, and return the new state unchanged (a failure raises)."""
-        self.notify(Notice.from_handler(obj, old_state, new_state))
+        if self.wants(new_state):  # checked first: most transitions are not notified
+            self.notify(Notice.from_handler(obj, old_state, new_state))
         return new_state
 
     def as_listener(self) -> Callable[[Any], None]:
