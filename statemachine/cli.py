@@ -536,7 +536,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``stateledger`` console script."""
     try:
         args = list(argv) if argv is not None else None
-        code = cli.main(args=args, prog_name="stateledger", standalone_mode=False)
+        colour = False if os.environ.get("NO_COLOR") else None  # https://no-color.org
+        code = cli.main(args=args, prog_name="stateledger", standalone_mode=False, color=colour)
     except click.exceptions.NoArgsIsHelpError as exc:
         click.echo(exc.format_message(), err=True)
         sys.exit(2)
