@@ -92,6 +92,13 @@ class _OrderedSignal(NamedSignal):
                 self.per_sender = False
             _changed()
 
+    def _clear_state(self) -> None:
+        with _lock:
+            super()._clear_state()
+            self.order.clear()
+            self.per_sender = False
+            _changed()
+
 
 class _Namespace(Namespace):
     def signal(self, name: str, doc: str | None = None) -> NamedSignal:

@@ -97,7 +97,7 @@ class DurableSubscription:
         self.checkpoint_interval = checkpoint_interval
         self.store, self._owns_store = _open_store(store)
         try:
-            _check_store_methods(self.store)
+            _check_store_methods(self.store, _NEEDS + (("max_seq",) if start == "end" else ()))
             self._load()  # registers the name, or refuses a conflicting filter
         except BaseException:
             self.close()
@@ -272,8 +272,8 @@ def _name_of(fn: Any) -> str:
     return getattr(fn, "__qualname__", None) or repr(fn)
 
 
-def _check_store_methods(store: Any) -> None:
-    missing = [m for m in _NEEDS if not callable(getattr(store, m, None))]
+def _check_store_methods(store: Any, needs: tuple[str, ...]) -> None:
+    missing = [m for m in needs if not callable(getattr(store, m, None))]
     if missing:
         raise SubscriptionStoreError(
             f"store {store!r} cannot keep a durable cursor: it has no {', '.join(missing)}(). "

@@ -89,6 +89,22 @@ def test_connecting_for_one_sender_the_blinker_way_sees_only_that_task(connect):
     assert seen == [(first, "first-1"), (first, "first-1")]
 
 
+def test_connect_via_a_flow_sees_only_that_flows_transitions():
+    flow, other = two_task_flow("mine"), two_task_flow("other")
+    seen = []
+
+    @flow_transition.connect_via(flow)  # blinker's decorator: a strong reference
+    def on_flow(sender, event):
+        seen.append((sender.name, type(event.new_state).__name__))
+
+    try:
+        other.run(store=ListLedger())
+        flow.run(store=ListLedger())
+    finally:
+        flow_transition.disconnect(on_flow)
+    assert seen == [("mine", "Running"), ("mine", "Success")]
+
+
 def test_receivers_run_in_connection_order_across_signals(connect):
     order = []
     for i in range(12):
