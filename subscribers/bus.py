@@ -31,6 +31,7 @@ lambda or a closure is dropped when it is garbage collected. Pass
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import logging
 import threading
@@ -38,8 +39,18 @@ import weakref
 from operator import itemgetter
 from typing import Any, Callable, Hashable, Sequence
 
-from blinker import ANY, Namespace, NamedSignal
-from blinker._utilities import make_id
+from blinker import ANY, NamedSignal, Namespace
+
+try:  # the receiver ids blinker keys its receivers by (private, hence the fallback)
+    from blinker._utilities import make_id
+except ImportError:  # pragma: no cover - a future blinker moved it
+
+    def make_id(obj: Any) -> Hashable:
+        if inspect.ismethod(obj):
+            return id(obj.__func__), id(obj.__self__)
+        if isinstance(obj, (str, int)):
+            return obj
+        return id(obj)
 
 __all__ = ["signals", "transition", "task_transition", "flow_transition", "Bus", "BUS"]
 

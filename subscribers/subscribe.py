@@ -80,8 +80,11 @@ class Subscription:
         return f"<Subscription {getattr(self.listener, '__qualname__', self.listener)!r} {self.filter!r} {state}>"
 
 
+_AS_DECORATOR: Any = object()
+
+
 def subscribe(
-    listener: Listener | None = None,
+    listener: Listener = _AS_DECORATOR,
     *,
     flow: Any = None,
     task: Any = None,
@@ -100,7 +103,7 @@ def subscribe(
         alert.disconnect()
     """
     event_filter = EventFilter(flow=flow, task=task, states=states, kinds=kinds)
-    if listener is None:
+    if listener is _AS_DECORATOR:
         return functools.partial(_connect, event_filter=event_filter)
     return _connect(listener, event_filter)
 

@@ -132,6 +132,8 @@ def test_a_raising_listener_does_not_stop_other_subscribers():
 def test_a_listener_that_is_not_callable_is_refused():
     with pytest.raises(NotCallableError, match="listener"):
         subscribe("print")
+    with pytest.raises(NotCallableError, match="got None"):
+        subscribe(None, states=[Failed])
     with pytest.raises(NotCallableError):
         subscribe(states=[Failed])(42)
 
