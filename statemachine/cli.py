@@ -32,7 +32,7 @@ from . import cli_format as out
 from .errors import LedgerError, StateLedgerError
 from .states import STATE_CLASSES, State
 
-__all__ = ["main", "cli", "CommandInputError", "load_flow", "parse_params", "load_handler"]
+__all__ = ["main", "cli", "StateLedgerGroup", "CommandInputError", "load_flow", "parse_params", "load_handler"]
 
 
 class CommandInputError(StateLedgerError, ValueError):
@@ -253,9 +253,43 @@ def load_handler(spec: str) -> Callable[..., Any]:
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-@click.group(context_settings=CONTEXT)
+class StateLedgerGroup(click.Group):
+    """The command group; its ``main`` is the one place errors become exit codes."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,  # type: ignore[override]
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        """Run a command: exit 0/1 as it says, 2 with one line on stderr for a usage or library error."""
+        extra.setdefault("color", False if os.environ.get("NO_COLOR") else None)  # https://no-color.org
+        try:
+            code = super().main(args, prog_name or "stateledger", complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.format_message(), err=True)
+            code = 2
+        except click.UsageError as exc:
+            command = exc.ctx.command_path if exc.ctx is not None else "stateledger"
+            code = _fail(f"{exc.format_message()} (see: {command} --help)")
+        except click.ClickException as exc:
+            code = _fail(exc.format_message())
+        except click.Abort:
+            code = 130
+        except StateLedgerError as exc:
+            code = _fail(str(exc))
+        except OSError as exc:  # e.g. export -o into a missing folder (click itself handles EPIPE)
+            code = _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
+        code = code if isinstance(code, int) else 0
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _fail(message: str) -> int:
+    click.echo(f"stateledger: error: {message}", err=True)
+    return 2
+
+
+@click.group(cls=StateLedgerGroup, context_settings=CONTEXT)
 @click.version_option(package_name="stateledger", prog_name="stateledger")
-def cli() -> None:
+def main() -> None:
     """Run flows and replay, audit and verify their runs from the ledger.
 
     \b
@@ -266,7 +300,7 @@ def cli() -> None:
     """
 
 
-@cli.command()
+@main.command()
 @click.argument("target", metavar="FILE[:FLOW]")
 @click.option(
     "--param", "params", multiple=True, metavar="KEY=VALUE",
@@ -314,7 +348,7 @@ def run(target: str, params: tuple[str, ...], run_id: str | None, db: str | None
     return 0 if state.is_successful() else 1
 
 
-@cli.command()
+@main.command()
 @click.option("--flow", metavar="NAME", help="Only runs of this flow.")
 @state_option
 @time_options
@@ -339,7 +373,7 @@ def runs(
     return 0
 
 
-@cli.command()
+@main.command()
 @click.argument("run_id")
 @db_option
 @json_option
@@ -359,7 +393,7 @@ def show(run_id: str, db: str | None, as_json: bool) -> int:
     return 0
 
 
-@cli.command()
+@main.command()
 @click.argument("run_id")
 @click.option(
     "--handler", "handlers", multiple=True, metavar="MODULE:FUNCTION",
@@ -392,7 +426,7 @@ def replay(run_id: str, handlers: tuple[str, ...], task: str | None, kind: str |
     return 1 if observer.failures else 0
 
 
-@cli.command()
+@main.command()
 @click.option("--run", "run_id", metavar="RUN_ID", help="Only this run.")
 @click.option("--kind", type=click.Choice(["task", "flow"]), help="Only task or only flow transitions.")
 @click.option("--key", metavar="KEY", help="Only this task key (e.g. load-1) or flow name.")
@@ -423,7 +457,7 @@ def audit(run_id: str | None, kind: str | None, key: str | None, name: str | Non
     return 0
 
 
-@cli.command()
+@main.command()
 @click.argument("run_id", required=False)
 @db_option
 @json_option
@@ -442,7 +476,7 @@ def verify(run_id: str | None, db: str | None, as_json: bool) -> int:
     return 0 if report.ok else 1
 
 
-@cli.command()
+@main.command()
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
 @click.option("--run", "run_id", metavar="RUN_ID", help="Only this run.")
 @click.option("-o", "--output", metavar="FILE", default="-", help="Write here instead of to stdout.")
@@ -467,7 +501,7 @@ def export(fmt: str, run_id: str | None, output: str, db: str | None) -> int:
 _BATCH = 1000  # events read per poll
 
 
-@cli.command()
+@main.command()
 @click.option("--run", "run_id", metavar="RUN_ID", help="Only this run.")
 @click.option("--flow", metavar="NAME", help="Only runs of this flow.")
 @click.option("--task", metavar="NAME", help="Only this task (name or key).")
@@ -512,7 +546,7 @@ def follow(run_id: str | None, flow: str | None, task: str | None, kind: str | N
         return 0
 
 
-@cli.command()
+@main.command()
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
 @click.option("--db", metavar="PATH", hidden=True, help="Accepted for uniformity; the graph reads no ledger.")
 def graph(fmt: str, db: str | None) -> int:
@@ -529,45 +563,8 @@ def graph(fmt: str, db: str | None) -> int:
     return 0
 
 
-# --- the one place errors become exit codes ------------------------------------
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of the ``stateledger`` console script."""
-    try:
-        args = list(argv) if argv is not None else None
-        colour = False if os.environ.get("NO_COLOR") else None  # https://no-color.org
-        code = cli.main(args=args, prog_name="stateledger", standalone_mode=False, color=colour)
-    except click.exceptions.NoArgsIsHelpError as exc:
-        click.echo(exc.format_message(), err=True)
-        sys.exit(2)
-    except click.UsageError as exc:
-        command = exc.ctx.command_path if exc.ctx is not None else "stateledger"
-        _fail(f"{exc.format_message()} (see: {command} --help)")
-    except click.ClickException as exc:
-        _fail(exc.format_message())
-    except click.Abort:
-        sys.exit(130)
-    except StateLedgerError as exc:
-        _fail(str(exc))
-    except OSError as exc:  # e.g. export -o into a folder that does not exist
-        if isinstance(exc, BrokenPipeError):  # stdout closed early (`| head`): not an error
-            _silence_stdout()
-            sys.exit(0)
-        _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
-    sys.exit(code if isinstance(code, int) else 0)
-
-
-def _fail(message: str) -> None:
-    click.echo(f"stateledger: error: {message}", err=True)
-    sys.exit(2)
-
-
-def _silence_stdout() -> None:
-    with contextlib.suppress(OSError):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-
+#: ``stateledger``'s command group (also the console script's entry point).
+cli = main
 
 if __name__ == "__main__":
     main()

@@ -235,6 +235,7 @@ def test_runs_lists_runs_newest_first_with_filters(world):
     env = world["env"]
     result = sl("runs", env=env)
     assert result.returncode == 0, result.stderr
+    assert "\x1b[" not in result.stdout  # piped: a plain table, no colours
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["RUN", "ID", "FLOW", "STATE", "STARTED", "(UTC)", "TOOK", "EVENTS"]
     assert [line.split()[0] for line in lines[1:]] == ["sidefx-1", "report-1", "etl-1"]
@@ -486,3 +487,16 @@ def test_every_command_has_help_with_an_example(world):
         assert result.returncode == 0
         assert "Example:" in result.stdout, command
         assert ("--db PATH" in result.stdout) == (command != "graph"), command
+
+
+def test_main_is_a_click_command_usable_in_process(tmp_path):
+    """``statemachine.cli:main`` (the console script) also works with click's CliRunner."""
+    from click.testing import CliRunner
+
+    from statemachine.cli import main
+
+    graph = CliRunner().invoke(main, ["graph"])
+    assert graph.exit_code == 0 and graph.output.startswith("stateDiagram-v2\n")
+    missing = CliRunner().invoke(main, ["verify", "--db", str(tmp_path / "x.db")])
+    assert missing.exit_code == 2
+    assert missing.stderr.startswith(f"stateledger: error: No ledger at {tmp_path / 'x.db'}: the file does not exist.")
