@@ -10,7 +10,6 @@ import http.server
 import json
 import socket
 import ssl
-import subprocess
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,17 +92,18 @@ def closed_port() -> int:
 
 
 def make_certificate(folder: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 / localhost (cert, key), made with openssl."""
+    """A certificate for 127.0.0.1 / localhost from a throwaway CA (trustme): (cert, key).
+
+    ``cert`` holds the leaf then the CA, so it serves both to load the server's
+    chain and as the trust store (SSL_CERT_FILE) of a client that must accept it.
+    """
+    import trustme
+
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1", "localhost")
     cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
-            "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems) + ca.cert_pem.bytes())
+    leaf.private_key_pem.write_to_path(str(key))
     return cert, key
 
 
