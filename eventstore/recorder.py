@@ -144,7 +144,6 @@ def _schema_sql() -> list[str]:
         db.close()
     return [
         events, runs, cursors,
-        "CREATE INDEX IF NOT EXISTS events_run ON events (run_id)",
         "CREATE INDEX IF NOT EXISTS runs_first ON runs (first_seq)",
     ]
 
@@ -386,15 +385,15 @@ class SQLiteRecorder:
             except sqlite3.Error as exc:
                 raise LedgerError(f"Could not read ledger {self.path}: {exc}", self.path) from exc
 
-    def select(self, q: Query) -> list[tuple[Any, ...]]:
-        """Stored rows (``COLUMNS``) matching ``q``, in seq order."""
-        where, params = _where(q)
+    def select(self, q: Query, tail: bool = False) -> list[tuple[Any, ...]]:
+        """Stored rows (``COLUMNS``) matching ``q``, in seq order (``tail``: see ``_RUN_TAIL``)."""
+        where, params = _where(q, tail)
         sql = _SELECT + where + " ORDER BY seq"
         if q.limit is not None:
             sql += f" LIMIT {int(q.limit)}"
         return self._read(sql, params)
 
-    def iter_rows(self, q: Query, batch: int = 5000) -> Iterator[tuple[Any, ...]]:
+    def iter_rows(self, q: Query, batch: int = 5000, tail: bool = False) -> Iterator[tuple[Any, ...]]:
         """Like ``select`` but in batches, for very long runs."""
         after = q.after_seq
         remaining = q.limit
@@ -402,7 +401,7 @@ class SQLiteRecorder:
             size = batch if remaining is None else min(batch, remaining)
             part = Query(**{f: getattr(q, f) for f in q.__slots__})  # type: ignore[attr-defined]
             part.after_seq, part.limit = after, size
-            rows = self.select(part)
+            rows = self.select(part, tail)
             yield from rows
             if len(rows) < size:
                 return
@@ -412,7 +411,7 @@ class SQLiteRecorder:
 
     def latest(self, run_id: str, until_seq: int | None = None, until: str | None = None) -> list[tuple[Any, ...]]:
         """(seq, kind, key, name, flow, new_state) of each object's last event in the run."""
-        cond, params = "run_id = ?", [run_id]
+        cond, params = _RUN_RANGE, [run_id] * 3
         if until_seq is not None:
             cond += " AND seq <= ?"
             params.append(until_seq)
@@ -511,11 +510,28 @@ def _check_continues(path: str, row: Sequence[Any], last: str | None, prev_hash:
             "ledger that does not hold it yet.", path)
 
 
-def _where(q: Query) -> tuple[str, list[Any]]:
+#: A run's events lie between its first and last seq (the ``runs`` table keeps both): reading a
+#: run is a rowid range scan, and no run_id index costs a page write on every append.
+_RUN_RANGE = (
+    "seq >= (SELECT first_seq FROM runs WHERE run_id = ?) AND "
+    "seq <= (SELECT last_seq FROM runs WHERE run_id = ?) AND run_id = ?"
+)
+#: verify(run_id) also looks past the recorded end, for events inserted after it.
+_RUN_TAIL = "seq >= (SELECT first_seq FROM runs WHERE run_id = ?) AND run_id = ?"
+
+
+def _where(q: Query, tail: bool = False) -> tuple[str, list[Any]]:
     conds: list[str] = []
     params: list[Any] = []
+    if q.run_id is not None:
+        if tail:
+            conds.append(_RUN_TAIL)
+            params += [q.run_id] * 2
+        else:
+            conds.append(_RUN_RANGE)
+            params += [q.run_id] * 3
     for col, op, value in (
-        ("run_id", "=", q.run_id), ("kind", "=", q.kind), ("key", "=", q.key), ("name", "=", q.name),
+        ("kind", "=", q.kind), ("key", "=", q.key), ("name", "=", q.name),
         ("timestamp", ">=", q.since), ("timestamp", "<=", q.until),
         ("seq", ">", q.after_seq), ("seq", "<=", q.until_seq),
     ):
@@ -592,7 +608,7 @@ class MemoryRecorder:
         out = [r for r in rows if all(c(r) for c in checks)] if checks else list(rows)
         return out[: q.limit] if q.limit is not None else out
 
-    def iter_rows(self, q: Query, batch: int = 5000) -> Iterator[tuple[Any, ...]]:
+    def iter_rows(self, q: Query, batch: int = 5000, tail: bool = False) -> Iterator[tuple[Any, ...]]:
         return iter(self.select(q))
 
     def latest(self, run_id: str, until_seq: int | None = None, until: str | None = None) -> list[tuple[Any, ...]]:

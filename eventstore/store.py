@@ -348,9 +348,13 @@ class EventStore:
                 actor, event_id, seq, prev_hash, hash_, flow,
             )
 
-    def rows(self, run_id: str | None = None, after_seq: int | None = None) -> Iterator[tuple[Any, ...]]:
-        """Stored rows in seq order (for verify and export), read in batches."""
-        return self._rec.iter_rows(Query(run_id=run_id, after_seq=after_seq))
+    def rows(self, run_id: str | None = None, after_seq: int | None = None,
+             tail: bool = False) -> Iterator[tuple[Any, ...]]:
+        """Stored rows in seq order (for verify and export), read in batches.
+
+        ``tail``: a run's rows up to the end of the ledger, not only to its recorded last event.
+        """
+        return self._rec.iter_rows(Query(run_id=run_id, after_seq=after_seq), tail=tail)
 
     def _not_found(self, run_id: str) -> RunNotFoundError:
         known = [r.run_id for r in self._rec.runs(limit=3)]

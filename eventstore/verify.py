@@ -35,7 +35,7 @@ def verify(store: "EventStore", run_id: str | None = None) -> "Report":
     last_seq: dict[str, int] = {}
     problems: list[Problem] = []
     checked = 0
-    for row in store.rows(run_id):
+    for row in store.rows(run_id, tail=True):
         checked += 1
         seq, rid, prev, stored = row[0], row[2], row[15], row[16]
         expected = last.get(rid)
