@@ -72,6 +72,21 @@ FLOWS = {
         with Flow("second") as beta:
             hello()
     """,
+    "crash.py": """
+        import os
+        from statemachine import Flow, task
+
+        @task
+        def warm_up():
+            return 1
+
+        @task
+        def die(x):
+            os._exit(3)  # the process vanishes mid-run, like a kill -9
+
+        with Flow("crash") as flow:
+            die(warm_up())
+    """,
     "noflow.py": "X = 1\n",
     "broken.py": "raise RuntimeError('no database configured')\n",
     "notify.py": """
@@ -229,6 +244,21 @@ def test_the_readme_commands_work_on_the_default_ledger_in_home(tmp_path):
 
 
 # --- reading the ledger ------------------------------------------------------------
+
+
+def test_a_run_whose_process_died_shows_as_unfinished(world, tmp_path):
+    env, db = world["env"], ["--db", str(tmp_path / "crash.db")]
+    died = sl("run", str(world["dir"] / "crash.py"), "--run-id", "crash-1", *db, env=env)
+    assert died.returncode == 3 and 'die-1               Pending -> Running("Starting task run.")' in died.stdout
+    listed = sl("runs", *db, env=env).stdout.splitlines()
+    assert listed[1].split()[:3] == ["crash-1", "crash", "Running"] and listed[1].split()[-2:] == ["-", "4"]
+    shown = sl("show", "crash-1", *db, env=env)
+    assert shown.returncode == 0
+    assert shown.stdout.splitlines()[:2] == [
+        'Run crash-1  flow crash  Running("Running flow.")',
+        f"started {shown.stdout.split('started ')[1].split(' UTC')[0]} UTC, unfinished, 4 events",
+    ]
+    assert shown.stdout.rstrip().endswith('#1  Pending -> Running("Starting task run.")')
 
 
 def test_runs_lists_runs_newest_first_with_filters(world):
