@@ -39,20 +39,14 @@ class CommandInputError(StateLedgerError, ValueError):
     """Bad command-line input: a flow file, a ``--param``, a ``--handler``."""
 
 
-# --- shared options ------------------------------------------------------------
+# --- shared options (decorators) -------------------------------------------------
 
 
-def db_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--db",
-        metavar="PATH",
-        default=None,
-        help="Ledger file. Default: $STATELEDGER_DB, else ~/.stateledger/ledger.db.",
-    )(fn)
-
-
-def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(fn)
+db_option = click.option(
+    "--db", metavar="PATH", default=None,
+    help="Ledger file. Default: $STATELEDGER_DB, else ~/.stateledger/ledger.db.",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
 
 def _parse_states(
@@ -69,15 +63,16 @@ def _parse_states(
     return tuple(classes) or None
 
 
-def state_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--state",
-        "states",
-        multiple=True,
-        metavar="STATE",
-        callback=_parse_states,
-        help="Only these states (e.g. Failed, or Failed,Retrying); subclasses match too. Repeatable.",
-    )(fn)
+state_option = click.option(
+    "--state", "states", multiple=True, metavar="STATE", callback=_parse_states,
+    help="Only these states (e.g. Failed, or Failed,Retrying); subclasses match too. Repeatable.",
+)
+run_option = click.option("--run", "run_id", metavar="RUN_ID", help="Only this run.")
+flow_option = click.option("--flow", metavar="NAME", help="Only runs of this flow.")
+task_option = click.option("--task", metavar="NAME", help="Only this task (name or key).")
+kind_option = click.option(
+    "--kind", type=click.Choice(["task", "flow"]), help="Only task or only flow transitions."
+)
 
 
 _AGO = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")
@@ -349,7 +344,7 @@ def run(target: str, params: tuple[str, ...], run_id: str | None, db: str | None
 
 
 @main.command()
-@click.option("--flow", metavar="NAME", help="Only runs of this flow.")
+@flow_option
 @state_option
 @time_options
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many runs (the newest).")
@@ -399,8 +394,8 @@ def show(run_id: str, db: str | None, as_json: bool) -> int:
     "--handler", "handlers", multiple=True, metavar="MODULE:FUNCTION",
     help="A state handler to call with each past transition. Repeatable.",
 )
-@click.option("--task", metavar="NAME", help="Only this task (name or key).")
-@click.option("--kind", type=click.Choice(["task", "flow"]), help="Only task or only flow transitions.")
+@task_option
+@kind_option
 @state_option
 @db_option
 @json_option
@@ -427,8 +422,8 @@ def replay(run_id: str, handlers: tuple[str, ...], task: str | None, kind: str |
 
 
 @main.command()
-@click.option("--run", "run_id", metavar="RUN_ID", help="Only this run.")
-@click.option("--kind", type=click.Choice(["task", "flow"]), help="Only task or only flow transitions.")
+@run_option
+@kind_option
 @click.option("--key", metavar="KEY", help="Only this task key (e.g. load-1) or flow name.")
 @click.option("--name", metavar="NAME", help="Only tasks (or flows) with this name.")
 @state_option
@@ -478,7 +473,7 @@ def verify(run_id: str | None, db: str | None, as_json: bool) -> int:
 
 @main.command()
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
-@click.option("--run", "run_id", metavar="RUN_ID", help="Only this run.")
+@run_option
 @click.option("-o", "--output", metavar="FILE", default="-", help="Write here instead of to stdout.")
 @db_option
 def export(fmt: str, run_id: str | None, output: str, db: str | None) -> int:
@@ -502,10 +497,10 @@ _BATCH = 1000  # events read per poll
 
 
 @main.command()
-@click.option("--run", "run_id", metavar="RUN_ID", help="Only this run.")
-@click.option("--flow", metavar="NAME", help="Only runs of this flow.")
-@click.option("--task", metavar="NAME", help="Only this task (name or key).")
-@click.option("--kind", type=click.Choice(["task", "flow"]), help="Only task or only flow transitions.")
+@run_option
+@flow_option
+@task_option
+@kind_option
 @state_option
 @click.option("--from-start", is_flag=True, help="Print the transitions already in the ledger first.")
 @click.option(
