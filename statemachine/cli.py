@@ -347,7 +347,7 @@ def run(target: str, params: tuple[str, ...], run_id: str | None, db: str | None
 @flow_option
 @state_option
 @time_options
-@click.option("--limit", type=click.IntRange(min=1), help="At most this many runs (the newest).")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most this many runs (the newest).")
 @db_option
 @json_option
 def runs(
@@ -429,7 +429,7 @@ def replay(run_id: str, handlers: tuple[str, ...], task: str | None, kind: str |
 @state_option
 @time_options
 @click.option("--rewritten", is_flag=True, help="Only transitions a state handler rewrote.")
-@click.option("--limit", type=click.IntRange(min=1), help="At most this many events.")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most this many events.")
 @db_option
 @json_option
 def audit(run_id: str | None, kind: str | None, key: str | None, name: str | None, states: Any, since: Any,
@@ -506,7 +506,7 @@ _BATCH = 1000  # events read per poll
 @click.option(
     "--interval", type=click.FloatRange(min=0.01), default=0.25, show_default=True, help="Seconds between polls."
 )
-@click.option("--count", type=click.IntRange(min=1), help="Stop after this many transitions.")
+@click.option("--count", type=click.IntRange(min=1), metavar="N", help="Stop after this many transitions.")
 @db_option
 @json_option
 def follow(run_id: str | None, flow: str | None, task: str | None, kind: str | None, states: Any, from_start: bool,
