@@ -32,13 +32,6 @@ _COLOURS = (("Failed", "red"), ("Success", "green"), ("Retrying", "yellow"), ("R
 # --- values ----------------------------------------------------------------------
 
 
-def field(record: Any, name: str, default: Any = None) -> Any:
-    """``record.name`` or ``record[name]``: runs may come back as objects or mappings."""
-    if isinstance(record, Mapping):
-        return record.get(name, default)
-    return getattr(record, name, default)
-
-
 def as_datetime(value: Any) -> datetime.datetime | None:
     if value is None or value == "":
         return None
@@ -198,12 +191,8 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], colours: Sequen
 
 
 def filter_runs(found: Iterable[Any], since: Any, until: Any, limit: int | None) -> list[Any]:
-    """Runs started within [since, until], newest first, at most ``limit``."""
-    rows = [r for r in found
-            if (since is None or (as_datetime(field(r, "started")) or since) >= since)
-            and (until is None or (as_datetime(field(r, "started")) or until) <= until)]
-    epoch = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
-    rows.sort(key=lambda r: as_datetime(field(r, "started")) or epoch, reverse=True)
+    """The runs (``RunRecord``, newest first) started within [since, until], at most ``limit``."""
+    rows = [r for r in found if (since is None or r.started >= since) and (until is None or r.started <= until)]
     return rows[:limit] if limit else rows
 
 
@@ -213,9 +202,9 @@ def runs_table(rows: Sequence[Any]) -> str:
     return table(
         ["RUN ID", "FLOW", "STATE", "STARTED (UTC)", "TOOK", "EVENTS"],
         [
-            [field(r, "run_id"), field(r, "flow"), (state_name(field(r, "state")), field(r, "state")),
-             fmt_time(field(r, "started")), fmt_duration(between(field(r, "started"), field(r, "ended"))),
-             str(field(r, "events", ""))]
+            [r.run_id, r.flow, (state_name(r.state), r.state),
+             fmt_time(r.started), fmt_duration(between(r.started, r.ended)),
+             str(r.events)]
             for r in rows
         ],
         colours=(2,),
@@ -224,9 +213,9 @@ def runs_table(rows: Sequence[Any]) -> str:
 
 def runs_json(rows: Sequence[Any]) -> str:
     return json.dumps([
-        {"run_id": field(r, "run_id"), "flow": field(r, "flow"),
-         "state": jsonable(field(r, "state")), "started": jsonable(field(r, "started")),
-         "ended": jsonable(field(r, "ended")), "events": field(r, "events")}
+        {"run_id": r.run_id, "flow": r.flow,
+         "state": jsonable(r.state), "started": jsonable(r.started),
+         "ended": jsonable(r.ended), "events": r.events}
         for r in rows
     ], indent=2)
 
@@ -325,13 +314,13 @@ def run_summary(flow: Any, state: State, run_id: str, seconds: float, as_json: b
 
 
 def verify_text(report: Any, path: str, run_id: str | None, as_json: bool) -> str:
-    problems = [str(p) for p in field(report, "problems", ())]
+    problems = [str(p) for p in report.problems)]
     if as_json:
-        data = {"ok": bool(report.ok), "checked": field(report, "checked"), "problems": problems}
+        data = {"ok": bool(report.ok), "checked": report.checked, "problems": problems}
         return json.dumps(data, indent=2)
     scope = f"run {run_id}" if run_id else "all runs"
     if report.ok:
-        return f"OK: {field(report, 'checked')} events verified ({scope}, ledger {path})"
+        return f"OK: {report.checked} events verified ({scope}, ledger {path})"
     lines = [click.style(f"FAILED: {len(problems)} problem(s) in {scope} (ledger {path}):", fg="red")]
     return "\n".join(lines + [f"  - {p}" for p in problems])
 
