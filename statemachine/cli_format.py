@@ -314,7 +314,7 @@ def run_summary(flow: Any, state: State, run_id: str, seconds: float, as_json: b
 
 
 def verify_text(report: Any, path: str, run_id: str | None, as_json: bool) -> str:
-    problems = [str(p) for p in report.problems)]
+    problems = [str(p) for p in report.problems]
     if as_json:
         data = {"ok": bool(report.ok), "checked": report.checked, "problems": problems}
         return json.dumps(data, indent=2)
