@@ -291,7 +291,8 @@ def encode_state(state: State) -> dict[str, Any]:
 def decode_state(data: dict[str, Any]) -> State:
     """The State of an ``encode_state`` dict (a flow's result stays None: see module doc)."""
     cls = STATE_CLASSES.get(data.get("type", ""), State)
-    state = cls(data.get("message"), context=data.get("context"))
+    context = data.get("context")
+    state = cls(data.get("message"), context=dict(context) if context else None)
     if "result" in data:
         state.result = data["result"]
     elif "result_described" in data:
@@ -326,9 +327,20 @@ def state_to_json(state: State) -> str:
     return to_json(encode_state(state))
 
 
-_loads = json.loads
+_scan = json.JSONDecoder().scan_once  # json.loads without its two whitespace regexes
+#: Decoded dicts of short state texts whose values are all immutable (shared safely).
+_decoded: dict[str, dict[str, Any]] = {}
+_IMMUTABLE = (type(None), str, int, float, bool)
 
 
 def state_from_json(text: str) -> State:
     """The State of a ``state_to_json`` text."""
-    return decode_state(_loads(text))
+    data = _decoded.get(text)
+    if data is None:
+        try:
+            data = _scan(text, 0)[0]
+        except StopIteration:
+            raise ValueError(f"not a stored state: {text[:80]!r}") from None
+        if len(text) < 200 and len(_decoded) < 4096 and "context" not in data and type(data.get("result")) in _IMMUTABLE:
+            _decoded[text] = data
+    return decode_state(data)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import json
+import json.encoder
 import os
 import sqlite3
 import threading
@@ -59,9 +61,25 @@ FINISHED_TYPES = frozenset(
 _sha256 = hashlib.sha256
 
 
+def _no_default(obj: Any) -> Any:
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+# The C encoder made once (``to_json`` makes one per call): rows are flat tuples of
+# str/int/None, so no circular-reference check is needed. Same output as ``to_json``.
+_c_encoder = getattr(json.encoder, "c_make_encoder", None)
+if _c_encoder is not None:
+    _encode_row = _c_encoder(None, _no_default, json.encoder.encode_basestring, None, ":", ",", False, False, True)
+
+    def _row_json(row: Sequence[Any]) -> str:
+        return "".join(_encode_row(row, 0))
+else:  # pragma: no cover - Pythons without the C accelerator
+    _row_json = to_json
+
+
 def chain_hash(prev_hash: str | None, row: Sequence[Any]) -> str:
-    """The hash of a content row chained to the run's previous hash."""
-    return _sha256(((prev_hash or "") + to_json(row)).encode()).hexdigest()
+    """The hash of a content row (as canonical JSON) chained to the run's previous hash."""
+    return _sha256(((prev_hash or "") + _row_json(row)).encode()).hexdigest()
 
 
 @dataclass(slots=True)
@@ -385,9 +403,23 @@ class SQLiteRecorder:
             except sqlite3.Error as exc:
                 raise LedgerError(f"Could not read ledger {self.path}: {exc}", self.path) from exc
 
+    def _run_range(self, run_id: str) -> tuple[int, int] | None:
+        found = self._read("SELECT first_seq, last_seq FROM runs WHERE run_id = ?", (run_id,))
+        return found[0] if found else None
+
     def select(self, q: Query, tail: bool = False) -> list[tuple[Any, ...]]:
-        """Stored rows (``COLUMNS``) matching ``q``, in seq order (``tail``: see ``_RUN_TAIL``)."""
-        where, params = _where(q, tail)
+        """Stored rows (``COLUMNS``) matching ``q``, in seq order.
+
+        ``tail``: a run's rows up to the end of the ledger, not only to its
+        recorded last event (verify looks for events inserted after it).
+        """
+        run_range = None
+        if q.run_id is not None:
+            found = self._run_range(q.run_id)
+            if found is None:
+                return []
+            run_range = (found[0], None if tail else found[1])
+        where, params = _where(q, run_range)
         sql = _SELECT + where + " ORDER BY seq"
         if q.limit is not None:
             sql += f" LIMIT {int(q.limit)}"
@@ -411,16 +443,13 @@ class SQLiteRecorder:
 
     def latest(self, run_id: str, until_seq: int | None = None, until: str | None = None) -> list[tuple[Any, ...]]:
         """(seq, kind, key, name, flow, new_state) of each object's last event in the run."""
-        cond, params = _RUN_RANGE, [run_id] * 3
-        if until_seq is not None:
-            cond += " AND seq <= ?"
-            params.append(until_seq)
-        if until is not None:
-            cond += " AND timestamp <= ?"
-            params.append(until)
+        found = self._run_range(run_id)
+        if found is None:
+            return []
+        cond, params = _where(Query(run_id=run_id, until_seq=until_seq, until=until), found)
         return self._read(
             "SELECT seq, kind, key, name, flow, new_state FROM events WHERE seq IN "
-            f"(SELECT max(seq) FROM events WHERE {cond} GROUP BY kind, key) ORDER BY seq", params)
+            f"(SELECT max(seq) FROM events{cond} GROUP BY kind, key) ORDER BY seq", params)
 
     def runs(self, flow: str | None = None, types: Iterable[str] | None = None,
              limit: int | None = None, run_id: str | None = None) -> list[RunRecord]:
@@ -510,30 +539,34 @@ def _check_continues(path: str, row: Sequence[Any], last: str | None, prev_hash:
             "ledger that does not hold it yet.", path)
 
 
-#: A run's events lie between its first and last seq (the ``runs`` table keeps both): reading a
-#: run is a rowid range scan, and no run_id index costs a page write on every append.
-_RUN_RANGE = (
-    "seq >= (SELECT first_seq FROM runs WHERE run_id = ?) AND "
-    "seq <= (SELECT last_seq FROM runs WHERE run_id = ?) AND run_id = ?"
-)
-#: verify(run_id) also looks past the recorded end, for events inserted after it.
-_RUN_TAIL = "seq >= (SELECT first_seq FROM runs WHERE run_id = ?) AND run_id = ?"
+def _where(q: Query, run_range: tuple[int, int | None] | None = None) -> tuple[str, list[Any]]:
+    """SQL conditions of ``q``; ``run_range``: the run's (first seq, last seq or None).
 
-
-def _where(q: Query, tail: bool = False) -> tuple[str, list[Any]]:
+    A run's events lie between its first and last seq (the ``runs`` table keeps
+    both), so reading a run is a rowid range scan: no run_id index, which would
+    cost a page write on every append. The bounds are merged into one range so
+    SQLite uses it.
+    """
     conds: list[str] = []
     params: list[Any] = []
+    lo, hi = q.after_seq, q.until_seq
     if q.run_id is not None:
-        if tail:
-            conds.append(_RUN_TAIL)
-            params += [q.run_id] * 2
-        else:
-            conds.append(_RUN_RANGE)
-            params += [q.run_id] * 3
+        conds.append("run_id = ?")
+        params.append(q.run_id)
+        if run_range is not None:
+            first, last = run_range
+            lo = first - 1 if lo is None else max(lo, first - 1)
+            if last is not None:
+                hi = last if hi is None else min(hi, last)
+    if lo is not None:
+        conds.append("seq > ?")
+        params.append(lo)
+    if hi is not None:
+        conds.append("seq <= ?")
+        params.append(hi)
     for col, op, value in (
         ("kind", "=", q.kind), ("key", "=", q.key), ("name", "=", q.name),
         ("timestamp", ">=", q.since), ("timestamp", "<=", q.until),
-        ("seq", ">", q.after_seq), ("seq", "<=", q.until_seq),
     ):
         if value is not None:
             conds.append(f"{col} {op} ?")
@@ -566,7 +599,7 @@ class MemoryRecorder:
         last = run[6] if run is not None else None
         if hash is None:
             prev_hash = last
-            hash = _sha256(((last or "") + to_json(row)).encode()).hexdigest()
+            hash = _sha256(((last or "") + _row_json(row)).encode()).hexdigest()
         else:
             _check_continues(self.path, row, last, prev_hash)
         seq = len(self.rows) + 1

@@ -57,12 +57,11 @@ def replay(
     wanted = None
     if any(v is not None for v in (flow, task, states, kinds)):
         wanted = EventFilter(flow=flow, task=task, states=states, kinds=kinds)
+    events = store.history(run_id)
+    if wanted is not None:
+        events = [e for e in events if wanted.matches(e)]
     stand_ins: dict[tuple[str, str], StandIn] = {}
-    fed = 0
-    for event in store.history(run_id):
-        if wanted is not None and not wanted.matches(event):
-            continue
-        fed += 1
+    for event in events:
         for listener in listeners:
             listener(event)
         if handlers:
@@ -75,4 +74,4 @@ def replay(
                 out = handler(obj, event.old_state, state)
                 if isinstance(out, State):
                     state = out
-    return fed
+    return len(events)

@@ -9,6 +9,7 @@ in ``eventstore.replay`` and ``eventstore.export``; they only read.
 from __future__ import annotations
 
 import datetime
+import gc
 import json
 import os
 from dataclasses import dataclass, field
@@ -326,8 +327,19 @@ class EventStore:
     # --- rows <-> events ---------------------------------------------------------------
 
     def decode(self, rows: Iterable[tuple[Any, ...]]) -> list[Event]:
-        """Events of stored rows (``recorder.COLUMNS``)."""
-        return list(self.iter_decode(rows))
+        """Events of stored rows (``recorder.COLUMNS``).
+
+        The cyclic garbage collector is paused while a long list is built: the
+        new objects hold no cycles, and its repeated passes over them would
+        otherwise double the time of reading a 100,000-event run.
+        """
+        if isinstance(rows, list) and len(rows) < 2000 or not gc.isenabled():
+            return list(self.iter_decode(rows))
+        gc.disable()
+        try:
+            return list(self.iter_decode(rows))
+        finally:
+            gc.enable()
 
     def iter_decode(self, rows: Iterable[tuple[Any, ...]]) -> Iterator[Event]:
         """Like ``decode``, lazily. An old state reuses the previous new state's object."""
