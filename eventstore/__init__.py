@@ -14,7 +14,7 @@ from .errors import (
     LedgerError, LedgerLocationError, LedgerWriteError, NotALedgerError, RunNotFoundError,
     SchemaVersionError,
 )
-from .recorder import RunRecord
+from .rows import RunRecord
 from .replay import StandIn
 from .store import EventStore, Problem, Report, RunView, default_path
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Iterator, TextIO
 
 from .codec import to_json
 from .errors import LedgerError
-from .recorder import COLUMNS, chain_hash
+from .rows import COLUMNS, chain_hash
 
 if TYPE_CHECKING:
     from .store import EventStore

@@ -11,118 +11,32 @@ durable-subscription cursors. Two recorders share this interface:
   (``BEGIN IMMEDIATE``: several processes may write at once, ``seq`` is the
   rowid assigned inside the write lock, so it is unique and increasing);
   ``sqlite3`` errors become ``eventstore.errors`` where they meet the database.
-* ``MemoryRecorder``: plain Python lists, for ``EventStore(":memory:")``.
+* ``MemoryRecorder`` (``eventstore.memory``): plain Python lists, for ``EventStore(":memory:")``.
 """
 
 from __future__ import annotations
 
-import datetime
-import hashlib
-import json
-import json.encoder
 import os
 import sqlite3
 import threading
-from dataclasses import dataclass
+import time
 from typing import Any, Iterable, Iterator, Sequence
 
 import sqlite_utils
 
-from .codec import to_json
 from .errors import (
     LedgerError, LedgerLocationError, LedgerWriteError, NotALedgerError, SchemaVersionError,
 )
+from .memory import MemoryRecorder
+from .rows import (
+    APPLICATION_ID, COLUMNS, CONTENT, FINISHED_TYPES, SCHEMA_VERSION, Query, RunRecord, _FLOW, _KIND,
+    _RUN, _STATE, _TS, _run_record, chain_hash, check_continues,
+)
 
 __all__ = [
-    "SCHEMA_VERSION", "APPLICATION_ID", "CONTENT", "COLUMNS", "Query", "RunRecord",
-    "chain_hash", "SQLiteRecorder", "MemoryRecorder", "FINISHED_TYPES",
+    "SQLiteRecorder", "MemoryRecorder", "SCHEMA_VERSION", "APPLICATION_ID", "CONTENT", "COLUMNS",
+    "Query", "RunRecord", "chain_hash",
 ]
-
-#: The schema this code writes (``PRAGMA user_version``); newer files are refused.
-SCHEMA_VERSION = 1
-#: ``PRAGMA application_id`` of a ledger file ("STLG"): tells a ledger from other SQLite files.
-APPLICATION_ID = 0x53544C47
-
-#: The hashed content of an event, in row order.
-CONTENT = (
-    "event_id", "run_id", "timestamp", "kind", "name", "key", "flow", "attempt", "state",
-    "old_state", "new_state", "proposed_state", "rewritten_by", "actor",
-)
-#: A stored row: seq, the content, prev_hash, hash.
-COLUMNS = ("seq", *CONTENT, "prev_hash", "hash")
-_RUN, _TS, _KIND, _FLOW, _STATE = 1, 2, 3, 6, 8  # positions in a content row
-_I_RUN, _I_TS, _I_KIND, _I_NAME, _I_KEY, _I_STATE, _I_REWRITTEN = 2, 3, 4, 5, 6, 9, 13  # in a stored row
-
-#: ``state`` names that end a flow run (its ``ended`` time is set).
-FINISHED_TYPES = frozenset(
-    {"Finished", "Success", "Cached", "Skipped", "Failed", "TriggerFailed", "TimedOut", "Cancelled"}
-)
-
-_sha256 = hashlib.sha256
-
-
-def _no_default(obj: Any) -> Any:
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
-
-
-# The C encoder made once (``to_json`` makes one per call): rows are flat tuples of
-# str/int/None, so no circular-reference check is needed. Same output as ``to_json``.
-_c_encoder = getattr(json.encoder, "c_make_encoder", None)
-if _c_encoder is not None:
-    _encode_row = _c_encoder(None, _no_default, json.encoder.encode_basestring, None, ":", ",", False, False, True)
-
-    def _row_json(row: Sequence[Any]) -> str:
-        return "".join(_encode_row(row, 0))
-else:  # pragma: no cover - Pythons without the C accelerator
-    _row_json = to_json
-
-
-def chain_hash(prev_hash: str | None, row: Sequence[Any]) -> str:
-    """The hash of a content row (as canonical JSON) chained to the run's previous hash."""
-    return _sha256(((prev_hash or "") + _row_json(row)).encode()).hexdigest()
-
-
-@dataclass(slots=True)
-class Query:
-    """Which rows to read; every field ``None`` means "no condition"."""
-
-    run_id: str | None = None
-    kind: str | None = None
-    key: str | None = None
-    name: str | None = None
-    types: frozenset[str] | None = None  # stored ``state`` names
-    since: str | None = None  # ISO UTC, inclusive
-    until: str | None = None  # ISO UTC, inclusive
-    rewritten: bool | None = None
-    after_seq: int | None = None  # exclusive
-    until_seq: int | None = None  # inclusive
-    limit: int | None = None
-
-
-@dataclass(slots=True, frozen=True)
-class RunRecord:
-    """One run as the ``runs`` table keeps it: the flow's latest state, times and event count."""
-
-    run_id: str
-    flow: str
-    state: str  # the flow's latest state type, e.g. "Running", "Failed"
-    started: datetime.datetime
-    ended: datetime.datetime | None
-    events: int
-
-    @property
-    def finished(self) -> bool:
-        return self.ended is not None
-
-
-def _run_record(r: Sequence[Any]) -> RunRecord:
-    return RunRecord(
-        r[0], r[1], r[2], datetime.datetime.fromisoformat(r[3]),
-        datetime.datetime.fromisoformat(r[4]) if r[4] else None, r[5],
-    )
-
-
-# --- SQLite ----------------------------------------------------------------------
 
 _INSERT = f"INSERT INTO events ({', '.join(COLUMNS[1:])}) VALUES ({', '.join('?' * (len(COLUMNS) - 1))})"
 _LAST = "SELECT last_hash FROM runs WHERE run_id = ?"
@@ -308,8 +222,6 @@ class SQLiteRecorder:
 
     def _retry(self, fn: Any) -> Any:
         """Retry a statement SQLite refuses with BUSY without calling the busy handler."""
-        import time
-
         deadline = time.monotonic() + self.timeout
         while True:
             try:
@@ -372,7 +284,7 @@ class SQLiteRecorder:
             if hash is None:
                 prev_hash, hash = last, chain_hash(last, row)
             else:
-                _check_continues(self.path, row, last, prev_hash)
+                check_continues(self.path, row, last, prev_hash)
             cur.execute(_INSERT, (*row, prev_hash, hash))
             seq = cur.lastrowid
             state = row[_STATE] if row[_KIND] == "flow" else None
@@ -530,15 +442,6 @@ def _writable(path: str) -> bool:
     return os.access(path, os.W_OK) and bool(mode & 0o222)
 
 
-def _check_continues(path: str, row: Sequence[Any], last: str | None, prev_hash: str | None) -> None:
-    if (last or None) != (prev_hash or None):
-        raise LedgerError(
-            f"Cannot import event {row[0]} of run {row[_RUN]} into ledger {path}: it follows hash "
-            f"{prev_hash or '(none: the run starts here)'} but the ledger's run ends with "
-            f"{last or '(nothing: the run is not in this ledger)'}. Import a run once, whole, into a "
-            "ledger that does not hold it yet.", path)
-
-
 def _where(q: Query, run_range: tuple[int, int | None] | None = None) -> tuple[str, list[Any]]:
     """SQL conditions of ``q``; ``run_range``: the run's (first seq, last seq or None).
 
@@ -577,103 +480,3 @@ def _where(q: Query, run_range: tuple[int, int | None] | None = None) -> tuple[s
     if q.rewritten is not None:
         conds.append("rewritten_by != '[]'" if q.rewritten else "rewritten_by = '[]'")
     return (" WHERE " + " AND ".join(conds)) if conds else "", params
-
-
-# --- memory ----------------------------------------------------------------------
-
-
-class MemoryRecorder:
-    """Event rows in Python lists: the same interface as ``SQLiteRecorder``, nothing on disk."""
-
-    path = ":memory:"
-
-    def __init__(self) -> None:
-        self.rows: list[tuple[Any, ...]] = []
-        self._by_run: dict[str, list[tuple[Any, ...]]] = {}
-        self._runs: dict[str, list[Any]] = {}  # run_id -> [flow, state, started, ended, events, first_seq, last_hash]
-        self._cursors: dict[str, tuple[int, str]] = {}
-
-    def append(self, row: Sequence[Any], prev_hash: Any = None, hash: str | None = None) -> tuple[int, str | None, str]:
-        run_id = row[1]
-        run = self._runs.get(run_id)
-        last = run[6] if run is not None else None
-        if hash is None:
-            prev_hash = last
-            hash = _sha256(((last or "") + _row_json(row)).encode()).hexdigest()
-        else:
-            _check_continues(self.path, row, last, prev_hash)
-        seq = len(self.rows) + 1
-        stored = (seq, *row, prev_hash, hash)
-        self.rows.append(stored)
-        state = row[_STATE] if row[_KIND] == "flow" else None
-        if run is None:
-            self._by_run[run_id] = [stored]
-            self._runs[run_id] = [row[_FLOW], state or "Pending", row[_TS],
-                                  row[_TS] if state in FINISHED_TYPES else None, 1, seq, hash]
-        else:
-            self._by_run[run_id].append(stored)
-            run[4] += 1
-            run[6] = hash
-            if state is not None:
-                run[1] = state
-                if state in FINISHED_TYPES:
-                    run[3] = row[_TS]
-        return seq, prev_hash, hash
-
-    def select(self, q: Query) -> list[tuple[Any, ...]]:
-        rows: Iterable[tuple[Any, ...]] = self.rows if q.run_id is None else self._by_run.get(q.run_id, ())
-        checks = []
-        for i, value in ((_I_KIND, q.kind), (_I_KEY, q.key), (_I_NAME, q.name)):
-            if value is not None:
-                checks.append(lambda r, i=i, v=value: r[i] == v)
-        if q.types is not None:
-            checks.append(lambda r, t=q.types: r[_I_STATE] in t)
-        if q.since is not None:
-            checks.append(lambda r, v=q.since: r[_I_TS] >= v)
-        if q.until is not None:
-            checks.append(lambda r, v=q.until: r[_I_TS] <= v)
-        if q.after_seq is not None:
-            checks.append(lambda r, v=q.after_seq: r[0] > v)
-        if q.until_seq is not None:
-            checks.append(lambda r, v=q.until_seq: r[0] <= v)
-        if q.rewritten is not None:
-            checks.append(lambda r, v=q.rewritten: (r[_I_REWRITTEN] != "[]") is v)
-        out = [r for r in rows if all(c(r) for c in checks)] if checks else list(rows)
-        return out[: q.limit] if q.limit is not None else out
-
-    def iter_rows(self, q: Query, batch: int = 5000, tail: bool = False) -> Iterator[tuple[Any, ...]]:
-        return iter(self.select(q))
-
-    def latest(self, run_id: str, until_seq: int | None = None, until: str | None = None) -> list[tuple[Any, ...]]:
-        last: dict[tuple[str, str], tuple[Any, ...]] = {}
-        for r in self._by_run.get(run_id, ()):
-            if (until_seq is not None and r[0] > until_seq) or (until is not None and r[_I_TS] > until):
-                break
-            last[(r[_I_KIND], r[_I_KEY])] = r
-        return [(r[0], r[4], r[6], r[5], r[7], r[11]) for r in sorted(last.values(), key=lambda r: r[0])]
-
-    def runs(self, flow: str | None = None, types: Iterable[str] | None = None,
-             limit: int | None = None, run_id: str | None = None) -> list[RunRecord]:
-        types = set(types) if types is not None else None
-        out = []
-        for rid, (f, state, started, ended, events, first_seq, _) in sorted(
-            self._runs.items(), key=lambda kv: -kv[1][5]
-        ):
-            if (flow is None or f == flow) and (types is None or state in types) and (run_id is None or rid == run_id):
-                out.append(_run_record((rid, f, state, started, ended, events)))
-        return out[:limit] if limit is not None else out
-
-    def run_chain_ends(self) -> dict[str, tuple[int, str]]:
-        return {rid: (r[4], r[6]) for rid, r in self._runs.items()}
-
-    def max_seq(self) -> int:
-        return len(self.rows)
-
-    def load_cursor(self, name: str) -> tuple[int, str] | None:
-        return self._cursors.get(name)
-
-    def save_cursor(self, name: str, seq: int, filter_text: str, updated: str) -> None:
-        self._cursors[name] = (seq, filter_text)
-
-    def close(self) -> None:
-        pass

@@ -21,7 +21,9 @@ from statemachine.states import STATE_CLASSES, State
 
 from . import codec
 from .errors import RunNotFoundError
-from .recorder import MemoryRecorder, Query, RunRecord, SQLiteRecorder
+from .memory import MemoryRecorder
+from .recorder import SQLiteRecorder
+from .rows import Query, RunRecord
 
 __all__ = ["EventStore", "RunView", "TaskStates", "Report", "Problem", "default_path", "DEFAULT_TIMEOUT"]
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import hashlib
 
-from .recorder import _row_json
+from .rows import _row_json
 
 if TYPE_CHECKING:
     from .store import EventStore, Report

@@ -152,3 +152,40 @@ def test_texts_are_compact_and_deterministic():
     a = codec.state_to_json(Success("ok", result={"b": 1, "a": [1, 2]}))
     assert a == codec.state_to_json(Success("ok", result={"b": 1, "a": [1, 2]}))
     assert ", " not in a and ": " not in a
+
+
+def test_the_row_encoder_of_the_hash_chain_is_canonical_json():
+    from eventstore.rows import _row_json
+
+    row = ("é\u2028\"quote\"\\\n\t\x00", 1, None, "[]", '{"a":"b"}', "日本")
+    assert _row_json(row) == codec.to_json(row) == json.dumps(row, separators=(",", ":"), ensure_ascii=False)
+
+
+def test_every_stored_text_goes_through_mask(tmp_path, monkeypatch):
+    from statemachine.secrets import Secret, forget_all
+
+    from eventstore import EventStore
+    from statemachine import Flow, task
+
+    monkeypatch.setenv("STATELEDGER_SECRET_API_TOKEN", "s3cr3t-t0ken-value")
+
+    @task
+    def leak():
+        token = Secret("API_TOKEN").get()
+        raise RuntimeError(f"login refused for {token}")
+
+    with Flow("leaky") as flow:
+        leak()
+    try:
+        with EventStore(tmp_path / "l.db") as store:
+            state = flow.run(store=store, run_id="r")
+            memory = EventStore(":memory:")
+            flow.run(store=memory, run_id="r")
+            assert "***" in store.history("r")[-2].new_state.message
+            assert all("s3cr3t" not in r for row in memory._rec.rows for r in row if isinstance(r, str))
+            assert store.verify().ok
+    finally:
+        forget_all()
+    assert state.is_failed()
+    data = b"".join(p.read_bytes() for p in tmp_path.glob("l.db*"))
+    assert b"s3cr3t-t0ken-value" not in data and b"***" in data

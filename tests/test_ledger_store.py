@@ -266,3 +266,21 @@ def test_full_durability_writes_and_reads_back(tmp_path):
         state = small_flow().run(store=s, run_id="r")
     with EventStore(tmp_path / "full.db") as s:
         assert s.rebuild("r").state == state and s.verify().ok
+
+
+def test_the_package_exports_its_public_names():
+    import eventstore
+
+    assert {"EventStore", "Event", "RunView", "Report", "NotALedgerError", "SchemaVersionError",
+            "LedgerWriteError", "RunNotFoundError"} <= set(eventstore.__all__)
+    assert all(hasattr(eventstore, name) for name in eventstore.__all__)
+    assert eventstore.Event is Event
+    from statemachine.errors import LedgerError
+
+    assert all(issubclass(getattr(eventstore, n), LedgerError) for n in eventstore.__all__ if n.endswith("Error"))
+
+
+@pytest.mark.parametrize("durability, level", [("normal", 1), ("full", 2)])
+def test_durability_sets_sqlite_synchronous(tmp_path, durability, level):
+    with EventStore(tmp_path / "l.db", durability=durability) as s:
+        assert s._rec._conn.execute("PRAGMA synchronous").fetchone()[0] == level
