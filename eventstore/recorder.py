@@ -168,14 +168,16 @@ class SQLiteRecorder:
             raise NotALedgerError(
                 f"{self.path} is not a ledger: SQLite cannot read it ({exc}). Point "
                 "STATELEDGER_DB at a ledger file or at a new file.", self.path, "unreadable") from exc
-        if app_id == APPLICATION_ID and version > SCHEMA_VERSION:
+        ours = app_id == APPLICATION_ID or (app_id == 0 and (not tables or "events" in tables))
+        if ours and version > SCHEMA_VERSION:
             raise SchemaVersionError(
                 f"Ledger {self.path} was written by schema version {version}; this stateledger reads "
                 f"up to {SCHEMA_VERSION}. Upgrade stateledger or point STATELEDGER_DB elsewhere.",
                 self.path, version, SCHEMA_VERSION)
-        if app_id != APPLICATION_ID and (app_id != 0 or tables):
+        if app_id != APPLICATION_ID and (app_id != 0 or tables or version):
             found = f"a SQLite database with tables {', '.join(sorted(tables))}" if tables else (
-                f"a SQLite database of another application (application_id {app_id:#x})")
+                f"a SQLite database of another application (application_id {app_id:#x}, "
+                f"user_version {version})")
             raise NotALedgerError(
                 f"{self.path} is not a ledger: it is {found}. Point STATELEDGER_DB (or EventStore's "
                 "path) at a ledger file or at a new file.", self.path, found)

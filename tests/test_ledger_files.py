@@ -285,3 +285,26 @@ def test_opening_errors_are_ledger_errors(tmp_path):
     (tmp_path / "x.db").write_text("not sqlite at all, but long enough to have a header")
     with pytest.raises(LedgerError):
         EventStore(tmp_path / "x.db")
+
+
+def test_an_empty_sqlite_file_of_a_newer_version_is_refused_untouched(tmp_path):
+    path = tmp_path / "future.db"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    before = file_digest(path)
+    with pytest.raises(SchemaVersionError, match="schema version 99"):
+        EventStore(path)
+    assert file_digest(path) == before
+
+
+def test_a_versioned_sqlite_file_of_another_program_is_not_a_ledger(tmp_path):
+    path = tmp_path / "versioned.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE t (x)")
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    before = file_digest(path)
+    with pytest.raises(NotALedgerError, match="tables t"):
+        EventStore(path)
+    assert file_digest(path) == before
