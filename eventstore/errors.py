@@ -51,7 +51,7 @@ class LedgerWriteError(LedgerError):
     """An append failed: disk full, locked past the timeout, read-only, removed.
 
     ``reason`` is a short word for the cause (``"full"``, ``"locked"``,
-    ``"read-only"``, ``"removed"``, ``"io"``, ``"location"``).
+    ``"read-only"``, ``"removed"``, ``"closed"``, ``"io"``, ``"location"``).
     """
 
     def __init__(self, message: str, path: str | None = None, reason: str = "io") -> None:

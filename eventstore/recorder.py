@@ -124,6 +124,7 @@ class SQLiteRecorder:
             raise
         self._cur = self._conn.cursor()
         self._last: dict[str, str] = {}  # run_id -> last hash this process wrote (see _append)
+        self._closed = False
         st = os.stat(self.path)
         self._ino = (st.st_dev, st.st_ino)
 
@@ -237,6 +238,10 @@ class SQLiteRecorder:
 
     def _check_file(self) -> None:
         """The file must still be the one we opened, and writable (root ignores file modes)."""
+        if self._closed:
+            raise LedgerWriteError(
+                f"Could not append to ledger {self.path}: this EventStore was closed. Open the "
+                "ledger again (EventStore(path)).", self.path, "closed")
         try:
             st = os.stat(self.path)
         except OSError:
@@ -411,6 +416,7 @@ class SQLiteRecorder:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             self._cur.close()
             self._conn.close()
 

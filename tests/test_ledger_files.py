@@ -308,3 +308,11 @@ def test_a_versioned_sqlite_file_of_another_program_is_not_a_ledger(tmp_path):
     with pytest.raises(NotALedgerError, match="tables t"):
         EventStore(path)
     assert file_digest(path) == before
+
+
+def test_appending_to_a_closed_store_is_a_clear_error(tmp_path):
+    s = EventStore(tmp_path / "l.db")
+    s.close()
+    with pytest.raises(LedgerWriteError, match="was closed") as info:
+        chain().run(store=s, run_id="r")
+    assert info.value.reason == "closed"
