@@ -8,6 +8,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from eventstore import EventStore
 
 WRITER = textwrap.dedent("""
@@ -26,22 +28,30 @@ WRITER = textwrap.dedent("""
         x = step()
         for _ in range(n - 1):
             x = step(x)
-    store = EventStore(path)
-    open(os.path.join(barrier, run_id), "w").close()
-    while len(os.listdir(barrier)) < 4:  # start together
-        time.sleep(0.005)
+    def wait_for_all():
+        open(os.path.join(barrier, run_id), "w").close()
+        while len(os.listdir(barrier)) < 4:
+            time.sleep(0.005)
+
+    if sys.argv[5] == "create-together":  # all four create the new ledger file at once
+        wait_for_all()
+        store = EventStore(path)
+    else:  # open first, then run the flows together
+        store = EventStore(path)
+        wait_for_all()
     state = flow.run(store=store, run_id=run_id)
     assert state.is_successful(), state
     store.close()
 """)
 
 
-def test_four_processes_write_one_ledger_at_once_and_lose_nothing(tmp_path):
+@pytest.mark.parametrize("start", ["run-together", "create-together"])
+def test_four_processes_write_one_ledger_at_once_and_lose_nothing(tmp_path, start):
     path = tmp_path / "shared.db"
     barrier = tmp_path / "barrier"
     barrier.mkdir()
     procs = [
-        subprocess.Popen([sys.executable, "-c", WRITER, str(path), f"run-{i}", "250", str(barrier)],
+        subprocess.Popen([sys.executable, "-c", WRITER, str(path), f"run-{i}", "250", str(barrier), start],
                          stderr=subprocess.PIPE, text=True)
         for i in range(4)
     ]
