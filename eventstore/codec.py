@@ -16,7 +16,9 @@ stored under exactly one of these keys:
 ``result_described``
     anything else, never pickled: ``{"type", "module", "repr", "str", "args",
     "attrs"}`` (``attrs``: the object's JSON-able attributes, e.g. a ``FAIL``
-    signal's ``flag``). Builtin exceptions and ``statemachine.signals`` /
+    signal's ``flag``; an argument or attribute longer than ``PART_LIMIT``
+    characters of JSON is kept as a cut text, repr and str are cut to
+    ``RESULT_LIMIT``). Builtin exceptions and ``statemachine.signals`` /
     ``statemachine.errors`` classes are rebuilt on decoding (so
     ``isinstance(state.result, TimeoutError)`` holds in a replay); anything
     else becomes a read-only ``DescribedResult``;
@@ -24,7 +26,7 @@ stored under exactly one of these keys:
     a result whose JSON is longer than ``RESULT_LIMIT`` characters: its first
     ``RESULT_LIMIT`` characters of JSON are kept, decoded as ``CutResult``;
 ``result_flow``
-    a flow's final result (``{Task: State}``) is not stored: the ledger holds
+    a flow's final result (``{Task: State}``, keys that are not strings) is not stored: the ledger holds
     each task's events, and ``EventStore.rebuild`` puts ``{key: State}`` back.
 
 Times are ISO-8601 UTC strings. Every JSON text the ledger stores is produced
@@ -45,6 +47,7 @@ from statemachine.states import STATE_CLASSES, State, utcnow
 
 __all__ = [
     "RESULT_LIMIT",
+    "PART_LIMIT",
     "encode_state",
     "decode_state",
     "state_to_json",
@@ -155,6 +158,21 @@ def _jsonable(value: Any) -> bool:
     return True
 
 
+#: An attribute or argument of a described result is kept whole up to this many characters of JSON.
+PART_LIMIT = 16 * 1024
+
+
+def _part(value: Any) -> Any:
+    """``value`` if it is JSON of a modest size; else its repr, cut to ``PART_LIMIT``."""
+    try:
+        text = to_json(value)
+    except (TypeError, ValueError, RecursionError):
+        return _safe(repr, value)[:PART_LIMIT]
+    if len(text) > PART_LIMIT:
+        return f"<cut: {len(text)} characters of JSON> " + text[:PART_LIMIT]
+    return value
+
+
 def _safe(fn: Any, obj: Any) -> str:
     try:
         return fn(obj)
@@ -173,11 +191,11 @@ def describe(obj: Any) -> dict[str, Any]:
     }
     args = getattr(obj, "args", None) if isinstance(obj, BaseException) else None
     if isinstance(args, tuple):
-        data["args"] = [a if _jsonable(a) else _safe(repr, a) for a in args]
+        data["args"] = [_part(a) for a in args]
     attrs = {}
     for name, value in (getattr(obj, "__dict__", None) or {}).items():
         if not name.startswith("_") and _jsonable(value):
-            attrs[name] = value
+            attrs[name] = _part(value)
     if attrs:
         data["attrs"] = attrs
     return data
@@ -227,7 +245,8 @@ def _encode_result(result: Any, data: dict[str, Any]) -> None:
         else:
             data["result"] = result
         return
-    if isinstance(result, dict) and result and all(isinstance(v, State) for v in result.values()):
+    if (isinstance(result, dict) and result and all(isinstance(v, State) for v in result.values())
+            and not any(isinstance(k, str) for k in result)):
         data["result_flow"] = True  # a flow's {Task: State}: rebuilt from the task events
         return
     if isinstance(result, (dict, list, tuple)) and not isinstance(result, BaseException):

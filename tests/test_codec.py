@@ -189,3 +189,18 @@ def test_every_stored_text_goes_through_mask(tmp_path, monkeypatch):
     assert state.is_failed()
     data = b"".join(p.read_bytes() for p in tmp_path.glob("l.db*"))
     assert b"s3cr3t-t0ken-value" not in data and b"***" in data
+
+
+def test_a_described_result_stays_small_whatever_it_carries():
+    sig = signals.FAIL("x" * 100_000)
+    sig.value = list(range(50_000))
+    text = codec.state_to_json(Failed("big", result=sig))
+    assert len(text) < 4 * RESULT_LIMIT
+    back = codec.state_from_json(text).result
+    assert isinstance(back, signals.FAIL) and back.value.startswith("<cut: ")
+
+
+def test_a_task_result_that_maps_names_to_states_is_kept():
+    result = {"a": Success("ok")}
+    data = json.loads(codec.state_to_json(Success("done", result=result)))
+    assert "result_flow" not in data and data["result_described"]["type"] == "dict"
