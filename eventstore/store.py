@@ -336,31 +336,12 @@ class EventStore:
         otherwise double the time of reading a 100,000-event run.
         """
         if isinstance(rows, list) and len(rows) < 2000 or not gc.isenabled():
-            return list(self.iter_decode(rows))
+            return _decode(rows)
         gc.disable()
         try:
-            return list(self.iter_decode(rows))
+            return _decode(rows)
         finally:
             gc.enable()
-
-    def iter_decode(self, rows: Iterable[tuple[Any, ...]]) -> Iterator[Event]:
-        """Like ``decode``, lazily. An old state reuses the previous new state's object."""
-        last: dict[tuple[str, str, str], tuple[str, State]] = {}
-        from_json = codec.state_from_json
-        parse = codec.parse_time
-        for (seq, event_id, run_id, ts, kind, name, key, flow, attempt, _state, old_t, new_t,
-             proposed_t, rewritten_t, actor, prev_hash, hash_) in rows:
-            ident = (run_id, kind, key)
-            prev = last.get(ident)
-            old = prev[1] if prev is not None and prev[0] == old_t else from_json(old_t)
-            new = from_json(new_t)
-            last[ident] = (new_t, new)
-            yield Event(
-                run_id, parse(ts), kind, name, key, attempt, old, new,
-                from_json(proposed_t) if proposed_t is not None else None,
-                tuple(json.loads(rewritten_t)) if rewritten_t != "[]" else (),
-                actor, event_id, seq, prev_hash, hash_, flow,
-            )
 
     def rows(self, run_id: str | None = None, after_seq: int | None = None,
              tail: bool = False) -> Iterator[tuple[Any, ...]]:
@@ -376,6 +357,32 @@ class EventStore:
         return RunNotFoundError(
             f"No run {run_id!r} in ledger {self._rec.path}.{hint} List them with store.runs() "
             "(or `stateledger runs`).", self._rec.path, run_id)
+
+
+def _decode(rows: Iterable[tuple[Any, ...]]) -> list[Event]:
+    """Events of stored rows. An old state that is the text of the object's previous new
+    state reuses that State object, as in the live run (and is not decoded twice)."""
+    out: list[Event] = []
+    append = out.append
+    last: dict[str, tuple[str, State, str, str]] = {}  # key -> (text, state, run_id, kind)
+    get = last.get
+    from_json, parse, loads = codec.state_from_json, codec.parse_time, json.loads
+    for (seq, event_id, run_id, ts, kind, name, key, flow, attempt, _state, old_t, new_t,
+         proposed_t, rewritten_t, actor, prev_hash, hash_) in rows:
+        prev = get(key)
+        if prev is not None and prev[0] == old_t and prev[2] == run_id and prev[3] == kind:
+            old = prev[1]
+        else:
+            old = from_json(old_t)
+        new = from_json(new_t)
+        last[key] = (new_t, new, run_id, kind)
+        append(Event(
+            run_id, parse(ts), kind, name, key, attempt, old, new,
+            from_json(proposed_t) if proposed_t is not None else None,
+            tuple(loads(rewritten_t)) if rewritten_t != "[]" else (),
+            actor, event_id, seq, prev_hash, hash_, flow,
+        ))
+    return out
 
 
 def _type_names(states: Any) -> frozenset[str] | None:
