@@ -21,6 +21,7 @@ import sqlite3
 import threading
 import time
 from typing import Any, Iterable, Iterator, Sequence
+from urllib.parse import quote
 
 import sqlite_utils
 
@@ -109,6 +110,7 @@ class SQLiteRecorder:
         self.path = os.path.abspath(path)
         self.timeout = timeout
         self._lock = threading.RLock()
+        self._wrote = False  # see close()
         created = self._check_location()
         try:
             self._conn = sqlite3.connect(
@@ -184,6 +186,7 @@ class SQLiteRecorder:
                 "path) at a ledger file or at a new file.", self.path, found)
         conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
         if app_id != APPLICATION_ID or version < SCHEMA_VERSION:
+            self._wrote = True
             self._create_schema()
         try:
             if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
@@ -281,6 +284,7 @@ class SQLiteRecorder:
         so a stale cache is caught inside the transaction and costs one retry.
         """
         cur, run_id = self._cur, row[_RUN]
+        self._wrote = True
         cur.execute("BEGIN IMMEDIATE")
         try:
             if cached is None:
@@ -406,6 +410,7 @@ class SQLiteRecorder:
     def save_cursor(self, name: str, seq: int, filter_text: str, updated: str) -> None:
         with self._lock:
             self._check_file()
+            self._wrote = True
             try:
                 self._conn.execute(
                     "INSERT INTO cursors (name, seq, filter, updated) VALUES (?, ?, ?, ?) "
@@ -415,10 +420,28 @@ class SQLiteRecorder:
                 raise _write_error(exc, self.path, self.timeout, "save a cursor in") from exc
 
     def close(self) -> None:
+        """Close the file. A store that never wrote leaves it exactly as it found it.
+
+        The last connection to close checkpoints the WAL into the file: after a
+        writer was killed, that would rewrite the file on a mere read. So a store
+        that wrote nothing closes behind a read-only connection, which cannot
+        checkpoint, and the WAL is left for the next writer.
+        """
         with self._lock:
+            if self._closed:
+                return
             self._closed = True
+            guard = None
+            try:
+                if not self._wrote and os.path.getsize(self.path + "-wal") > 0:
+                    guard = sqlite3.connect(f"file:{quote(self.path)}?mode=ro", uri=True)
+                    guard.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+            except (OSError, sqlite3.Error):
+                guard = None
             self._cur.close()
             self._conn.close()
+            if guard is not None:
+                guard.close()
 
 
 def _out_of_space(path: str) -> bool:

@@ -11,6 +11,7 @@ import textwrap
 import pytest
 
 from eventstore import EventStore
+from ledger_fixtures import file_digest
 
 WRITER = textwrap.dedent("""
     import os, sys, time
@@ -110,6 +111,7 @@ def test_a_writer_killed_with_sigkill_leaves_a_ledger_that_opens_and_verifies(tm
         proc.wait(timeout=30)
         proc.stdout.close()
     assert proc.returncode == -signal.SIGKILL
+    before = file_digest(path)
     with EventStore(path) as s:
         report = s.verify()
         assert report.ok, report.problems
@@ -119,6 +121,7 @@ def test_a_writer_killed_with_sigkill_leaves_a_ledger_that_opens_and_verifies(tm
         assert record.state == "Running" and record.ended is None and not record.finished
         assert record.events == len(stored) >= 150
         assert s.rebuild("killed").state.is_running()
+    assert file_digest(path) == before  # reading the crashed ledger did not rewrite it
     # and the ledger takes new runs after the crash
     from statemachine import Flow, task
 
