@@ -82,7 +82,7 @@ def _schema_sql() -> list[str]:
 
 
 def _write_error(exc: sqlite3.Error, path: str, timeout: float, doing: str) -> LedgerWriteError:
-    code = getattr(exc, "sqlite_errorname", "") or ""
+    code = getattr(exc, "sqlite_errorname", "") or _code_from_message(str(exc))
     if code.startswith("SQLITE_BUSY") or code.startswith("SQLITE_LOCKED"):
         return LedgerWriteError(
             f"Could not {doing} ledger {path}: another process kept it locked for more than "
@@ -99,6 +99,15 @@ def _write_error(exc: sqlite3.Error, path: str, timeout: float, doing: str) -> L
     return LedgerWriteError(
         f"Could not {doing} ledger {path}: {exc} ({code or type(exc).__name__}). Check that the file "
         "still exists, is writable and that its disk is healthy.", path, "io")
+
+
+def _code_from_message(message: str) -> str:
+    """The SQLite error code of a message (Python 3.10's sqlite3 has no ``sqlite_errorname``)."""
+    for needle, code in (("locked", "SQLITE_BUSY"), ("is full", "SQLITE_FULL"),
+                         ("readonly", "SQLITE_READONLY"), ("disk I/O", "SQLITE_IOERR")):
+        if needle in message:
+            return code
+    return ""
 
 
 class SQLiteRecorder:
