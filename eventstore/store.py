@@ -35,7 +35,7 @@ def default_path() -> str:
     """``STATELEDGER_DB``, else ``~/.stateledger/ledger.db`` (its folder made private to the user)."""
     path = os.environ.get("STATELEDGER_DB")
     if path:
-        return path
+        return os.path.expanduser(path)
     folder = os.path.join(os.path.expanduser("~"), ".stateledger")
     os.makedirs(folder, mode=0o700, exist_ok=True)
     return os.path.join(folder, "ledger.db")
