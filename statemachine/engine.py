@@ -15,6 +15,7 @@ import re
 import threading
 import time
 from collections import deque
+from contextvars import ContextVar
 from typing import Any, Mapping
 
 from . import wiring
@@ -27,7 +28,7 @@ from .states import (
 )
 from .task import Parameter, Task
 
-__all__ = ["FlowRunner", "new_run_id"]
+__all__ = ["FlowRunner", "new_run_id", "current_run_id"]
 
 log = logging.getLogger("stateledger")
 
@@ -39,6 +40,14 @@ SKIP_MESSAGE = (
 
 class _TaskTimeout(Exception):
     pass
+
+
+_current_run_id: ContextVar[str | None] = ContextVar("stateledger_run_id", default=None)
+
+
+def current_run_id() -> str | None:
+    """The id of the flow run in progress (for state handlers, e.g. notifiers), else None."""
+    return _current_run_id.get()
 
 
 def new_run_id(flow_name: str) -> str:
@@ -96,12 +105,16 @@ class FlowRunner:
         flow = self.flow
         subject = Subject(flow, "flow", flow.name, flow.name, flow.state_handlers)
         log.info("flow %s: run %s starting (%d tasks)", flow.name, self.run_id, len(self.order))
-        state, halted = transition(subject, Scheduled(), Running("Running flow."), self.rt)
-        if not halted:
-            self.run_tasks()
-            final = self.final_flow_state()
-            if final is not None:
-                state, _ = transition(subject, state, final, self.rt)
+        token = _current_run_id.set(self.run_id)
+        try:
+            state, halted = transition(subject, Scheduled(), Running("Running flow."), self.rt)
+            if not halted:
+                self.run_tasks()
+                final = self.final_flow_state()
+                if final is not None:
+                    state, _ = transition(subject, state, final, self.rt)
+        finally:
+            _current_run_id.reset(token)
         if state.result is None:
             state.result = dict(self.states)
         state.context["run_id"] = self.run_id

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any, Callable, Iterable
 
+from statemachine.engine import current_run_id
 from statemachine.errors import NotifierError
 from statemachine.secrets import Secret, mask, remember
 from statemachine.states import Failed, Retrying, State, Success, utcnow
@@ -90,7 +91,7 @@ class Notice:
     name: str
     key: str
     flow: str  # the flow's name ("" when a state handler cannot know it)
-    run_id: str | None  # None when a state handler cannot know it
+    run_id: str | None  # None outside a run (e.g. a handler tried by hand)
     old_state: State
     new_state: State
     time: datetime.datetime
@@ -109,7 +110,7 @@ class Notice:
             kind = "flow" if isinstance(obj, Flow) else "task"
         name = str(getattr(obj, "name", None) or obj)
         key = getattr(obj, "key", None)
-        run_id = getattr(obj, "run_id", None)
+        run_id = getattr(obj, "run_id", None) or current_run_id()
         return cls(
             kind=kind,
             name=name,

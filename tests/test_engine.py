@@ -373,3 +373,12 @@ def test_the_engine_prints_nothing_and_logs_to_the_stateledger_logger(capsys, ca
     run(Flow("quiet", tasks=[Task()]))
     assert capsys.readouterr().out == ""
     assert any(r.name == "stateledger" and "quiet" in r.getMessage() for r in caplog.records)
+
+
+def test_handlers_can_read_the_run_in_progress():
+    from statemachine.engine import current_run_id
+
+    seen = []
+    t = Task(state_handlers=[lambda obj, old, new: seen.append(current_run_id())])
+    run(Flow("f", tasks=[t]), run_id="r-42")
+    assert seen == ["r-42", "r-42"] and current_run_id() is None

@@ -180,8 +180,9 @@ def test_slack_notifier_as_a_bare_handler_posts_every_transition_as_json_text(se
     assert all(r.headers["Content-Type"] == "application/json" for r in receiver.requests)
     bodies = [r.json() for r in receiver.requests]
     assert [list(b) for b in bodies] == [["text"], ["text"]]
-    assert bodies[0]["text"].startswith("Task work is now Running: Starting task run.\nAt ")
-    assert bodies[1]["text"].startswith("Task work is now Success: Task run succeeded.\nAt ")
+    # a handler learns the run in progress from the engine
+    assert bodies[0]["text"].startswith("Task work is now Running: Starting task run.\nRun notify-demo-")
+    assert bodies[1]["text"].startswith("Task work is now Success: Task run succeeded.\nRun notify-demo-")
 
 
 def test_slack_notifier_configured_posts_only_the_chosen_states_from_its_named_secret(set_secret):
