@@ -29,14 +29,10 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import click
 
 from . import cli_format as out
-from .errors import LedgerError, StateLedgerError
+from .errors import CommandInputError, LedgerError, StateLedgerError
 from .states import STATE_CLASSES, State
 
 __all__ = ["main", "cli", "StateLedgerGroup", "CommandInputError", "load_flow", "parse_params", "load_handler"]
-
-
-class CommandInputError(StateLedgerError, ValueError):
-    """Bad command-line input: a flow file, a ``--param``, a ``--handler``."""
 
 
 # --- shared options (decorators) -------------------------------------------------

@@ -7,6 +7,7 @@
     │   ├── CycleError                        the dependencies form a cycle
     │   └── FlowContextError                  a task called outside ``with Flow(...)``
     ├── ParameterError (ValueError)          an unknown or missing flow parameter
+    ├── CommandInputError (ValueError)       bad CLI input: a flow file, a --param, a --handler
     ├── NotCallableError (TypeError)         a task, handler, callback or listener that is not callable
     ├── IllegalTransitionError               the engine proposed a move the graph refuses (a bug)
     ├── SecretNotFoundError (KeyError)       a secret missing from every place we looked
@@ -26,6 +27,7 @@ __all__ = [
     "CycleError",
     "FlowContextError",
     "ParameterError",
+    "CommandInputError",
     "NotCallableError",
     "IllegalTransitionError",
     "SecretNotFoundError",
@@ -56,6 +58,10 @@ class FlowContextError(FlowDefinitionError):
 
 class ParameterError(StateLedgerError, ValueError):
     """``flow.run(parameters=...)`` names an unknown parameter or misses a required one."""
+
+
+class CommandInputError(StateLedgerError, ValueError):
+    """Bad command-line input: a flow file, a ``--param``, a ``--handler``."""
 
 
 class NotCallableError(StateLedgerError, TypeError):
