@@ -14,33 +14,7 @@ import gc
 import statistics
 import time
 
-from statemachine import Flow, task
-from statemachine.testing import ListLedger
-
-
-def handler(obj, old_state, new_state):
-    return new_state
-
-
-@task(state_handlers=[handler])
-def inc(x):
-    return x + 1
-
-
-def build(n: int) -> Flow:
-    with Flow(f"chain-{n}") as flow:
-        x = inc(0)
-        for _ in range(n - 1):
-            x = inc(x)
-    return flow
-
-
-def make_ledger(kind: str):
-    if kind == "list":
-        return ListLedger()
-    from eventstore import EventStore
-
-    return EventStore(":memory:")
+from chain import build, make_ledger
 
 
 def measure(n: int, repeat: int, kind: str) -> list[float]:

@@ -22,26 +22,10 @@ import tempfile
 import time
 
 from eventstore import Event, EventStore
-from statemachine import Flow, task, wiring
+from chain import build
+from statemachine import wiring
 from statemachine.events import current_actor
 from statemachine.states import Pending, Running, Success, utcnow
-
-
-def handler(obj, old_state, new_state):
-    return new_state
-
-
-@task(state_handlers=[handler])
-def inc(x):
-    return x + 1
-
-
-def build(n: int) -> Flow:
-    with Flow(f"chain-{n}") as flow:
-        x = inc(0)
-        for _ in range(n - 1):
-            x = inc(x)
-    return flow
 
 
 def events(n: int, run_id: str) -> list[Event]:

@@ -24,31 +24,14 @@ import statistics
 import tempfile
 import time
 
-from statemachine import Flow, task
+from chain import build as _build, make_ledger
+from statemachine import Flow
 from statemachine.states import Failed
-from statemachine.testing import ListLedger
 from subscribers import DurableSubscription, subscribe
 
 
-@task
-def inc(x):
-    return x + 1
-
-
 def build(n: int) -> Flow:
-    with Flow(f"chain-{n}") as flow:
-        x = inc(0)
-        for _ in range(n - 1):
-            x = inc(x)
-    return flow
-
-
-def make_ledger(kind: str):
-    if kind == "list":
-        return ListLedger()
-    from eventstore import EventStore
-
-    return EventStore(":memory:")
+    return _build(n, handlers=False)
 
 
 def run_once(flow: Flow, listeners: int, kind: str) -> float:
