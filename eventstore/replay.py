@@ -57,11 +57,12 @@ def replay(
     wanted = None
     if any(v is not None for v in (flow, task, states, kinds)):
         wanted = EventFilter(flow=flow, task=task, states=states, kinds=kinds)
-    events = store.history(run_id)
-    if wanted is not None:
-        events = [e for e in events if wanted.matches(e)]
+    count = 0
     stand_ins: dict[tuple[str, str], StandIn] = {}
-    for event in events:
+    for event in store.iter_history(run_id):
+        if wanted is not None and not wanted.matches(event):
+            continue
+        count += 1
         for listener in listeners:
             listener(event)
         if handlers:
@@ -74,4 +75,4 @@ def replay(
                 out = handler(obj, event.old_state, state)
                 if isinstance(out, State):
                     state = out
-    return len(events)
+    return count

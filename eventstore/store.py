@@ -234,6 +234,23 @@ class EventStore:
             raise self._not_found(run_id)
         return events
 
+    def iter_history(self, run_id: str, batch: int = 5000) -> Iterator[Event]:
+        """The run's events in commit order, decoded a batch at a time (constant memory).
+
+        ``RunNotFoundError`` if the run has no event.
+        """
+        chunk: list[tuple[Any, ...]] = []
+        seen = False
+        for row in self.rows(run_id):
+            chunk.append(row)
+            if len(chunk) == batch:
+                seen = True
+                yield from _decode(chunk)
+                chunk = []
+        if not seen and not chunk:
+            raise self._not_found(run_id)
+        yield from _decode(chunk)
+
     def runs(self, *, flow: str | None = None, states: Any = None, limit: int | None = None) -> list[RunRecord]:
         """Runs, newest first: run_id, flow, state (the flow's latest state name), started, ended, events."""
         return self._rec.runs(flow=flow, types=_type_names(states), limit=limit)
