@@ -151,3 +151,22 @@ def test_state_at_each_seq_walks_the_run(store):
             assert view.state.message == event.new_state.message
     final = store.state_at("etl-1", events[-1].timestamp)
     assert final.state == store.rebuild("etl-1").state
+
+
+def test_replay_of_an_unknown_run_names_it(tmp_path):
+    from eventstore import EventStore
+    from eventstore.errors import RunNotFoundError
+
+    with EventStore(str(tmp_path / "r.db")) as store:
+        with pytest.raises(RunNotFoundError, match="No run 'nope' in ledger"):
+            store.replay("nope", lambda e: None)
+
+
+def test_replay_streams_a_long_run_in_batches_in_order(tmp_path):
+    from eventstore import EventStore
+    from statemachine import Flow, Task
+
+    with EventStore(str(tmp_path / "r.db")) as store:
+        Flow("long", tasks=[Task(f"t{i}") for i in range(30)]).run(store=store, run_id="r")
+        seqs = [e.seq for e in store.iter_history("r", batch=7)]
+        assert seqs == [e.seq for e in store.history("r")] and len(seqs) == 62
