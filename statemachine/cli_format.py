@@ -83,7 +83,7 @@ def state_name(state: Any) -> str:
 
 
 def fmt_state(state: Any) -> str:
-    """The seed's form, ``Success("Task run succeeded.")``; names stay as they are."""
+    """The documented form, ``Success("Task run succeeded.")``; names stay as they are."""
     if state is None:
         return "-"
     return repr(state) if isinstance(state, State) else str(state)

@@ -122,7 +122,7 @@ class FlowRunner:
         return state
 
     def final_flow_state(self) -> State | None:
-        """The seed's final state, or None while a reference task is unfinished (Paused)."""
+        """The documented final state (Prefect 1's messages), or None while a reference task is unfinished (Paused)."""
         for t in self.order:  # tasks that never started (downstream of a pause) stay Pending
             if t not in self.states:
                 self.states[t] = Pending()

@@ -30,7 +30,7 @@ def test_predicates_follow_the_class_hierarchy(predicate):
         assert getattr(cls(), predicate)() is (cls in PREDICATES[predicate]), (cls, predicate)
 
 
-def test_repr_and_str_are_the_seed_form():
+def test_repr_and_str_are_the_documented_form():
     assert repr(Success("Task run succeeded.")) == 'Success("Task run succeeded.")'
     assert str(Pending()) == "Pending()"
     assert str(Running("Starting task run.")) == 'Running("Starting task run.")'
