@@ -5,8 +5,8 @@ Each notifier is a *pure formatter* (a ``Notice`` -> text or JSON) plus a
 
 * **as a state handler**, pre-commit: ``Task(state_handlers=[slack_notifier])``
   (every transition) or ``state_handlers=[slack_notifier(only_states=[Failed])]``.
-  It returns the new state unchanged; a delivery failure raises, so, as the
-  seed says, the task ends ``Failed`` with a message naming the cause.
+  It returns the new state unchanged; a delivery failure raises, so (as in
+  Prefect 1) the task ends ``Failed`` with a message naming the cause.
 * **as a listener**, post-commit: ``subscribe(notifier.as_listener())`` logs a
   failed delivery and never touches the run; a durable subscription takes
   ``notifier.as_durable_listener()``, which raises on failure so the
