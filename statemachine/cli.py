@@ -316,7 +316,7 @@ def run(target: str, params: tuple[str, ...], run_id: str | None, db: str | None
     from .engine import new_run_id
 
     flow = load_flow(target)
-    parameters = parse_params(params)
+    parameters = flow.check_parameters(parse_params(params))  # before the ledger is opened
     run_id = run_id or new_run_id(flow.name)
     echo = out.json_line if as_json else out.transition_line
 

@@ -68,7 +68,7 @@ class FlowRunner:
     ) -> None:
         self.flow = flow
         self.order = flow.sorted_tasks()  # raises CycleError before anything is recorded
-        self.parameters = self._check_parameters(dict(parameters or {}))
+        self.parameters = flow.check_parameters(parameters)
         if run_id is not None and (not isinstance(run_id, str) or not run_id):
             raise ParameterError(f"run_id must be a non-empty string, got {run_id!r}")
         self.run_id = run_id or new_run_id(flow.name)
@@ -81,23 +81,6 @@ class FlowRunner:
         self.subjects = {
             t: Subject(t, "task", t.name, flow.key_of(t), t.state_handlers) for t in self.order
         }
-
-    def _check_parameters(self, given: dict[str, Any]) -> dict[str, Any]:
-        params = {p.name: p for p in self.flow.parameters()}
-        unknown = sorted(set(given) - set(params))
-        if unknown:
-            known = ", ".join(sorted(params)) or "none"
-            raise ParameterError(
-                f"Flow {self.flow.name!r} has no parameter {', '.join(map(repr, unknown))}; "
-                f"its parameters are: {known}"
-            )
-        missing = sorted(n for n, p in params.items() if p.required and n not in given)
-        if missing:
-            raise ParameterError(
-                f"Flow {self.flow.name!r} needs parameter {', '.join(map(repr, missing))}; "
-                f"pass parameters={{{missing[0]!r}: ...}} (or --param {missing[0]}=... on the command line)"
-            )
-        return given
 
     # --- the flow -------------------------------------------------------------
 

@@ -6,7 +6,7 @@ from collections import deque
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from .callbacks import callback_factory, check_handler
-from .errors import CycleError, FlowDefinitionError
+from .errors import CycleError, FlowDefinitionError, ParameterError
 from .states import State
 from .task import Parameter, Task, _as_list
 
@@ -193,6 +193,25 @@ class Flow:
 
     def parameters(self) -> set[Parameter]:
         return {t for t in self._tasks if isinstance(t, Parameter)}
+
+    def check_parameters(self, given: Mapping[str, Any] | None) -> dict[str, Any]:
+        """``given`` as a dict, or ``ParameterError`` for an unknown or a missing required name."""
+        given = dict(given or {})
+        params = {p.name: p for p in self.parameters()}
+        unknown = sorted(set(given) - set(params))
+        if unknown:
+            known = ", ".join(sorted(params)) or "none"
+            raise ParameterError(
+                f"Flow {self.name!r} has no parameter {', '.join(map(repr, unknown))}; "
+                f"its parameters are: {known}"
+            )
+        missing = sorted(n for n, p in params.items() if p.required and n not in given)
+        if missing:
+            raise ParameterError(
+                f"Flow {self.name!r} needs parameter {', '.join(map(repr, missing))}; "
+                f"pass parameters={{{missing[0]!r}: ...}} (or --param {missing[0]}=... on the command line)"
+            )
+        return given
 
     def sorted_tasks(self) -> list[Task]:
         """Tasks in a dependency order (ties: the order added); a cycle raises ``CycleError``."""

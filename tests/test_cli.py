@@ -224,7 +224,7 @@ def test_run_refuses_bad_flow_files_and_params_with_one_line(world, tmp_path):
     assert error_line(sl("run", ETL, "--param", "month=6", *db, env=env)) == (
         "Flow 'etl' has no parameter 'month'; its parameters are: day"
     )
-    assert sl("runs", *db, env=env).stdout == "No runs match.\n"  # nothing was recorded
+    assert not (tmp_path / "bad.db").exists()  # refused before the ledger was opened: nothing created
 
 
 def test_the_readme_commands_work_on_the_default_ledger_in_home(tmp_path):
