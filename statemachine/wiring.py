@@ -6,22 +6,28 @@ blinker when it is imported itself.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 __all__ = ["default_ledger", "default_bus", "global_handlers"]
 
 _default_ledger: Any = None
+_opened_by: tuple[str, int] | None = None
 
 
 def default_ledger() -> Any:
-    """The ledger at ``STATELEDGER_DB`` (else ``~/.stateledger/ledger.db``), opened once."""
-    global _default_ledger
+    """The ledger at ``STATELEDGER_DB`` (else ``~/.stateledger/ledger.db``).
+
+    Opened once per path and per process: a forked child opens its own
+    connection instead of sharing its parent's.
+    """
+    global _default_ledger, _opened_by
     from eventstore import EventStore
     from eventstore.store import default_path
 
-    path = default_path()
-    if _default_ledger is None or getattr(_default_ledger, "path", None) != path:
-        _default_ledger = EventStore(path)
+    wanted = (str(default_path()), os.getpid())
+    if _default_ledger is None or _opened_by != wanted:
+        _default_ledger, _opened_by = EventStore(wanted[0]), wanted
     return _default_ledger
 
 
