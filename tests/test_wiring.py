@@ -21,14 +21,15 @@ def test_run_without_a_store_uses_the_ledger_at_stateledger_db(tmp_path, monkeyp
 def test_forked_children_open_their_own_connection_to_the_default_ledger(tmp_path):
     script = textwrap.dedent("""
         import os
-        from statemachine import Flow, Task
+        from statemachine import Flow, Task, wiring
         Flow("parent", tasks=[Task()]).run(run_id="p")
+        parents = wiring.default_ledger()
         children = []
         for i in range(3):
             pid = os.fork()
             if pid == 0:
                 Flow("child", tasks=[Task()]).run(run_id=f"c{i}")
-                os._exit(0)
+                os._exit(0 if wiring.default_ledger() is not parents else 3)
             children.append(pid)
         assert all(os.waitpid(pid, 0)[1] == 0 for pid in children)
     """)
