@@ -35,7 +35,7 @@ class StateSignal(Exception):
 class FAIL(StateSignal):
     """End the task ``Failed``."""
 
-    state_class = states.Failed
+    state_class: ClassVar[type[states.State]] = states.Failed
 
 
 class SUCCESS(StateSignal):

@@ -186,7 +186,8 @@ class Scheduled(Pending):
     """Waiting to start at ``start_time`` (a UTC datetime; defaults to now)."""
 
     __slots__ = ()
-    extra_fields = ("start_time",)
+    extra_fields: ClassVar[tuple[str, ...]] = ("start_time",)
+    start_time: datetime.datetime
 
     def _default(self, name: str) -> Any:
         return utcnow()
@@ -197,6 +198,7 @@ class Retrying(Scheduled):
 
     __slots__ = ()
     extra_fields = ("start_time", "run_count")
+    run_count: int | None
 
     def _default(self, name: str) -> Any:
         return utcnow() if name == "start_time" else None
