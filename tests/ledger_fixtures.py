@@ -108,3 +108,22 @@ def everything_flow(with_object: bool = True) -> Flow:
         if with_object:
             weird()
     return flow
+
+
+@task
+def one():
+    return 1
+
+
+@task
+def add(x):
+    return x + 1
+
+
+def chain(n: int = 3, name: str = "chain") -> Flow:
+    """A flow of ``n`` tasks in a line: one, then add, add, ..."""
+    with Flow(name) as flow:
+        x = one()
+        for _ in range(n - 1):
+            x = add(x)
+    return flow

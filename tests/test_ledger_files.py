@@ -14,27 +14,11 @@ from eventstore import (
     EventStore, LedgerError, LedgerLocationError, LedgerWriteError, NotALedgerError, SchemaVersionError,
 )
 from eventstore.recorder import APPLICATION_ID, SCHEMA_VERSION
-from ledger_fixtures import file_digest, raw
+from ledger_fixtures import chain, file_digest, raw
 from statemachine import Flow, task
 from subscribers import subscribe
 
 
-@task
-def one():
-    return 1
-
-
-@task
-def add(x):
-    return x + 1
-
-
-def chain(n=3, name="chain"):
-    with Flow(name) as flow:
-        x = one()
-        for _ in range(n - 1):
-            x = add(x)
-    return flow
 
 
 def test_a_file_that_is_not_sqlite_is_refused_untouched(tmp_path):

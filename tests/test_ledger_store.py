@@ -11,23 +11,13 @@ import pytest
 
 from eventstore import Event, EventStore, RunNotFoundError, RunView
 from eventstore.store import default_path
-from ledger_fixtures import everything_flow, forgive, store  # noqa: F401  (fixture)
-from statemachine import Flow, task, wiring
+from ledger_fixtures import add, everything_flow, forgive, one, store  # noqa: F401  (fixture)
+from statemachine import Flow, wiring
 from statemachine.events import current_actor
 from statemachine.states import (
     Failed, Finished, Pending, Retrying, Running, Scheduled, Skipped, Success, TriggerFailed, utcnow,
 )
 from subscribers import subscribe
-
-
-@task
-def one():
-    return 1
-
-
-@task
-def add(x):
-    return x + 1
 
 
 def small_flow(name="small"):

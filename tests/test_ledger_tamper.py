@@ -5,26 +5,12 @@ from __future__ import annotations
 import pytest
 
 from eventstore import EventStore, Report
-from ledger_fixtures import raw, store  # noqa: F401  (fixture)
-from statemachine import Flow, task
+from ledger_fixtures import chain as ledger_chain, raw, store  # noqa: F401  (fixture)
 
 
-@task
-def one():
-    return 1
-
-
-@task
-def add(x):
-    return x + 1
-
-
-def chain(n=4, name="chain"):
-    with Flow(name) as flow:
-        x = one()
-        for _ in range(n - 1):
-            x = add(x)
-    return flow
+def chain():
+    """Four tasks in a line: enough events to tamper with in the middle."""
+    return ledger_chain(4)
 
 
 @pytest.fixture
