@@ -23,7 +23,10 @@ def test_states_module_exports_every_state():
 
 def test_subscribers_exports_the_documented_names():
     assert {"callback_factory", "subscribe", "add_state_handler"} <= set(subscribers.__all__)
-    from subscribers.notifiers import apprise_notifier, email_notifier, slack_notifier, webhook_notifier  # noqa: F401
+    import subscribers.notifiers as notifiers
+
+    for name in ("slack_notifier", "webhook_notifier", "email_notifier", "apprise_notifier"):
+        assert callable(getattr(notifiers, name))
 
 
 def test_eventstore_exports_the_store():

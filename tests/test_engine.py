@@ -7,7 +7,7 @@ import pytest
 
 from statemachine import Flow, Parameter, Task, signals, task, triggers
 from statemachine.states import (
-    Failed, Paused, Pending, Retrying, Running, Scheduled, Skipped, Success, TimedOut, TriggerFailed,
+    Failed, Paused, Pending, Retrying, Scheduled, Skipped, Success, TimedOut, TriggerFailed,
 )
 from statemachine.testing import ListLedger
 

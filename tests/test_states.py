@@ -4,7 +4,7 @@ import pytest
 
 from statemachine.states import (
     Cached, Cancelled, Failed, Finished, Paused, Pending, Resume, Retrying, Running, Scheduled, Skipped,
-    State, Success, TimedOut, TriggerFailed,
+    Success, TimedOut, TriggerFailed,
 )
 
 ALL = [Pending, Scheduled, Retrying, Paused, Resume, Running, Finished, Success, Cached, Skipped,
