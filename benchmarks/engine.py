@@ -31,6 +31,18 @@ def measure(n: int, repeat: int, kind: str) -> list[float]:
     return times
 
 
+def legality_check_ns(repeat: int) -> float:
+    """Median cost of one ``graph.is_legal`` call (it runs on every transition)."""
+    import timeit
+
+    from statemachine import graph
+    from statemachine.states import Running, Success
+
+    old, new = Running(), Success()
+    runs = timeit.repeat(lambda: graph.is_legal(old, new), number=200_000, repeat=max(repeat, 3))
+    return statistics.median(runs) / 200_000 * 1e9
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000")
@@ -46,6 +58,7 @@ def main() -> None:
         per_task[n] = statistics.median(times) / n * 1e6
         print(f"  {n:>7} tasks: {per_task[n]:6.2f} us/task  (median run {statistics.median(times):.3f} s, "
               f"min {min(times) / n * 1e6:.2f} us/task)")
+    print(f"  legality check (graph.is_legal): {legality_check_ns(args.repeat):.0f} ns per transition")
     if len(sizes) > 1:
         lo, hi = sizes[0], sizes[-1]
         print(f"  growth {lo} -> {hi}: {per_task[hi] / per_task[lo]:.2f}x per task (1.00 = linear)")
