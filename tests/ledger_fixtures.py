@@ -25,6 +25,15 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def refused_untouched(path: Path, error: type[Exception], match: str | None = None) -> Exception:
+    """Opening ``path`` raises ``error`` (matching ``match``) and leaves the file's bytes as they were."""
+    before = file_digest(path)
+    with pytest.raises(error, match=match) as info:
+        EventStore(path)
+    assert file_digest(path) == before
+    return info.value
+
+
 def raw(path: Path) -> sqlite3.Connection:
     """A plain sqlite3 connection, for tampering the way a colleague's UPDATE would."""
     return sqlite3.connect(path, isolation_level=None)

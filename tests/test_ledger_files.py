@@ -14,7 +14,7 @@ from eventstore import (
     EventStore, LedgerError, LedgerLocationError, LedgerWriteError, NotALedgerError, SchemaVersionError,
 )
 from eventstore.recorder import APPLICATION_ID, SCHEMA_VERSION
-from ledger_fixtures import chain, file_digest, raw
+from ledger_fixtures import chain, file_digest, raw, refused_untouched
 from statemachine import Flow, task
 from subscribers import subscribe
 
@@ -24,12 +24,9 @@ from subscribers import subscribe
 def test_a_file_that_is_not_sqlite_is_refused_untouched(tmp_path):
     path = tmp_path / "notes.db"
     path.write_text("shopping list: eggs, milk\n" * 50)
-    before = file_digest(path)
-    with pytest.raises(NotALedgerError) as info:
-        EventStore(path)
-    assert str(path) in str(info.value) and "not a SQLite database" in str(info.value)
-    assert info.value.path == str(path) and info.value.found == "not SQLite"
-    assert file_digest(path) == before
+    error = refused_untouched(path, NotALedgerError)
+    assert str(path) in str(error) and "not a SQLite database" in str(error)
+    assert error.path == str(path) and error.found == "not SQLite"
     assert sorted(os.listdir(tmp_path)) == ["home", "notes.db"]
 
 
@@ -40,11 +37,8 @@ def test_a_sqlite_database_that_is_not_a_ledger_is_refused_untouched(tmp_path):
     conn.execute("INSERT INTO users (name) VALUES ('ada')")
     conn.commit()
     conn.close()
-    before = file_digest(path)
-    with pytest.raises(NotALedgerError) as info:
-        EventStore(path)
-    assert "tables users" in str(info.value) and str(path) in str(info.value)
-    assert file_digest(path) == before
+    error = refused_untouched(path, NotALedgerError)
+    assert "tables users" in str(error) and str(path) in str(error)
 
 
 def test_a_sqlite_file_of_another_application_is_refused(tmp_path):
@@ -52,10 +46,7 @@ def test_a_sqlite_file_of_another_application_is_refused(tmp_path):
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA application_id = 1234")
     conn.close()
-    before = file_digest(path)
-    with pytest.raises(NotALedgerError, match="another application"):
-        EventStore(path)
-    assert file_digest(path) == before
+    refused_untouched(path, NotALedgerError, "another application")
 
 
 def test_a_ledger_of_a_newer_schema_is_refused_untouched(tmp_path):
@@ -65,12 +56,9 @@ def test_a_ledger_of_a_newer_schema_is_refused_untouched(tmp_path):
     conn = raw(path)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 3}")
     conn.close()
-    before = file_digest(path)
-    with pytest.raises(SchemaVersionError) as info:
-        EventStore(path)
-    assert info.value.found == SCHEMA_VERSION + 3 and info.value.supported == SCHEMA_VERSION
-    assert f"schema version {SCHEMA_VERSION + 3}" in str(info.value) and "Upgrade stateledger" in str(info.value)
-    assert file_digest(path) == before
+    error = refused_untouched(path, SchemaVersionError)
+    assert error.found == SCHEMA_VERSION + 3 and error.supported == SCHEMA_VERSION
+    assert f"schema version {SCHEMA_VERSION + 3}" in str(error) and "Upgrade stateledger" in str(error)
 
 
 def test_a_missing_folder_is_refused_and_nothing_is_created(tmp_path):
@@ -276,10 +264,7 @@ def test_an_empty_sqlite_file_of_a_newer_version_is_refused_untouched(tmp_path):
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA user_version = 99")
     conn.close()
-    before = file_digest(path)
-    with pytest.raises(SchemaVersionError, match="schema version 99"):
-        EventStore(path)
-    assert file_digest(path) == before
+    refused_untouched(path, SchemaVersionError, "schema version 99")
 
 
 def test_a_versioned_sqlite_file_of_another_program_is_not_a_ledger(tmp_path):
@@ -288,10 +273,7 @@ def test_a_versioned_sqlite_file_of_another_program_is_not_a_ledger(tmp_path):
     conn.execute("CREATE TABLE t (x)")
     conn.execute("PRAGMA user_version = 1")
     conn.close()
-    before = file_digest(path)
-    with pytest.raises(NotALedgerError, match="tables t"):
-        EventStore(path)
-    assert file_digest(path) == before
+    refused_untouched(path, NotALedgerError, "tables t")
 
 
 def test_appending_to_a_closed_store_is_a_clear_error(tmp_path):
