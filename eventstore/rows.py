@@ -39,7 +39,8 @@ _I_RUN, _I_TS, _I_KIND, _I_NAME, _I_KEY, _I_STATE, _I_REWRITTEN = 2, 3, 4, 5, 6,
 
 #: ``state`` names that end a flow run (its ``ended`` time is set).
 FINISHED_TYPES = frozenset(
-    {"Finished", "Success", "Cached", "Skipped", "Failed", "TriggerFailed", "TimedOut", "Cancelled"}
+    {"Finished", "Looped", "Success", "Cached", "Mapped", "Skipped", "Failed", "TriggerFailed", "TimedOut",
+     "ValidationFailed", "Crashed", "Cancelled"}
 )
 
 _sha256 = hashlib.sha256

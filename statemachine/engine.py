@@ -12,19 +12,19 @@ import heapq
 import logging
 import os
 import re
-import threading
 import time
 from collections import deque
 from contextvars import ContextVar
 from typing import Any, Mapping
 
-from . import wiring
-from .errors import ParameterError
+from . import graph, taskcontext, timeouts, wiring
+from .errors import LedgerError, ParameterError, TaskTimeoutSignal
 from .flow import Flow
-from .pipeline import Runtime, Subject, transition
-from .signals import ENDRUN, StateSignal
+from .pipeline import Runtime, Subject, handler_name, transition
+from .signals import ENDRUN, LOOP, SUCCESS, TRIGGERFAIL, StateSignal
 from .states import (
-    Failed, Pending, Retrying, Running, Scheduled, Skipped, State, Success, TimedOut, TriggerFailed, utcnow,
+    Failed, Looped, Pending, Retrying, Running, Scheduled, Skipped, State, Success, TimedOut, TriggerFailed,
+    utcnow,
 )
 from .task import Parameter, Task
 
@@ -36,10 +36,6 @@ SKIP_MESSAGE = (
     "Upstream task was skipped; if this was not the intended behavior, "
     "consider changing `skip_on_upstream_skip=False` for this task."
 )
-
-
-class _TaskTimeout(Exception):
-    pass
 
 
 _current_run_id: ContextVar[str | None] = ContextVar("stateledger_run_id", default=None)
@@ -78,6 +74,8 @@ class FlowRunner:
         self.rt = Runtime(self.run_id, flow.name, ledger, wiring.default_bus(), wiring.global_handlers())
         self.states: dict[Task, State] = {}
         self.run_counts: dict[Task, int] = {}
+        self.loops: dict[Task, dict[str, Any]] = {}  # a looping task's next loop count and result
+        self.raise_after: Exception | None = None  # raise_on_exception: raised once its Failed is committed
         self.subjects = {
             t: Subject(t, "task", t.name, flow.key_of(t), t.state_handlers) for t in self.order
         }
@@ -92,8 +90,16 @@ class FlowRunner:
         try:
             state, halted = transition(subject, Scheduled(), Running("Running flow."), self.rt)
             if not halted:
-                self.run_tasks()
-                final = self.final_flow_state()
+                try:
+                    self.run_tasks()
+                except Exception as exc:
+                    if not taskcontext.get("raise_on_exception") or isinstance(exc, LedgerError):
+                        raise
+                    # raise_on_exception: the flow's end is recorded, then the task's error raised
+                    failed = Failed(f"Unexpected error while running flow: {exc!r}", result=exc)
+                    transition(subject, state, failed, self.rt)
+                    raise
+                final = self.terminal_state(state, self.final_flow_state())
                 if final is not None:
                     state, _ = transition(subject, state, final, self.rt)
         finally:
@@ -154,15 +160,26 @@ class FlowRunner:
             if refusal is not None:
                 return transition(subject, state, refusal, rt, attempt)[0]
 
-        state, halted = transition(subject, state, Running("Starting task run."), rt, attempt)
-        if halted or not isinstance(state, Running):  # a handler may have rewritten the start
-            return state
-
-        state, halted = transition(subject, state, self.execute(task), rt, attempt)
+        while True:
+            state, halted = transition(subject, state, Running("Starting task run."), rt, attempt)
+            if halted or not isinstance(state, Running):  # a handler may have rewritten the start
+                return state
+            state, halted = transition(subject, state, self.execute(task, attempt), rt, attempt)
+            if self.raise_after is not None:
+                raise self.raise_after
+            if halted or not isinstance(state, Looped):
+                break
+            # LOOP: the next iteration starts from Pending with the loop's result (Prefect 1)
+            self.loops[task] = {"task_loop_count": state.loop_count + 1, "task_loop_result": state.result}
+            again = Pending(f"Looping task (on loop index {state.loop_count})")
+            state, halted = transition(subject, state, again, rt, attempt)
+            if halted or not isinstance(state, Pending):
+                return state
         if halted:
             return state
 
-        if state.is_failed() and not isinstance(state, TriggerFailed) and attempt <= task.max_retries:
+        if (state.is_failed() and not isinstance(state, TriggerFailed) and attempt <= task.max_retries
+                and task.retries_on(state.result)):
             retry = Retrying(
                 f"Retrying Task (after attempt {attempt} of {task.max_retries + 1})",
                 result=state.result,
@@ -175,33 +192,74 @@ class FlowRunner:
     def check_upstream(self, task: Task) -> State | None:
         """The state a task ends in without running (upstream skip, trigger), or None to run."""
         edges = self.flow.upstream_edges(task)
-        if not edges:
-            return None
         upstream = {e.upstream: self.states[e.upstream] for e in edges}
         if task.skip_on_upstream_skip and any(isinstance(s, Skipped) for s in upstream.values()):
             return Skipped(SKIP_MESSAGE)
-        try:
-            task.trigger(upstream)
+        try:  # root tasks too, with {} (Prefect 1: manual_only pauses a root task)
+            if not task.trigger(upstream):
+                raise TRIGGERFAIL("Trigger failed")
         except (StateSignal, ENDRUN) as signal:
             return signal.to_state()
         except Exception as exc:
-            return TriggerFailed(f"Trigger {getattr(task.trigger, '__name__', task.trigger)!r} raised {exc!r}", result=exc)
+            if taskcontext.get("raise_on_exception"):
+                raise
+            return TriggerFailed(f"Unexpected error while checking task trigger: {exc!r}", result=exc)
         return None
 
-    def execute(self, task: Task) -> State:
+    def execute(self, task: Task, attempt: int = 1) -> State:
         """Run the task's body; turn its outcome into the proposed state."""
-        try:
-            if isinstance(task, Parameter):
-                value = task.value_from(self.parameters)
-            else:
-                value = self.call(task, self.inputs(task))
-        except _TaskTimeout:
-            return TimedOut("Task timed out during execution.")
-        except (StateSignal, ENDRUN) as signal:
-            return signal.to_state()
-        except Exception as exc:
-            return Failed(f"Error during execution of task: {exc!r}", result=exc)
+        with taskcontext.context(**self.task_context(task, attempt)):
+            raising = taskcontext.get("raise_on_exception")
+            try:
+                if isinstance(task, Parameter):
+                    value = task.value_from(self.parameters)
+                else:
+                    value = self.call(task, self.inputs(task))
+            except TaskTimeoutSignal as exc:
+                return TimedOut("Task timed out during execution.", result=exc)
+            except (LOOP, SUCCESS) as signal:
+                state = signal.state
+                if isinstance(state, Looped) and not state.message:
+                    state.message = f"Task is looping ({state.loop_count})"
+                return state
+            except (StateSignal, ENDRUN) as signal:  # signals never raise, even with raise_on_exception
+                return body_state(task, signal.state)
+            except Exception as exc:
+                if raising:
+                    self.raise_after = exc
+                return Failed(f"Error during execution of task: {exc!r}", result=exc)
         return Success("Task run succeeded.", result=value)
+
+    def task_context(self, task: Task, attempt: int) -> dict[str, Any]:
+        """What ``statemachine.taskcontext`` tells this task's body (Prefect 1's context keys)."""
+        return {
+            "flow_name": self.flow.name, "flow_run_id": self.run_id, "parameters": dict(self.parameters),
+            "task_name": task.name, "task_full_name": task.name, "task_key": self.flow.key_of(task),
+            "task_run_count": attempt, "map_index": None, **self.loops.get(task, {}),
+        }
+
+    def terminal_state(self, state: State, final: State | None) -> State | None:
+        """``final``, or what the flow's ``terminal_state_handler(flow, state, reference states)`` makes of it."""
+        handler = self.flow.terminal_state_handler
+        if handler is None:
+            return final
+        current = final if final is not None else state
+        key_states = {self.states[t] for t in self.flow.reference_tasks()}
+        try:
+            new = handler(self.flow, current, key_states)
+        except Exception as exc:
+            if taskcontext.get("raise_on_exception"):
+                raise
+            name = handler_name(handler)
+            log.error("terminal state handler %s raised %r", name, exc, exc_info=True)
+            return Failed(f"Terminal state handler {name} raised {exc!r}", result=exc)
+        if new is None or new is current:
+            return final
+        if not isinstance(new, State):
+            name = handler_name(handler)
+            return Failed(f"Terminal state handler {name} returned a {type(new).__name__}, not a State",
+                          result=TypeError(f"terminal_state_handler returned {new!r}"))
+        return new
 
     def inputs(self, task: Task) -> dict[str, Any]:
         kwargs = dict(self.flow.constants.get(task, ()))
@@ -212,21 +270,15 @@ class FlowRunner:
 
     @staticmethod
     def call(task: Task, kwargs: dict[str, Any]) -> Any:
-        if task.timeout is None:
-            return task.run(**kwargs)
-        outcome: dict[str, Any] = {}
+        return timeouts.run_with_timeout(task.run, kwargs, task.timeout, task.name)
 
-        def body() -> None:
-            try:
-                outcome["value"] = task.run(**kwargs)
-            except BaseException as exc:  # handed back to the engine's thread below
-                outcome["error"] = exc
 
-        worker = threading.Thread(target=body, name=f"stateledger-task-{task.name}", daemon=True)
-        worker.start()
-        worker.join(task.timeout)
-        if worker.is_alive():
-            raise _TaskTimeout()  # the thread cannot be killed; it is left to finish on its own
-        if "error" in outcome:
-            raise outcome["error"]
-        return outcome.get("value")
+def body_state(task: Task, state: State) -> State:
+    """The state a body's signal or ENDRUN names, or Failed when no task may end its run there."""
+    if graph.is_legal(Running(), state):
+        return state
+    return Failed(
+        f"Task {task.name!r} ended its run with ENDRUN({state!r}), which a running task cannot move to; "
+        "end it in a finished, pending or retrying state",
+        result=state,
+    )

@@ -5,14 +5,17 @@
     StateLedgerError
     ├── FlowDefinitionError (ValueError)     a flow or task that cannot run as written
     │   ├── CycleError                        the dependencies form a cycle
-    │   └── FlowContextError                  a task called outside ``with Flow(...)``
+    │   ├── FlowContextError                  a task called outside ``with Flow(...)``
+    │   └── OptionTypeError (TypeError)       an option of the wrong type (Prefect 1 raises TypeError)
     ├── ParameterError (ValueError)          an unknown or missing flow parameter
+    ├── RunInsideFlowError (RuntimeError)    ``flow.run()`` called inside its own ``with Flow(...)``
     ├── CommandInputError (ValueError)       bad CLI input: a flow file, a --param, a --handler
     ├── NotCallableError (TypeError)         a task, handler, callback or listener that is not callable
     ├── IllegalTransitionError               the engine proposed a move the graph refuses (a bug)
     ├── SecretNotFoundError (KeyError)       a secret missing from every place we looked
     ├── LedgerError                          the ledger cannot be opened, read or written
-    └── NotifierError                        a notification could not be delivered
+    ├── NotifierError                        a notification could not be delivered
+    └── TaskTimeoutSignal (TimeoutError)     a task ran past its ``timeout`` (``TimedOut.result``)
 
 The ledger and notifier packages subclass ``LedgerError`` and ``NotifierError``.
 Every message says what was expected, what was found and what to do; the facts
@@ -26,13 +29,16 @@ __all__ = [
     "FlowDefinitionError",
     "CycleError",
     "FlowContextError",
+    "OptionTypeError",
     "ParameterError",
+    "RunInsideFlowError",
     "CommandInputError",
     "NotCallableError",
     "IllegalTransitionError",
     "SecretNotFoundError",
     "LedgerError",
     "NotifierError",
+    "TaskTimeoutSignal",
 ]
 
 
@@ -56,8 +62,16 @@ class FlowContextError(FlowDefinitionError):
     """A task was called (the functional API) outside ``with Flow(...):``."""
 
 
+class OptionTypeError(FlowDefinitionError, TypeError):
+    """A task or flow option of the wrong type: a ``TypeError``, as Prefect 1 raises it."""
+
+
 class ParameterError(StateLedgerError, ValueError):
     """``flow.run(parameters=...)`` names an unknown parameter or misses a required one."""
+
+
+class RunInsideFlowError(StateLedgerError, RuntimeError):
+    """``flow.run()`` was called inside the flow's own ``with Flow(...)`` block (Prefect 1 refuses it too)."""
 
 
 class CommandInputError(StateLedgerError, ValueError):
@@ -99,3 +113,13 @@ class LedgerError(StateLedgerError):
 
 class NotifierError(StateLedgerError):
     """A notification could not be delivered."""
+
+
+class TaskTimeoutSignal(StateLedgerError, TimeoutError):
+    """A task body ran longer than its ``timeout``: the ``result`` of its ``TimedOut`` state.
+
+    Named and worded as Prefect 1's (``TaskTimeoutSignal("Execution timed out.")``).
+    """
+
+    def __init__(self, message: str = "Execution timed out.") -> None:
+        super().__init__(message)

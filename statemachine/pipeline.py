@@ -14,9 +14,10 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
-from . import graph
+from . import graph, taskcontext
 from .errors import IllegalTransitionError, LedgerError
 from .events import Bus, Event, Ledger, current_actor, new_event_id
+from .signals import ENDRUN, PAUSE, StateSignal
 from .states import Failed, State, utcnow
 
 __all__ = ["Runtime", "Subject", "transition", "handler_name", "StateHandler"]
@@ -68,15 +69,23 @@ def transition(
 def run_handlers(
     subject: Subject, old: State, proposed: State, handlers: Sequence[StateHandler]
 ) -> tuple[State, tuple[str, ...], bool]:
-    """Fold the handlers over the proposal; a raise or a non-State ends the chain as Failed."""
+    """Fold the handlers over the proposal; a raise or a non-State ends the chain as Failed.
+
+    A handler that raises a signal sets that signal's state, as in Prefect 1:
+    ``PAUSE`` and ``ENDRUN`` also end the object's run there (halted).
+    """
     state = proposed
     rewritten_by: tuple[str, ...] = ()
     for handler in handlers:
         try:
             out = handler(subject.obj, old, state)
+        except (StateSignal, ENDRUN) as signal:
+            return signal.state, (*rewritten_by, handler_name(handler)), isinstance(signal, (PAUSE, ENDRUN))
         except Exception as exc:
             name = handler_name(handler)
-            log.warning("state handler %s raised %r on %s %s", name, exc, subject.kind, subject.key)
+            if taskcontext.get("raise_on_exception"):
+                raise
+            log.error("state handler %s raised %r on %s %s", name, exc, subject.kind, subject.key, exc_info=True)
             failed = Failed(f"State handler {name} raised {exc!r}", result=exc)
             return failed, (*rewritten_by, name), True
         if out is None or out is state:
@@ -89,7 +98,7 @@ def run_handlers(
             )
             failed = Failed(f"State handler {name} returned a {type(out).__name__}, not a State", result=exc)
             return failed, (*rewritten_by, name), True
-        if out != state:
+        if out != state or out.message != state.message:  # equality ignores the message
             rewritten_by = (*rewritten_by, handler_name(handler))
         state = out
     return state, rewritten_by, False

@@ -16,8 +16,9 @@ def test_statemachine_exports_exactly_the_documented_names():
 
 
 def test_states_module_exports_every_state():
-    expected = {"State", "Pending", "Scheduled", "Retrying", "Paused", "Resume", "Running", "Finished",
-                "Success", "Cached", "Skipped", "Failed", "TriggerFailed", "TimedOut", "Cancelled"}
+    expected = {"State", "Pending", "Scheduled", "Retrying", "Paused", "Resume", "Running", "Cancelling",
+                "Finished", "Looped", "Success", "Cached", "Mapped", "Skipped", "Failed", "TriggerFailed",
+                "TimedOut", "ValidationFailed", "Crashed", "Cancelled"}
     assert expected <= set(statemachine.states.__all__)
 
 
@@ -38,10 +39,10 @@ def test_eventstore_exports_the_store():
 def test_signals_and_triggers_have_the_documented_members():
     from statemachine import signals, triggers
 
-    for name in ("FAIL", "SUCCESS", "RETRY", "SKIP", "PAUSE", "TRIGGERFAIL", "ENDRUN"):
+    for name in ("FAIL", "SUCCESS", "RETRY", "SKIP", "PAUSE", "TRIGGERFAIL", "VALIDATIONFAIL", "LOOP", "ENDRUN"):
         assert issubclass(getattr(signals, name), Exception)
     for name in ("all_successful", "all_failed", "any_successful", "any_failed", "all_finished",
-                 "always_run", "manual_only"):
+                 "always_run", "manual_only", "some_failed", "some_successful", "not_all_skipped"):
         assert callable(getattr(triggers, name))
     assert triggers.always_run is triggers.all_finished
 

@@ -8,10 +8,15 @@ LEGAL = [
     (s.Pending, s.Failed), (s.Scheduled, s.Running), (s.Running, s.Success), (s.Running, s.Failed),
     (s.Running, s.TimedOut), (s.Running, s.Retrying), (s.Running, s.Skipped), (s.Failed, s.Retrying),
     (s.Retrying, s.Running), (s.Paused, s.Resume), (s.Resume, s.Running), (s.Running, s.Cached),
+    # Prefect 1 lets a task body end its run pending: ENDRUN(Pending("later")).
+    (s.Running, s.Pending), (s.Running, s.Looped), (s.Looped, s.Pending), (s.Pending, s.Mapped),
+    (s.Running, s.Cancelling), (s.Cancelling, s.Cancelled), (s.Running, s.ValidationFailed),
+    (s.Running, s.Crashed), (s.Paused, s.Crashed),
 ]
 ILLEGAL = [
     (s.Success, s.Running), (s.Pending, s.Success), (s.Success, s.Failed), (s.Failed, s.Running),
-    (s.Skipped, s.Running), (s.Running, s.Pending), (s.Running, s.Running), (s.Cancelled, s.Running),
+    (s.Skipped, s.Running), (s.Running, s.Running), (s.Cancelled, s.Running), (s.Mapped, s.Running),
+    (s.Crashed, s.Running), (s.Looped, s.Success), (s.Cancelling, s.Running),
     (s.TriggerFailed, s.Retrying), (s.Retrying, s.Success), (s.Scheduled, s.Success), (s.Pending, s.Finished),
 ]
 

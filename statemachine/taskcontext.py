@@ -1,0 +1,45 @@
+"""What a running task can ask about its run: Prefect 1's ``prefect.context``, read-only.
+
+Inside a task body (or a state handler) ``get("task_loop_result")`` is the
+result the previous ``LOOP`` iteration handed on, ``get("task_run_count")``
+the attempt (1, then +1 per retry), ``get("map_index")`` a mapped child's
+index. Keys: ``flow_name``, ``flow_run_id``, ``parameters``, ``task_name``,
+``task_full_name`` (``name[i]`` for a mapped child), ``task_key``,
+``task_run_count``, ``task_loop_count``, ``task_loop_result``, ``map_index``.
+
+``with context(raise_on_exception=True): flow.run()`` makes the run raise the
+first exception a task body raises, instead of recording ``Failed`` (Prefect
+1's switch for users' own tests).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from contextvars import ContextVar
+from types import MappingProxyType
+from typing import Any, Iterator, Mapping
+
+__all__ = ["get", "context", "snapshot"]
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+_values: ContextVar[Mapping[str, Any]] = ContextVar("stateledger_task_context", default=_EMPTY)
+
+
+def get(key: str, default: Any = None) -> Any:
+    """The value of ``key`` in the current run's context, else ``default``."""
+    return _values.get().get(key, default)
+
+
+def snapshot() -> dict[str, Any]:
+    """A copy of the whole current context."""
+    return dict(_values.get())
+
+
+@contextmanager
+def context(**values: Any) -> Iterator[None]:
+    """Add ``values`` to the context for the block (nested blocks see the outer values too)."""
+    token = _values.set(MappingProxyType({**_values.get(), **values}))
+    try:
+        yield
+    finally:
+        _values.reset(token)
