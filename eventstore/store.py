@@ -17,6 +17,7 @@ from typing import Any, Iterable, Iterator
 
 from statemachine.events import Event
 from statemachine.secrets import mask
+from statemachine.mapping import attach_children, is_child_key
 from statemachine.states import STATE_CLASSES, State
 
 from . import codec
@@ -293,10 +294,11 @@ class EventStore:
                 tasks[key] = codec.state_from_json(text)
             else:
                 flow_state, flow_text = codec.state_from_json(text), text
+        attach_children(tasks)  # a Mapped parent holds its children (KEY[i]), as flow.run() returned it
         if flow_state is not None:
             # the engine hands back {Task: State} as a flow's result (see codec): here by key
             if flow_state.result is None and (final or '"result_flow":true' in flow_text):
-                flow_state.result = TaskStates(tasks)
+                flow_state.result = TaskStates({k: s for k, s in tasks.items() if not is_child_key(k)})
             flow_state.context["run_id"] = run_id
         return RunView(run_id, flow_name, flow_state, tasks, len(rows))
 

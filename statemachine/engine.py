@@ -17,7 +17,7 @@ from collections import deque
 from contextvars import ContextVar
 from typing import Any, Mapping
 
-from . import graph, taskcontext, timeouts, wiring
+from . import graph, mapping, taskcontext, timeouts, wiring
 from .errors import LedgerError, ParameterError, TaskTimeoutSignal
 from .flow import Flow
 from .pipeline import Runtime, Subject, handler_name, transition
@@ -76,6 +76,7 @@ class FlowRunner:
         self.run_counts: dict[Task, int] = {}
         self.loops: dict[Task, dict[str, Any]] = {}  # a looping task's next loop count and result
         self.raise_after: Exception | None = None  # raise_on_exception: raised once its Failed is committed
+        self.children: dict[Task, mapping.Child] = {}  # mapped children (see statemachine.mapping)
         self.subjects = {
             t: Subject(t, "task", t.name, flow.key_of(t), t.state_handlers) for t in self.order
         }
@@ -115,7 +116,7 @@ class FlowRunner:
         for t in self.order:  # tasks that never started (downstream of a pause) stay Pending
             if t not in self.states:
                 self.states[t] = Pending()
-        refs = [self.states[t] for t in self.flow.reference_tasks()]
+        refs = mapping.expand(self.states[t] for t in self.flow.reference_tasks())
         if not all(s.is_finished() for s in refs):
             return None
         if any(s.is_failed() for s in refs):
@@ -151,7 +152,17 @@ class FlowRunner:
     # --- one task attempt -----------------------------------------------------
 
     def run_task(self, task: Task, state: State) -> State:
-        """One attempt of ``task`` from ``state`` (Pending or Retrying); returns where it ended."""
+        """One attempt of ``task`` from ``state`` (Pending or Retrying); returns where it ended.
+
+        Its handlers and body see the attempt in ``taskcontext`` (Prefect 1's context).
+        """
+        if task not in self.children and mapping.is_mapped(self.flow, task):
+            return mapping.run_mapped(self, task, state)
+        with taskcontext.context(**self.task_context(task, self.run_counts.get(task, 0) + 1)):
+            return self.attempt(task, state)
+
+    def attempt(self, task: Task, state: State) -> State:
+        """``run_task``'s work: upstream checks, Running, the body, loops, a retry."""
         subject, rt = self.subjects[task], self.rt
         attempt = self.run_counts[task] = self.run_counts.get(task, 0) + 1
 
@@ -191,9 +202,12 @@ class FlowRunner:
 
     def check_upstream(self, task: Task) -> State | None:
         """The state a task ends in without running (upstream skip, trigger), or None to run."""
-        edges = self.flow.upstream_edges(task)
-        upstream = {e.upstream: self.states[e.upstream] for e in edges}
-        if task.skip_on_upstream_skip and any(isinstance(s, Skipped) for s in upstream.values()):
+        child = self.children.get(task)
+        if child is not None:
+            upstream = child.upstream
+        else:
+            upstream = {e.upstream: self.states[e.upstream] for e in self.flow.upstream_edges(task)}
+        if task.skip_on_upstream_skip and any(isinstance(s, Skipped) for s in mapping.expand(upstream.values())):
             return Skipped(SKIP_MESSAGE)
         try:  # root tasks too, with {} (Prefect 1: manual_only pauses a root task)
             if not task.trigger(upstream):
@@ -234,9 +248,16 @@ class FlowRunner:
         """What ``statemachine.taskcontext`` tells this task's body (Prefect 1's context keys)."""
         return {
             "flow_name": self.flow.name, "flow_run_id": self.run_id, "parameters": dict(self.parameters),
-            "task_name": task.name, "task_full_name": task.name, "task_key": self.flow.key_of(task),
+            "task_name": task.name, "task_full_name": task.name, "task_key": self.subjects[task].key,
             "task_run_count": attempt, "map_index": None, **self.loops.get(task, {}),
+            **self.child_context(task),
         }
+
+    def child_context(self, task: Task) -> dict[str, Any]:
+        child = self.children.get(task)
+        if child is None:
+            return {}
+        return {"map_index": child.index, "task_full_name": f"{task.name}[{child.index}]"}
 
     def terminal_state(self, state: State, final: State | None) -> State | None:
         """``final``, or what the flow's ``terminal_state_handler(flow, state, reference states)`` makes of it."""
@@ -244,7 +265,7 @@ class FlowRunner:
         if handler is None:
             return final
         current = final if final is not None else state
-        key_states = {self.states[t] for t in self.flow.reference_tasks()}
+        key_states = set(mapping.expand(self.states[t] for t in self.flow.reference_tasks()))
         try:
             new = handler(self.flow, current, key_states)
         except Exception as exc:
@@ -262,10 +283,12 @@ class FlowRunner:
         return new
 
     def inputs(self, task: Task) -> dict[str, Any]:
+        if task in self.children:
+            return dict(self.children[task].inputs)
         kwargs = dict(self.flow.constants.get(task, ()))
         for edge in self.flow.upstream_edges(task):
             if edge.key is not None:
-                kwargs[edge.key] = self.states[edge.upstream].result
+                kwargs[edge.key] = mapping.edge_value(edge, self.states[edge.upstream])
         return kwargs
 
     @staticmethod

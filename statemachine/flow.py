@@ -8,6 +8,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from .callbacks import callback_factory, check_handler
 from .errors import CycleError, FlowDefinitionError, ParameterError, RunInsideFlowError
+from .mapping import flat_list, unwrap
 from .states import State
 from .task import Parameter, Task, _as_list
 
@@ -74,6 +75,8 @@ class Flow:
         self._upstream: dict[Task, list[Edge]] = {}
         self._downstream: dict[Task, list[Edge]] = {}
         self.constants: dict[Task, dict[str, Any]] = {}
+        #: A mapped task's list arguments (each child gets one item), by task and argument name.
+        self.mapped_constants: dict[Task, dict[str, list[Any]]] = {}
         self._reference_tasks: set[Task] = set()
         #: ``handler(flow, state, reference_task_states) -> Optional[State]``: may rewrite the final state.
         self.terminal_state_handler = (
@@ -228,7 +231,7 @@ class Flow:
         ``mapped=True`` maps ``task`` over its keyword arguments (as ``task.map``).
         """
         if mapped:
-            from .mapping import bind_mapped  # mapping builds on Task and Flow
+            from .mapping import bind_mapped
 
             bind_mapped(self, task, dict(keyword_tasks or {}), upstream_tasks)
             for t in downstream_tasks or ():
@@ -236,14 +239,15 @@ class Flow:
             return
         self.add_task(task)
         for t in upstream_tasks or ():
-            self.add_edge(t, task, validate=validate)
+            self.add_edge(unwrap(t)[0], task, validate=validate)
         for t in downstream_tasks or ():
             self.add_edge(task, t, validate=validate)
         for key, value in (keyword_tasks or {}).items():
+            value, flat = unwrap(value)
             if isinstance(value, Task):
-                self.add_edge(value, task, key=key, validate=validate)
+                self.add_edge(value, task, key=key, flattened=flat, validate=validate)
             else:
-                self.constants.setdefault(task, {})[key] = value
+                self.constants.setdefault(task, {})[key] = flat_list(value) if flat else value
 
     def upstream_edges(self, task: Task) -> list[Edge]:
         return self._upstream[task]

@@ -214,6 +214,8 @@ def _results_equal(a: Any, b: Any) -> bool:
         return True
     if isinstance(a, BaseException) or isinstance(b, BaseException):
         return type(a) is type(b) and getattr(a, "args", None) == getattr(b, "args", None)
+    if isinstance(a, list) and isinstance(b, list):  # e.g. a Mapped parent's children and results
+        return len(a) == len(b) and all(_results_equal(x, y) for x, y in zip(a, b))
     try:
         return bool(a == b)
     except Exception:  # a result whose == misbehaves is simply "not equal"

@@ -48,7 +48,7 @@ def test_a_handler_raising_pause_pauses_the_task_and_ends_its_run():
 def test_a_handler_raising_retry_retries_the_task():
     """Prefect 1: RETRY from a handler gives Retrying; the task runs again."""
     def retry_once(obj, old, new):
-        if new.is_failed() and taskcontext.get("task_run_count") is None and not seen:
+        if new.is_failed() and taskcontext.get("task_run_count") == 1:
             seen.append(new)
             raise signals.RETRY("handler says again")
 
