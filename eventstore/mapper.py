@@ -29,7 +29,7 @@ from . import codec
 from .errors import LedgerError
 
 __all__ = [
-    "CONTENT", "COLUMNS", "FINISHED_TYPES", "ContentRow", "StoredRow", "LatestRow", "RunRecord",
+    "CONTENT", "COLUMNS", "CONTENT_SLICE", "FINISHED_TYPES", "ContentRow", "StoredRow", "LatestRow", "RunRecord",
     "Mapper", "row_json", "chain_hash", "check_continues", "run_record", "no_mask",
 ]
 
@@ -77,7 +77,7 @@ class StoredRow(NamedTuple):
     @property
     def content(self) -> ContentRow:
         """The hashed part of the row."""
-        return ContentRow._make(self[1:15])
+        return ContentRow._make(self[CONTENT_SLICE])
 
 
 class LatestRow(NamedTuple):
@@ -95,6 +95,9 @@ class LatestRow(NamedTuple):
 CONTENT: tuple[str, ...] = ContentRow._fields
 #: A stored row: seq, the content, prev_hash, hash.
 COLUMNS: tuple[str, ...] = StoredRow._fields
+
+#: Where the content lies in a stored row (``StoredRow.content``, for hot loops).
+CONTENT_SLICE = slice(1, 1 + len(CONTENT))
 
 #: ``state`` names that end a flow run (its ``ended`` time is set).
 FINISHED_TYPES = frozenset(

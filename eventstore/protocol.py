@@ -39,9 +39,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import ContextManager, Iterable, Iterator, Protocol, runtime_checkable
 
-from .mapper import ContentRow, LatestRow, RunRecord, StoredRow
+from statemachine.events import Event
 
-__all__ = ["Recorder", "Query"]
+from .errors import RunNotFoundError
+from .mapper import ContentRow, LatestRow, Mapper, RunRecord, StoredRow
+
+__all__ = ["Recorder", "Query", "iter_events", "run_not_found"]
 
 
 @dataclass(slots=True, frozen=True)
@@ -186,3 +189,33 @@ class Recorder(Protocol):
         A recorder that never wrote leaves its file exactly as it found it.
         """
         ...
+
+
+# --- shared by every reader of a recorder (EventStore, verify, export, replay) ----------
+
+
+def run_not_found(recorder: Recorder, run_id: str) -> RunNotFoundError:
+    """The ``RunNotFoundError`` for ``run_id``, naming a few recent runs of the ledger."""
+    known = [r.run_id for r in recorder.runs(limit=3)]
+    hint = f" Recent runs: {', '.join(known)}." if known else " The ledger holds no run yet."
+    return RunNotFoundError(
+        f"No run {run_id!r} in ledger {recorder.path}.{hint} List them with store.runs() "
+        "(or `stateledger runs`).", recorder.path, run_id)
+
+
+def iter_events(recorder: Recorder, run_id: str, batch: int = 5000) -> Iterator[Event]:
+    """The run's events in seq order, decoded a batch at a time (constant memory).
+
+    Raises ``RunNotFoundError`` (on the first ``next()``) if the run has no event.
+    """
+    chunk: list[StoredRow] = []
+    seen = False
+    for row in recorder.iter_rows(Query(run_id=run_id), batch=batch):
+        chunk.append(row)
+        if len(chunk) == batch:
+            seen = True
+            yield from Mapper.to_events(chunk)
+            chunk = []
+    if not seen and not chunk:
+        raise run_not_found(recorder, run_id)
+    yield from Mapper.to_events(chunk)

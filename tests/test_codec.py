@@ -155,7 +155,7 @@ def test_texts_are_compact_and_deterministic():
 
 
 def test_the_row_encoder_of_the_hash_chain_is_canonical_json():
-    from eventstore.rows import _row_json
+    from eventstore.mapper import row_json as _row_json
 
     row = ("é\u2028\"quote\"\\\n\t\x00", 1, None, "[]", '{"a":"b"}', "日本")
     assert _row_json(row) == codec.to_json(row) == json.dumps(row, separators=(",", ":"), ensure_ascii=False)

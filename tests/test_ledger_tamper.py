@@ -60,7 +60,7 @@ def test_a_changed_state_column_is_found(ledger):
 
 
 def test_a_changed_event_with_a_recomputed_hash_breaks_the_chain_after_it(ledger):
-    from eventstore.recorder import COLUMNS, chain_hash
+    from eventstore.mapper import COLUMNS, chain_hash
 
     conn = raw(ledger)
     row = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM events WHERE seq = 3").fetchone()
