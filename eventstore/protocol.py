@@ -187,6 +187,8 @@ class Recorder(Protocol):
         """Release the connection(s). Idempotent; later appends raise ``LedgerWriteError``.
 
         A recorder that never wrote leaves its file exactly as it found it.
+        (``MemoryRecorder`` holds nothing to release: its rows stay readable
+        and writable, as a ``":memory:"`` store always kept its events.)
         """
         ...
 

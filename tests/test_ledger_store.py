@@ -11,7 +11,7 @@ import pytest
 
 from eventstore import Event, EventStore, RunNotFoundError, RunView
 from eventstore.store import default_path
-from ledger_fixtures import add, everything_flow, forgive, one, store  # noqa: F401  (fixture)
+from ledger_fixtures import add, everything_flow, forgive, one
 from statemachine import Flow, wiring
 from statemachine.events import current_actor
 from statemachine.states import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from eventstore import EventStore, Report
-from ledger_fixtures import chain as ledger_chain, raw, store  # noqa: F401  (fixture)
+from ledger_fixtures import chain as ledger_chain, raw
 
 
 def chain():
