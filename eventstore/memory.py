@@ -18,6 +18,8 @@ from .protocol import Query
 
 __all__ = ["MemoryRecorder"]
 
+_EVERYTHING = Query()
+
 
 class _Run:
     """The runs summary of one run."""
@@ -74,7 +76,10 @@ class MemoryRecorder:
             if run is None:
                 return []
             rows = self.rows[run.first_seq - 1:] if tail else run.rows
-        out = [r if type(r) is StoredRow else StoredRow._make(r) for r in rows if _matches(r, q)]
+        if q.but(run_id=None, limit=None) == _EVERYTHING and not (tail and q.run_id is not None):
+            out = [r if type(r) is StoredRow else StoredRow._make(r) for r in rows]
+        else:
+            out = [r if type(r) is StoredRow else StoredRow._make(r) for r in rows if _matches(r, q)]
         return out[: q.limit] if q.limit is not None else out
 
     def iter_rows(self, q: Query, *, batch: int = 5000, tail: bool = False) -> Iterator[StoredRow]:

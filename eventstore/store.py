@@ -106,7 +106,6 @@ class EventStore:
             self.path = os.fspath(target) if target is not None else default_path()
             self.recorder = open_recorder(self.path, durability=durability, timeout=timeout)
         self.durability = durability
-        self._rec = self.recorder  # the name older code and tests reach for
         self._mapper = Mapper(mask)
 
     def __repr__(self) -> str:

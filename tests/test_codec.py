@@ -182,7 +182,7 @@ def test_every_stored_text_goes_through_mask(tmp_path, monkeypatch):
             memory = EventStore(":memory:")
             flow.run(store=memory, run_id="r")
             assert "***" in store.history("r")[-2].new_state.message
-            assert all("s3cr3t" not in r for row in memory._rec.rows for r in row if isinstance(r, str))
+            assert all("s3cr3t" not in r for row in memory.recorder.rows for r in row if isinstance(r, str))
             assert store.verify().ok
     finally:
         forget_all()

@@ -122,7 +122,7 @@ def test_reordered_events_are_found(ledger):
 def test_tampering_in_memory_is_found_too():
     s = EventStore(":memory:")
     chain().run(store=s, run_id="a")
-    rec = s._rec
+    rec = s.recorder
     changed = list(rec.rows[2])
     changed[11] = changed[11].replace("succeeded", "failed")
     rec.rows[2] = tuple(changed)
