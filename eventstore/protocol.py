@@ -2,7 +2,10 @@
 
 ``EventStore`` is written against this protocol only; ``SQLiteRecorder``
 (``eventstore.sqlite``), ``MemoryRecorder`` (``eventstore.memory``) and a
-PostgreSQL recorder implement it, and one test suite runs on each. A recorder
+PostgreSQL recorder implement it, and one test suite runs on each
+(``tests/test_recorders.py``, the ``recorder`` fixture). ``EventStore``
+opens a ``postgresql://`` target as
+``eventstore.postgres.PostgresRecorder(url, durability=..., timeout=...)``. A recorder
 stores rows, never events: ``eventstore.mapper`` turns events into
 ``ContentRow``s and ``StoredRow``s back into events, and owns the hash chain
 (``mapper.chain_hash``). Every text a recorder is given is stored and returned
