@@ -20,7 +20,7 @@ import datetime
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, NamedTuple
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 from statemachine.events import Event
 from statemachine.states import State
@@ -30,7 +30,7 @@ from .errors import LedgerError
 
 __all__ = [
     "CONTENT", "COLUMNS", "CONTENT_SLICE", "FINISHED_TYPES", "ContentRow", "StoredRow", "LatestRow", "RunRecord",
-    "Mapper", "row_json", "chain_hash", "check_continues", "run_record", "no_mask",
+    "Mapper", "row_json", "chain_hash", "check_continues", "run_record", "stored_row", "no_mask",
 ]
 
 
@@ -109,9 +109,9 @@ row_json: Callable[[Any], str] = codec.to_json
 _sha256 = hashlib.sha256
 
 
-def chain_hash(prev_hash: str | None, row: Iterable[Any]) -> str:
+def chain_hash(prev_hash: str | None, row: Sequence[Any]) -> str:
     """The hash of a content row chained to the run's previous hash (``None``: the run starts)."""
-    return _sha256(((prev_hash or "") + row_json(tuple(row))).encode()).hexdigest()
+    return _sha256(((prev_hash or "") + row_json(row)).encode()).hexdigest()
 
 
 def check_continues(where: str, row: ContentRow, last: str | None, prev_hash: str | None) -> None:
@@ -148,6 +148,16 @@ def run_record(run_id: str, flow: str, state: str, started: str, ended: str | No
     )
 
 
+def _content_row(values: tuple[Any, ...]) -> ContentRow:
+    """``ContentRow(*values)`` without the Python-level ``__new__`` (the append path's hot spot)."""
+    return tuple.__new__(ContentRow, values)
+
+
+def stored_row(values: Iterable[Any]) -> StoredRow:
+    """``StoredRow`` of a row's values in ``COLUMNS`` order, as fast as a tuple (recorders call it per row)."""
+    return tuple.__new__(StoredRow, values)
+
+
 def no_mask(text: str) -> str:
     """The identity: a mapper that masks nothing."""
     return text
@@ -179,13 +189,13 @@ class Mapper:
         old_text = cached[1] if cached is not None and cached[0] is old else mask(state_json(old))
         new_text = mask(state_json(new))
         proposed = event.proposed_state
-        row = ContentRow(
+        row = _content_row((
             event.event_id, event.run_id, codec.iso(event.timestamp), event.kind, event.name,
             event.key, event.flow, event.attempt, codec.type_name(new), old_text, new_text,
             mask(state_json(proposed)) if proposed is not None else None,
             mask(codec.to_json(list(event.rewritten_by))) if event.rewritten_by else "[]",
             event.actor,
-        )
+        ))
         texts[key] = (new, new_text)
         if event.kind == "flow" and new.is_finished():
             del self._texts[event.run_id]

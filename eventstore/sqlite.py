@@ -23,7 +23,7 @@ from .errors import (
 )
 from .mapper import (
     COLUMNS, FINISHED_TYPES, ContentRow, LatestRow, RunRecord, StoredRow, chain_hash, check_continues,
-    run_record,
+    run_record, stored_row,
 )
 from .protocol import Query
 from .sqlite_files import check_location, schema_sql, write_error
@@ -258,7 +258,7 @@ class SQLiteRecorder:
         sql = _SELECT + where + " ORDER BY seq"
         if q.limit is not None:
             sql += f" LIMIT {int(q.limit)}"
-        return list(map(_stored, self._read(sql, params)))
+        return list(map(stored_row, self._read(sql, params)))
 
     def iter_rows(self, q: Query, *, batch: int = 5000, tail: bool = False) -> Iterator[StoredRow]:
         """Like ``select`` but in batches, for very long runs."""
@@ -386,10 +386,6 @@ class SQLiteRecorder:
             self._conn.close()
             if guard is not None:
                 guard.close()
-
-
-def _stored(row: tuple[Any, ...]) -> StoredRow:
-    return tuple.__new__(StoredRow, row)
 
 
 class _StaleCache(Exception):
