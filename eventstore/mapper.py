@@ -104,8 +104,10 @@ FINISHED_TYPES = frozenset(
     {"Finished", "Success", "Cached", "Skipped", "Failed", "TriggerFailed", "TimedOut", "Cancelled"}
 )
 
-#: Canonical JSON of a content row (compact, deterministic): what the chain hashes.
-row_json: Callable[[Any], str] = codec.to_json
+#: Canonical JSON of a content row: ``codec.to_json``'s output (compact, deterministic),
+#: without its circular-reference bookkeeping, which a flat row of str/int/None never needs.
+row_json: Callable[[Any], str] = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
 _sha256 = hashlib.sha256
 
 
