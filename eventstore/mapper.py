@@ -17,6 +17,7 @@ and stored rows back into events.
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from .errors import LedgerError
 
 __all__ = [
     "CONTENT", "COLUMNS", "CONTENT_SLICE", "FINISHED_TYPES", "ContentRow", "StoredRow", "LatestRow", "RunRecord",
-    "Mapper", "row_json", "chain_hash", "check_continues", "run_record", "stored_row", "no_mask",
+    "Mapper", "row_json", "chain_hash", "check_continues", "run_record", "stored_row", "latest_row", "no_mask",
 ]
 
 
@@ -110,6 +111,14 @@ row_json: Callable[[Any], str] = json.JSONEncoder(
     separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
 _sha256 = hashlib.sha256
 
+# Named rows made from a tuple of values in field order without NamedTuple's Python-level
+# ``__new__``: recorders and the mapper build one per event, so these run in C.
+_content_row: Callable[[Iterable[Any]], ContentRow] = functools.partial(tuple.__new__, ContentRow)
+#: ``StoredRow`` of a row's values in ``COLUMNS`` order (what recorders call per row read).
+stored_row: Callable[[Iterable[Any]], StoredRow] = functools.partial(tuple.__new__, StoredRow)
+#: ``LatestRow`` of ``(seq, kind, key, name, flow, new_state)``.
+latest_row: Callable[[Iterable[Any]], LatestRow] = functools.partial(tuple.__new__, LatestRow)
+
 
 def chain_hash(prev_hash: str | None, row: Sequence[Any]) -> str:
     """The hash of a content row chained to the run's previous hash (``None``: the run starts)."""
@@ -148,16 +157,6 @@ def run_record(run_id: str, flow: str, state: str, started: str, ended: str | No
         run_id, flow, state, datetime.datetime.fromisoformat(started),
         datetime.datetime.fromisoformat(ended) if ended else None, events,
     )
-
-
-def _content_row(values: tuple[Any, ...]) -> ContentRow:
-    """``ContentRow(*values)`` without the Python-level ``__new__`` (the append path's hot spot)."""
-    return tuple.__new__(ContentRow, values)
-
-
-def stored_row(values: Iterable[Any]) -> StoredRow:
-    """``StoredRow`` of a row's values in ``COLUMNS`` order, as fast as a tuple (recorders call it per row)."""
-    return tuple.__new__(StoredRow, values)
 
 
 def no_mask(text: str) -> str:

@@ -23,7 +23,7 @@ from .errors import (
 )
 from .mapper import (
     COLUMNS, FINISHED_TYPES, ContentRow, LatestRow, RunRecord, StoredRow, chain_hash, check_continues,
-    run_record, stored_row,
+    latest_row, run_record, stored_row,
 )
 from .protocol import Query
 from .sqlite_files import check_location, schema_sql, write_error
@@ -281,7 +281,7 @@ class SQLiteRecorder:
         if found is None:
             return []
         cond, params = _where(Query(run_id=run_id, until_seq=until_seq, until=until), found)
-        return list(map(LatestRow._make, self._read(
+        return list(map(latest_row, self._read(
             "SELECT seq, kind, key, name, flow, new_state FROM events WHERE seq IN "
             f"(SELECT max(seq) FROM events{cond} GROUP BY kind, key) ORDER BY seq", params)))
 
