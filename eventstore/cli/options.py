@@ -112,33 +112,10 @@ def ledger_path(db: str | None) -> str:
 def open_ledger(db: str | None, *, create: bool = False) -> Iterator[Any]:
     """The EventStore at ``--db``; a read command (``create=False``) never creates the file."""
     path = ledger_path(db)
-    if not create and path != ":memory:" and (not os.path.exists(path) or os.path.getsize(path) == 0):
-        state = "does not exist" if not os.path.exists(path) else "is empty"
-        raise LedgerError(
-            f"No ledger at {path}: the file {state}. Pass the ledger with --db PATH "
-            "(or set STATELEDGER_DB), or record a run first with: stateledger run FILE.py",
-            path,
-        )
-    with EventStore(path) as store:
-        yield store
-
-
-# --- opening the ledger --------------------------------------------------------
-
-
-def ledger_path(db: str | None) -> str:
-    """``--db``, else the library's default (``STATELEDGER_DB``, else ``~/.stateledger/ledger.db``)."""
-    if db:
-        return db
-    return str(default_path())
-
-
-@contextlib.contextmanager
-def open_ledger(db: str | None, *, create: bool = False) -> Iterator[Any]:
-    """The EventStore at ``--db``; a read command (``create=False``) never creates the file."""
-    path = ledger_path(db)
-    if not create and path != ":memory:" and (not os.path.exists(path) or os.path.getsize(path) == 0):
-        state = "does not exist" if not os.path.exists(path) else "is empty"
+    file = path[len("sqlite://"):] if path.startswith("sqlite://") else path
+    if not create and "://" not in file and file != ":memory:" and (
+            not os.path.exists(file) or os.path.getsize(file) == 0):
+        state = "does not exist" if not os.path.exists(file) else "is empty"
         raise LedgerError(
             f"No ledger at {path}: the file {state}. Pass the ledger with --db PATH "
             "(or set STATELEDGER_DB), or record a run first with: stateledger run FILE.py",
