@@ -16,3 +16,31 @@ def isolated_home(tmp_path, monkeypatch):
         if var.startswith("STATELEDGER_SECRET"):
             monkeypatch.delenv(var)
     return home
+
+
+RECORDERS = ["memory", "sqlite"]
+
+
+@pytest.fixture(params=RECORDERS)
+def recorder(request, tmp_path):
+    """Each ledger backend (``eventstore.protocol.Recorder``): in memory, and in a real SQLite file."""
+    if request.param == "memory":
+        from eventstore.memory import MemoryRecorder
+
+        rec = MemoryRecorder()
+    else:
+        from eventstore.sqlite import SQLiteRecorder
+
+        rec = SQLiteRecorder(str(tmp_path / "recorder.db"))
+    yield rec
+    rec.close()
+
+
+@pytest.fixture(params=RECORDERS)
+def store(request, tmp_path):
+    """An EventStore on each recorder: in memory and in a real SQLite file."""
+    from eventstore import EventStore
+
+    s = EventStore(":memory:" if request.param == "memory" else tmp_path / "ledger.db")
+    yield s
+    s.close()

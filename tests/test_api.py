@@ -35,6 +35,25 @@ def test_eventstore_exports_the_store():
     assert "EventStore" in eventstore.__all__
 
 
+def test_eventstore_exports_exactly_its_public_names_and_each_module_lists_its_own():
+    import importlib
+    import pkgutil
+
+    import eventstore
+
+    assert sorted(eventstore.__all__) == sorted([
+        "EventStore", "Event", "Recorder", "RunView", "TaskStates", "RunRecord", "Report", "Problem",
+        "StandIn", "DescribedResult", "CutResult", "default_path", "LedgerError", "NotALedgerError",
+        "SchemaVersionError", "LedgerWriteError", "LedgerLocationError", "RunNotFoundError"])
+    for info in pkgutil.walk_packages(eventstore.__path__, "eventstore."):
+        if info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        assert isinstance(getattr(module, "__all__", None), list), f"{info.name} has no __all__"
+        missing = [n for n in module.__all__ if not hasattr(module, n)]
+        assert not missing, f"{info.name}.__all__ names what it lacks: {missing}"
+
+
 def test_signals_and_triggers_have_the_documented_members():
     from statemachine import signals, triggers
 
