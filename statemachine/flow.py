@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
-from .callbacks import callback_factory, check_handler
+from .handlers import callback_factory, check_handler
 from .errors import CycleError, FlowDefinitionError, ParameterError
 from .states import State
 from .task import Parameter, Task, _as_list

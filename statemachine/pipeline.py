@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Sequence
 
 from . import graph
 from .errors import IllegalTransitionError, LedgerError
 from .events import Bus, Event, Ledger, current_actor, new_event_id
+from .handlers import StateHandler
 from .states import Failed, State, utcnow
 
 __all__ = ["Runtime", "Subject", "transition", "handler_name", "StateHandler"]
 
 log = logging.getLogger("stateledger")
-
-StateHandler = Callable[[Any, State, State], Optional[State]]
-
 
 @dataclass(slots=True)
 class Subject:

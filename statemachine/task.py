@@ -14,7 +14,7 @@ import inspect
 from typing import Any, Callable, Iterable, Optional, Sequence
 
 from . import triggers as _triggers
-from .callbacks import callback_factory, check_handler
+from .handlers import callback_factory, check_handler
 from .errors import FlowContextError, FlowDefinitionError, NotCallableError, ParameterError
 from .states import State
 

@@ -40,6 +40,6 @@ def default_bus() -> Any:
 
 def global_handlers() -> dict[str, Any]:
     """Handlers added with ``subscribers.add_state_handler``, by kind."""
-    from subscribers.bus import BUS
+    from .handlers import global_handlers as registry
 
-    return BUS.global_handlers()
+    return registry()
