@@ -56,6 +56,45 @@ def test_a_rewrite_is_recorded_with_the_proposal_and_the_handler():
     assert all(e.proposed_state is None for e in ledger.events if not e.rewritten_by)
 
 
+def test_a_handler_returning_an_equal_copy_records_no_proposal():
+    """The proposal is recorded exactly when ``rewritten_by`` names a handler."""
+    import copy
+
+    def copies(obj, old, new):
+        return copy.copy(new)
+
+    @task(state_handlers=[copies])
+    def fine():
+        return 1
+
+    ledger = ListLedger()
+    with Flow("f") as flow:
+        fine()
+    state = flow.run(store=ledger)
+    assert state.is_successful()
+    task_events = [e for e in ledger.events if e.kind == "task"]
+    assert len(task_events) == 2
+    assert all(e.new_state is not None for e in task_events)
+    assert [(e.rewritten_by, e.proposed_state) for e in task_events] == [((), None), ((), None)]
+
+
+def test_the_pipeline_passes_a_frozen_move_between_its_steps():
+    import dataclasses
+
+    from statemachine.pipeline import Move, check_legality, run_handlers
+
+    move = Move(Running(), Success(), Success())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        move.final = Failed()
+    assert not hasattr(move, "__dict__")
+    subject = Subject(object(), "task", "t", "t-1")
+    assert run_handlers(subject, move, ()) is move
+    assert check_legality(move) is move
+    refused = check_legality(Move(Running(), Success(), Pending(), ("m.h",)))
+    assert (type(refused.final), refused.proposed, refused.rewritten_by, refused.halted) == (
+        Failed, Pending(), ("m.h",), True)
+
+
 def test_a_raising_handler_fails_the_task_and_ends_its_run():
     calls = []
 
