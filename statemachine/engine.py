@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 from . import wiring
 from .context import current_run_id, running
-from .errors import ParameterError
+from .errors import ArgumentError, ParameterError
 from .flow import Flow
 from .pipeline import Runtime, Subject, transition
 from .signals import ENDRUN, StateSignal
@@ -66,7 +66,7 @@ class FlowRunner:
         self.run_id = run_id or new_run_id(flow.name)
         ledger = store if store is not None else wiring.default_ledger()
         if not callable(getattr(ledger, "append", None)):
-            raise TypeError(f"store must be an EventStore (or have append(event)), got {store!r}")
+            raise ArgumentError(f"store must be an EventStore (or have append(event)), got {store!r}", "store", store)
         self.rt = Runtime(self.run_id, flow.name, ledger, wiring.default_bus(), wiring.global_handlers())
         self.states: dict[Task, State] = {}
         self.run_counts: dict[Task, int] = {}
