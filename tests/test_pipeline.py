@@ -7,6 +7,7 @@ from statemachine.errors import IllegalTransitionError, LedgerError
 from statemachine.pipeline import Runtime, Subject, transition
 from statemachine.states import Failed, Pending, Running, Skipped, Success
 from statemachine.testing import ListLedger
+from subscribers import subscribe
 
 
 def moves(ledger):
@@ -171,10 +172,34 @@ def test_commit_happens_before_broadcast_and_a_failing_ledger_stops_the_run():
 
     with Flow("f") as flow:
         first()
-    with pytest.raises(LedgerError, match=r"Could not commit flow f Scheduled\(\) -> Running.*disk full") as info:
-        flow.run(store=Refusing())
+    broadcast = []
+    with subscribe(broadcast.append):
+        with pytest.raises(LedgerError, match=r"Could not commit flow f Scheduled\(\) -> Running.*disk full") as info:
+            flow.run(store=Refusing())
     assert info.value.path == "/nowhere/ledger.db"
     assert ran == []
+    assert broadcast == []  # nothing uncommitted was ever broadcast
+
+
+def test_each_event_is_broadcast_right_after_its_commit():
+    log = []
+
+    class Logging(ListLedger):
+        def append(self, event):
+            committed = super().append(event)
+            log.append(("commit", committed.seq))
+            return committed
+
+    @task
+    def first():
+        return 1
+
+    with Flow("f") as flow:
+        first()
+    with subscribe(lambda event: log.append(("broadcast", event.seq))):
+        flow.run(store=Logging())
+    assert len(log) == 8
+    assert log == [(step, seq) for seq in range(1, 5) for step in ("commit", "broadcast")]
 
 
 def test_a_ledger_failure_mid_run_stops_before_the_next_task_body():
