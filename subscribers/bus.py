@@ -121,12 +121,13 @@ class _OrderedSignal(NamedSignal):
     def connect(self, receiver: Any, sender: Any = ANY, weak: bool = True) -> Any:
         with _lock:
             key = _key(receiver)
+            ref = self._watch(receiver, key) if weak else None  # raises as blinker would if it cannot
             if key not in self.order:
                 self.order[key] = next(_order)
             if sender is not ANY:
                 self.per_sender = True
-            if weak:
-                self.refs[key] = self._watch(receiver, key)
+            if ref is not None:
+                self.refs[key] = ref
             try:
                 return super().connect(receiver, sender, weak)
             finally:

@@ -226,3 +226,16 @@ def _fake_event():
     from statemachine.states import Pending, utcnow
 
     return Event("run", utcnow(), "task", "x", "x-1", 1, Pending(), Running(), seq=1, flow="f")
+
+
+def test_a_receiver_blinker_cannot_reference_weakly_is_refused_and_leaves_nothing_behind():
+    class NoWeakref:
+        __slots__ = ()
+
+        def __call__(self, sender, event):
+            pass
+
+    before = dict(transition.order)
+    with pytest.raises(TypeError):
+        transition.connect(NoWeakref())
+    assert transition.order == before and not transition.receivers
