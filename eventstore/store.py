@@ -17,7 +17,7 @@ import time
 from typing import Any, Callable, Iterable, Iterator
 
 from statemachine.events import Event
-from statemachine.filters import EventFilter
+from statemachine.filters import EventFilter, parse_states
 from statemachine.secrets import mask
 from statemachine.states import STATE_CLASSES, State
 
@@ -328,20 +328,11 @@ def _stopper(stop: Any) -> Callable[[], bool]:
 
 def _type_names(states: Any) -> frozenset[str] | None:
     """Stored state names matching ``states`` (classes incl. subclasses, or names)."""
-    if states is None:
+    classes = parse_states(states, "states", names=True)
+    if classes is None:
         return None
-    if isinstance(states, (str, type)):
-        states = [states]
     names: set[str] = set()
-    for s in states:
-        if isinstance(s, str):
-            cls = STATE_CLASSES.get(s)
-            if cls is None:
-                raise ValueError(f"Unknown state {s!r}; states are: {', '.join(STATE_CLASSES)}")
-        elif isinstance(s, type) and issubclass(s, State):
-            cls = s
-        else:
-            raise TypeError(f"states= takes State classes (e.g. Failed) or their names, got {s!r}")
+    for cls in classes:
         # a user's own subclass matches by its nearest library class (that is what is stored)
         names.update(n for n, c in STATE_CLASSES.items() if issubclass(c, cls))
         names.add(codec.type_name_of_class(cls))

@@ -85,3 +85,40 @@ def test_importing_every_package_creates_no_ledger(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "STATELEDGER_DB": str(tmp_path / "x.db")})
     assert out.stdout.strip() == "False"
+
+
+# DESIGN.md's public API, package by package (and the README's durable subscriptions).
+DOCUMENTED = {
+    "statemachine": {"Task", "Flow", "task", "Parameter", "Secret", "signals", "triggers"},
+    "subscribers": {"callback_factory", "subscribe", "add_state_handler", "DurableSubscription",
+                    "SubscriptionConflictError"},
+    "subscribers.notifiers": {"slack_notifier", "webhook_notifier", "email_notifier", "apprise_notifier",
+                              # what the README's notifier section uses besides the four
+                              "Notifier", "Notice", "format_text", "format_title", "event_payload",
+                              "TEMPLATE_FIELDS", "DeliveryError", "DeliveryTimeout", "NotifierConfigError"},
+}
+
+
+def test_every_public_package_exports_exactly_its_documented_names():
+    import importlib
+
+    for package, names in DOCUMENTED.items():
+        module = importlib.import_module(package)
+        assert sorted(module.__all__) == sorted(names), package
+        assert len(module.__all__) == len(set(module.__all__)), package
+        for name in module.__all__:
+            assert getattr(module, name) is not None, (package, name)
+
+
+def test_the_global_handler_registry_lives_in_the_core():
+    import statemachine.handlers
+
+    assert subscribers.add_state_handler is statemachine.handlers.add_state_handler
+    assert subscribers.callback_factory is statemachine.handlers.callback_factory
+
+
+def test_notifier_classes_keep_their_public_module_name():
+    from subscribers.notifiers import DeliveryError, slack_notifier
+
+    assert type(slack_notifier(only_states=[])).__module__ == "subscribers.notifiers"
+    assert DeliveryError.__module__ == "subscribers.notifiers"

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator, Sequence
 import click
 
 from statemachine.errors import LedgerError
+from statemachine.filters import FilterError, parse_states
 from statemachine.states import STATE_CLASSES, State
 
 from ..store import EventStore, default_path
@@ -40,14 +41,10 @@ def _parse_states(
     ctx: click.Context, param: click.Parameter, values: Sequence[str]
 ) -> tuple[type[State], ...] | None:
     """``--state Failed --state retrying,success`` -> state classes (subclasses match too)."""
-    by_name = {name.lower(): cls for name, cls in STATE_CLASSES.items()}
-    classes = []
-    for value in values:
-        for name in filter(None, (v.strip() for v in value.split(","))):
-            if name.lower() not in by_name:
-                raise click.BadParameter(f"unknown state {name!r}; choose from {', '.join(STATE_CLASSES)}")
-            classes.append(by_name[name.lower()])
-    return tuple(classes) or None
+    try:
+        return parse_states(values, "--state", names=True) or None
+    except FilterError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 state_option = click.option(
