@@ -14,11 +14,11 @@ import os
 import re
 import time
 from collections import deque
-from contextvars import ContextVar
 from typing import Any, Mapping
 
 from . import graph, mapping, taskcontext, timeouts, wiring
-from .errors import LedgerError, ParameterError, TaskTimeoutSignal
+from .context import current_run_id, running
+from .errors import ArgumentError, LedgerError, ParameterError, TaskTimeoutSignal
 from .flow import Flow
 from .pipeline import Runtime, Subject, handler_name, transition
 from .signals import ENDRUN, LOOP, SUCCESS, TRIGGERFAIL, StateSignal
@@ -27,23 +27,14 @@ from .states import (
     utcnow,
 )
 from .task import Parameter, Task
+from .triggers import SKIP_MESSAGE
 
 __all__ = ["FlowRunner", "new_run_id", "current_run_id"]
 
 log = logging.getLogger("stateledger")
 
-SKIP_MESSAGE = (
-    "Upstream task was skipped; if this was not the intended behavior, "
-    "consider changing `skip_on_upstream_skip=False` for this task."
-)
 
 
-_current_run_id: ContextVar[str | None] = ContextVar("stateledger_run_id", default=None)
-
-
-def current_run_id() -> str | None:
-    """The id of the flow run in progress (for state handlers, e.g. notifiers), else None."""
-    return _current_run_id.get()
 
 
 def new_run_id(flow_name: str) -> str:
@@ -70,7 +61,7 @@ class FlowRunner:
         self.run_id = run_id or new_run_id(flow.name)
         ledger = store if store is not None else wiring.default_ledger()
         if not callable(getattr(ledger, "append", None)):
-            raise TypeError(f"store must be an EventStore (or have append(event)), got {store!r}")
+            raise ArgumentError(f"store must be an EventStore (or have append(event)), got {store!r}", "store", store)
         self.rt = Runtime(self.run_id, flow.name, ledger, wiring.default_bus(), wiring.global_handlers())
         self.states: dict[Task, State] = {}
         self.run_counts: dict[Task, int] = {}
@@ -87,8 +78,7 @@ class FlowRunner:
         flow = self.flow
         subject = Subject(flow, "flow", flow.name, flow.name, flow.state_handlers)
         log.info("flow %s: run %s starting (%d tasks)", flow.name, self.run_id, len(self.order))
-        token = _current_run_id.set(self.run_id)
-        try:
+        with running(self.run_id):
             state, halted = transition(subject, Scheduled(), Running("Running flow."), self.rt)
             if not halted:
                 try:
@@ -103,8 +93,6 @@ class FlowRunner:
                 final = self.terminal_state(state, self.final_flow_state())
                 if final is not None:
                     state, _ = transition(subject, state, final, self.rt)
-        finally:
-            _current_run_id.reset(token)
         if state.result is None:
             state.result = dict(self.states)
         state.context["run_id"] = self.run_id

@@ -6,20 +6,15 @@ import warnings
 from collections import deque
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
-from .callbacks import callback_factory, check_handler
+from . import context
+from .context import current_flow
 from .errors import CycleError, FlowDefinitionError, ParameterError, RunInsideFlowError
+from .handlers import callback_factory, check_handler
 from .mapping import flat_list, unwrap
 from .states import State
 from .task import Parameter, Task, _as_list
 
 __all__ = ["Flow", "Edge", "current_flow"]
-
-_active: list["Flow"] = []
-
-
-def current_flow() -> "Flow | None":
-    """The flow of the innermost ``with Flow(...)`` block, if any."""
-    return _active[-1] if _active else None
 
 
 class Edge:
@@ -78,6 +73,7 @@ class Flow:
         #: A mapped task's list arguments (each child gets one item), by task and argument name.
         self.mapped_constants: dict[Task, dict[str, list[Any]]] = {}
         self._reference_tasks: set[Task] = set()
+        self._context_tokens: list[Any] = []  # one per open ``with`` block, see context.py
         #: ``handler(flow, state, reference_task_states) -> Optional[State]``: may rewrite the final state.
         self.terminal_state_handler = (
             check_handler(terminal_state_handler, "terminal_state_handler") if terminal_state_handler else None
@@ -92,12 +88,12 @@ class Flow:
         return f"<Flow: name={self.name}>"
 
     def __enter__(self) -> "Flow":
-        _active.append(self)
+        self._context_tokens.append(context.enter_flow(self))
         self._created.append(set())
         return self
 
     def __exit__(self, exc_type: Any, *exc: Any) -> None:
-        _active.remove(self)
+        context.exit_flow(self._context_tokens.pop())
         created = self._created.pop()
         unused = [t for t in created if t not in self._tasks]
         if unused and exc_type is None:
@@ -339,7 +335,7 @@ class Flow:
         """
         from .engine import FlowRunner
 
-        if self in _active:
+        if current_flow() is self:
             raise RunInsideFlowError(
                 f"Don't call `flow.run()` from within a `Flow` context manager ({self!r}): "
                 "end the `with Flow(...) as flow:` block first, then call flow.run(...)"

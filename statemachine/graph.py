@@ -39,7 +39,7 @@ _FROM_RUNNING = (
 # state handler ends a run.
 _EDGES: dict[type[s.State], tuple[type[s.State], ...]] = {
     s.Pending: _NOT_STARTED,
-    s.Scheduled: _NOT_STARTED,
+    s.Scheduled: tuple(x for x in _NOT_STARTED if x is not s.Scheduled),
     s.Retrying: (s.Running, s.Failed, s.Cancelled, s.Crashed),
     s.Paused: (s.Resume, s.Running, s.Failed, s.Cancelled, s.Crashed),
     s.Resume: (s.Running, s.Failed, s.Cancelled, s.Crashed),

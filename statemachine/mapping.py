@@ -29,8 +29,9 @@ from .errors import FlowDefinitionError
 from .pipeline import Subject, transition
 from .states import Failed, Mapped, Pending, Retrying, Skipped, State, utcnow
 from .task import Task
+from .triggers import SKIP_MESSAGE
 
-if TYPE_CHECKING:  # the engine imports this module
+if TYPE_CHECKING:  # the engine imports this module; Flow imports it too
     from .engine import FlowRunner
     from .flow import Edge, Flow
 
@@ -163,8 +164,6 @@ def _parent_refusal(task: Task, upstream: Mapping["Edge", State], has_constants:
     for e, s in upstream.items():
         seen.extend(s.map_states if isinstance(s, Mapped) and not e.mapped else [s])
     if task.skip_on_upstream_skip and any(isinstance(s, Skipped) for s in seen):
-        from .engine import SKIP_MESSAGE
-
         return Skipped(SKIP_MESSAGE)
     if upstream and not has_constants and not any(
         e.mapped and s.is_successful() for e, s in upstream.items()

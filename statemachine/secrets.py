@@ -30,7 +30,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .errors import SecretNotFoundError, StateLedgerError
+from .errors import ArgumentError, SecretNotFoundError, StateLedgerError
 
 __all__ = [
     "Secret",
@@ -69,7 +69,7 @@ class Secret:
 
     def __init__(self, name: str) -> None:
         if not isinstance(name, str) or not name:
-            raise ValueError(f"A secret needs a non-empty string name, got {name!r}")
+            raise ArgumentError(f"A secret needs a non-empty string name, got {name!r}", "name", name)
         self.name = name
 
     def __repr__(self) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from . import states
+from .errors import ArgumentError
 
 __all__ = [
     "StateSignal", "PrefectStateSignal", "FAIL", "SUCCESS", "RETRY", "SKIP", "PAUSE", "LOOP",
@@ -106,7 +107,7 @@ class ENDRUN(Exception):
 
     def __init__(self, state: states.State) -> None:
         if not isinstance(state, states.State):
-            raise TypeError(f"ENDRUN needs a State, got {state!r}")
+            raise ArgumentError(f"ENDRUN needs a State, e.g. ENDRUN(Failed(\"why\")), got {state!r}", "state", state)
         super().__init__(state)
         self.state = state
 

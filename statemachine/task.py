@@ -15,8 +15,9 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 
 from . import taskcontext
 from . import triggers as _triggers
-from .callbacks import callback_factory, check_handler
+from .context import current_flow
 from .errors import FlowContextError, FlowDefinitionError, NotCallableError, OptionTypeError, ParameterError
+from .handlers import callback_factory, check_handler
 from .states import State
 
 __all__ = ["Task", "FunctionTask", "Parameter", "task", "RESERVED_ARGUMENTS"]
@@ -278,8 +279,6 @@ def task(fn: Callable[..., Any] | None = None, **options: Any) -> Any:
 
 
 def _resolve_flow(flow: Any, task: Task) -> Any:
-    from .flow import current_flow  # Flow imports Task; resolved at call time
-
     flow = flow if flow is not None else current_flow()
     if flow is None:
         raise FlowContextError(
@@ -333,7 +332,6 @@ def _check_retry_on(retry_on: Any, max_retries: int) -> set[type[Exception]] | N
 
 def _track_created(new: Task | None, original: Task | None) -> None:
     """Note a task made inside ``with Flow(...)`` so the flow can warn if it is never added (Prefect 1)."""
-    from .flow import current_flow  # Flow imports Task; resolved at call time
 
     flow = current_flow()
     if flow is not None:

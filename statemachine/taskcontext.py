@@ -15,31 +15,25 @@ first exception a task body raises, instead of recording ``Failed`` (Prefect
 from __future__ import annotations
 
 from contextlib import contextmanager
-from contextvars import ContextVar
-from types import MappingProxyType
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator
+
+from .context import task_values, with_task_values
 
 __all__ = ["get", "context", "snapshot"]
-
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
-_values: ContextVar[Mapping[str, Any]] = ContextVar("stateledger_task_context", default=_EMPTY)
 
 
 def get(key: str, default: Any = None) -> Any:
     """The value of ``key`` in the current run's context, else ``default``."""
-    return _values.get().get(key, default)
+    return task_values().get(key, default)
 
 
 def snapshot() -> dict[str, Any]:
     """A copy of the whole current context."""
-    return dict(_values.get())
+    return dict(task_values())
 
 
 @contextmanager
 def context(**values: Any) -> Iterator[None]:
     """Add ``values`` to the context for the block (nested blocks see the outer values too)."""
-    token = _values.set(MappingProxyType({**_values.get(), **values}))
-    try:
+    with with_task_values(**values):
         yield
-    finally:
-        _values.reset(token)

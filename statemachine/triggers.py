@@ -25,7 +25,14 @@ __all__ = [
     "some_failed",
     "some_successful",
     "not_all_skipped",
+    "SKIP_MESSAGE",
 ]
+
+#: Why a task whose upstream task was skipped is skipped too (Prefect 1's words).
+SKIP_MESSAGE = (
+    "Upstream task was skipped; if this was not the intended behavior, "
+    "consider changing `skip_on_upstream_skip=False` for this task."
+)
 
 Trigger = Callable[[Mapping[Any, State]], bool]
 

@@ -8,7 +8,6 @@ import textwrap
 import pytest
 
 from eventstore import EventStore
-from ledger_fixtures import store  # noqa: F401 - the fixture
 from statemachine import Flow, Parameter, flatten, signals, task, taskcontext, unmapped
 from statemachine.errors import FlowDefinitionError
 from statemachine.states import Failed, Mapped, Retrying, Skipped, Success
@@ -241,7 +240,7 @@ def test_set_dependencies_with_mapped_true_maps():
     assert state.result[d].result == [2, 4]
 
 
-def test_rebuild_and_state_at_show_the_children(store):  # noqa: F811 - the fixture
+def test_rebuild_and_state_at_show_the_children(store):
     with Flow("m") as flow:
         r = add.map([1, 2], y=unmapped(1))
         s = total(r, upstream_tasks=[])
@@ -271,10 +270,10 @@ def test_show_lists_each_child(tmp_path):
             double.map([1, 2])
     """))
     db = str(tmp_path / "ledger.db")
-    ran = subprocess.run([sys.executable, "-m", "statemachine.cli", "run", str(flow_file), "--run-id", "r1",
+    ran = subprocess.run([sys.executable, "-m", "eventstore.cli", "run", str(flow_file), "--run-id", "r1",
                           "--db", db], capture_output=True, text=True, timeout=60)
     assert ran.returncode == 0, ran.stderr
-    shown = subprocess.run([sys.executable, "-m", "statemachine.cli", "show", "r1", "--db", db],
+    shown = subprocess.run([sys.executable, "-m", "eventstore.cli", "show", "r1", "--db", db],
                            capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0, shown.stderr
     headers = [b.splitlines()[0].split()[:2] for b in shown.stdout.split("\n\n")[1:]]
