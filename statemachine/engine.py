@@ -17,7 +17,7 @@ from collections import deque
 from typing import Any, Mapping
 
 from . import graph, mapping, taskcontext, timeouts, wiring
-from .context import current_run_id, running
+from .context import current_run_id, reset_task_values, running, set_computed_task_values
 from .errors import ArgumentError, LedgerError, ParameterError, TaskTimeoutSignal
 from .flow import Flow
 from .pipeline import Runtime, Subject, handler_name, transition
@@ -68,6 +68,7 @@ class FlowRunner:
         self.loops: dict[Task, dict[str, Any]] = {}  # a looping task's next loop count and result
         self.raise_after: Exception | None = None  # raise_on_exception: raised once its Failed is committed
         self.children: dict[Task, mapping.Child] = {}  # mapped children (see statemachine.mapping)
+        self.mapped = {t for t in self.order if mapping.is_mapped(flow, t)}  # parents of mapped children
         self.subjects = {
             t: Subject(t, "task", t.name, flow.key_of(t), t.state_handlers) for t in self.order
         }
@@ -144,10 +145,13 @@ class FlowRunner:
 
         Its handlers and body see the attempt in ``taskcontext`` (Prefect 1's context).
         """
-        if task not in self.children and mapping.is_mapped(self.flow, task):
+        if task in self.mapped:
             return mapping.run_mapped(self, task, state)
-        with taskcontext.context(**self.task_context(task, self.run_counts.get(task, 0) + 1)):
+        token = set_computed_task_values(lambda: self.task_context(task))
+        try:
             return self.attempt(task, state)
+        finally:
+            reset_task_values(token)
 
     def attempt(self, task: Task, state: State) -> State:
         """``run_task``'s work: upstream checks, Running, the body, loops, a retry."""
@@ -210,34 +214,32 @@ class FlowRunner:
 
     def execute(self, task: Task, attempt: int = 1) -> State:
         """Run the task's body; turn its outcome into the proposed state."""
-        with taskcontext.context(**self.task_context(task, attempt)):
-            raising = taskcontext.get("raise_on_exception")
-            try:
-                if isinstance(task, Parameter):
-                    value = task.value_from(self.parameters)
-                else:
-                    value = self.call(task, self.inputs(task))
-            except TaskTimeoutSignal as exc:
-                return TimedOut("Task timed out during execution.", result=exc)
-            except (LOOP, SUCCESS) as signal:
-                state = signal.state
-                if isinstance(state, Looped) and not state.message:
-                    state.message = f"Task is looping ({state.loop_count})"
-                return state
-            except (StateSignal, ENDRUN) as signal:  # signals never raise, even with raise_on_exception
-                return body_state(task, signal.state)
-            except Exception as exc:
-                if raising:
-                    self.raise_after = exc
-                return Failed(f"Error during execution of task: {exc!r}", result=exc)
+        try:
+            if isinstance(task, Parameter):
+                value = task.value_from(self.parameters)
+            else:
+                value = self.call(task, self.inputs(task))
+        except TaskTimeoutSignal as exc:
+            return TimedOut("Task timed out during execution.", result=exc)
+        except (LOOP, SUCCESS) as signal:
+            state = signal.state
+            if isinstance(state, Looped) and not state.message:
+                state.message = f"Task is looping ({state.loop_count})"
+            return state
+        except (StateSignal, ENDRUN) as signal:  # signals never raise, even with raise_on_exception
+            return body_state(task, signal.state)
+        except Exception as exc:
+            if taskcontext.get("raise_on_exception"):
+                self.raise_after = exc
+            return Failed(f"Error during execution of task: {exc!r}", result=exc)
         return Success("Task run succeeded.", result=value)
 
-    def task_context(self, task: Task, attempt: int) -> dict[str, Any]:
-        """What ``statemachine.taskcontext`` tells this task's body (Prefect 1's context keys)."""
+    def task_context(self, task: Task) -> dict[str, Any]:
+        """What ``statemachine.taskcontext`` tells a running task (Prefect 1's context keys)."""
         return {
             "flow_name": self.flow.name, "flow_run_id": self.run_id, "parameters": dict(self.parameters),
             "task_name": task.name, "task_full_name": task.name, "task_key": self.subjects[task].key,
-            "task_run_count": attempt, "map_index": None, **self.loops.get(task, {}),
+            "task_run_count": self.run_counts.get(task, 1), "map_index": None, **self.loops.get(task, {}),
             **self.child_context(task),
         }
 
