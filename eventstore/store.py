@@ -375,6 +375,12 @@ class EventStore:
             f"No run {run_id!r} in ledger {self._rec.path}.{hint} List them with store.runs() "
             "(or `stateledger runs`).", self._rec.path, run_id)
 
+    def report(self, run_id: str, *, flow: Any = None) -> str:
+        """The run as one self-contained HTML page; see ``eventstore.report``."""
+        from .report import render_report
+
+        return render_report(self, run_id, flow=flow)
+
 
 def _decode(rows: Iterable[tuple[Any, ...]]) -> list[Event]:
     """Events of stored rows. An old state that is the text of the object's previous new
