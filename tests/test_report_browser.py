@@ -72,7 +72,9 @@ class Opened:
         return self.page.locator(selector).count()
 
     def visible_keys(self) -> set[str]:
-        return set(self.page.eval_on_selector_all(".row[data-key]:not([hidden])", "rs => rs.map(r => r.dataset.key)"))
+        """Keys of the task rows the reader can see (shown, not only present in the DOM)."""
+        return set(self.page.eval_on_selector_all(
+            ".row[data-key]", "rs => rs.filter(r => r.checkVisibility()).map(r => r.dataset.key)"))
 
     def event_seqs(self) -> list[int]:
         return self.page.eval_on_selector_all("#ev-inner .ev-row", "rs => rs.map(r => +r.firstChild.textContent)")
@@ -292,6 +294,12 @@ def test_a_thousand_task_run_renders(browser, open_report, tmp_path):
     assert opened.count(".row[data-key]") == 1000
     assert opened.page.inner_text("#ev-count") == f"{len(store.history(run_id))} events"
     assert 0 < len(opened.event_rows()) < 120
+    # a long run opens grouped by task name: 100 summary rows, each opening on a click
+    assert opened.page.is_checked("#tl-group") and opened.count(".row.group") == 100
+    assert opened.visible_keys() == set()
+    opened.page.locator('.row.group[data-group="step9"] .label').click()
+    assert opened.visible_keys() == {f"step9-{i}" for i in range(1, 11)}
+    assert opened.page.locator('.row.group[data-group="step9"] .flag.f-failed').inner_text() == "✕1"
     opened.page.check("#tl-notable")
     history = store.history(run_id)
     worth = {e.key for e in history if e.kind == "task" and (e.rewritten_by or e.new_state.is_retrying())}

@@ -99,9 +99,63 @@
     if (t.marked) f.push(["f-marked", "⚑", "marked by hand"]);
     return f;
   }
-  var rows = [], tracks = [];
+  var rows = [], tracks = [], groups = [], grouped = false, WORST = ["failed", "cancelled", "running", "retrying",
+    "paused", "scheduled", "pending", "none", "skipped", "finished", "success"];
+  function notable(t) { return t.failed || t.retried || t.attempts > 1 || t.rewritten || t.marked; }
+  function taskRow(t, k) {
+    var r = el("div", "row" + (t.failed ? " is-failed" : "") + (t.rewritten ? " is-rewritten" : "") +
+               (t.marked ? " is-marked" : "") + (t.retried || t.attempts > 1 ? " is-retried" : ""));
+    r.dataset.key = t.key;
+    r.dataset.final = t.type;
+    var label = el("div", "label", t.key);
+    label.title = t.key + " (" + t.name + "): " + t.type + (t.message ? ": " + t.message : "") + "\nclick: its events";
+    flagsOf(t).forEach(function (f) { var s = el("span", "flag " + f[0], f[1]); s.title = f[2]; label.appendChild(s); });
+    label.addEventListener("click", function () { $("ev-task").value = String(k); filterEvents(); $("events").scrollIntoView(); });
+    var track = el("div", "track");
+    r.appendChild(label); r.appendChild(track);
+    rows.push(r); tracks.push([track, t.events]);
+    return r;
+  }
+  // Tasks sharing a name (name-1, name-2, ...) make a group: one summary row that opens on click.
+  function groupRow(g) {
+    var members = g.members.map(function (k) { return T[k]; }), counts = {};
+    members.forEach(function (t) { counts[t.cls] = (counts[t.cls] || 0) + 1; });
+    g.worst = worstOf(g.members);
+    var r = el("div", "row group"), label = el("div", "label", "▸ " + g.name + " ×" + members.length);
+    r.dataset.group = g.name;
+    var failed = members.filter(function (t) { return t.failed; }).length,
+        retried = members.filter(function (t) { return t.retried || t.attempts > 1; }).length,
+        rewritten = members.filter(function (t) { return t.rewritten; }).length,
+        marked = members.filter(function (t) { return t.marked; }).length;
+    [["f-failed", failed, "✕"], ["f-retried", retried, "↻"], ["f-rewritten", rewritten, "✎"], ["f-marked", marked, "⚑"]]
+      .forEach(function (f) { if (f[1]) label.appendChild(el("span", "flag " + f[0], f[2] + f[1])); });
+    label.title = g.name + ": " + Object.keys(counts).map(function (c) { return counts[c] + " " + c; }).join(", ") + "\nclick: show or hide its tasks";
+    label.addEventListener("click", function () { g.open = !g.open; label.firstChild.textContent = (g.open ? "▾ " : "▸ ") + g.name + " ×" + members.length; filterTimeline(); });
+    var track = el("div", "track"), first = E[members[0].events[0]].t, last = first;
+    members.forEach(function (t) { first = Math.min(first, E[t.events[0]].t); last = Math.max(last, E[t.events[t.events.length - 1]].t); });
+    g.span = [first, last];
+    g.track = track;
+    r.appendChild(label); r.appendChild(track);
+    g.row = r;
+  }
+  function drawGroup(g) {
+    var members = g.members, from, to;
+    if (scale === "seq") {
+      from = Math.min.apply(null, members.map(function (k) { return T[k].events[0]; }));
+      to = Math.max.apply(null, members.map(function (k) { return T[k].events[T[k].events.length - 1]; }));
+      from = x(from); to = x(to);
+    } else {
+      from = RUN.span_ms > 0 ? 100 * g.span[0] / RUN.span_ms : 0; to = RUN.span_ms > 0 ? 100 * g.span[1] / RUN.span_ms : 0;
+    }
+    g.track.textContent = "";
+    var bar = el("span", "seg sum c-" + g.worst);
+    bar.style.left = from.toFixed(3) + "%";
+    bar.style.width = Math.max(0, to - from).toFixed(3) + "%";
+    bar.title = g.row.firstChild.title;
+    g.track.appendChild(bar);
+  }
   function buildTimeline() {
-    var box = $("tl-rows"), frag = document.createDocumentFragment();
+    var box = $("tl-rows"), frag = document.createDocumentFragment(), byName = {};
     if (RUN.flow_events.length) {
       var fr = el("div", "row flow");
       fr.dataset.flow = RUN.flow;
@@ -112,17 +166,14 @@
       tracks.push([ft, RUN.flow_events]);
     }
     T.forEach(function (t, k) {
-      var r = el("div", "row" + (t.failed ? " is-failed" : "") + (t.rewritten ? " is-rewritten" : "") +
-                 (t.marked ? " is-marked" : "") + (t.retried || t.attempts > 1 ? " is-retried" : ""));
-      r.dataset.key = t.key;
-      r.dataset.final = t.type;
-      var label = el("div", "label", t.key);
-      label.title = t.key + " (" + t.name + "): " + t.type + (t.message ? ": " + t.message : "") + "\nclick: its events";
-      flagsOf(t).forEach(function (f) { var s = el("span", "flag " + f[0], f[1]); s.title = f[2]; label.appendChild(s); });
-      label.addEventListener("click", function () { $("ev-task").value = String(k); filterEvents(); $("events").scrollIntoView(); });
-      var track = el("div", "track");
-      r.appendChild(label); r.appendChild(track); frag.appendChild(r);
-      rows.push(r); tracks.push([track, t.events]);
+      frag.appendChild(taskRow(t, k));
+      if (!byName[t.name]) groups.push(byName[t.name] = { name: t.name, members: [], open: false });
+      byName[t.name].members.push(k);
+    });
+    groups.forEach(function (g) {
+      if (g.members.length < 2) return;
+      groupRow(g);
+      g.members.forEach(function (k) { rows[k].classList.add("member"); });
     });
     box.appendChild(frag);
     box.addEventListener("click", function (ev) {
@@ -131,8 +182,30 @@
     });
     drawAll();
   }
+  function worstOf(members) {
+    var worst = "success";
+    members.forEach(function (k) { if (WORST.indexOf(T[k].cls) < WORST.indexOf(worst)) worst = T[k].cls; });
+    return worst;
+  }
+  function setGrouped(on) {  // reorder the rows: the flow, then each group's summary and its tasks
+    grouped = on;
+    var box = $("tl-rows"), frag = document.createDocumentFragment();
+    box.classList.toggle("grouped", on);
+    if (on) {
+      groups.forEach(function (g) {
+        if (g.row) frag.appendChild(g.row);
+        g.members.forEach(function (k) { frag.appendChild(rows[k]); });
+      });
+    } else {
+      groups.forEach(function (g) { if (g.row && g.row.parentNode) g.row.remove(); });
+      rows.forEach(function (r) { frag.appendChild(r); });
+    }
+    box.appendChild(frag);
+    filterTimeline();
+  }
   function drawAll() {
     tracks.forEach(function (tr) { drawTrack(tr[0], tr[1]); });
+    groups.forEach(function (g) { if (g.row) drawGroup(g); });
     drawAxis();
   }
   function drawAxis() {
@@ -147,12 +220,17 @@
     }
   }
   function filterTimeline() {
-    var text = $("tl-filter").value.trim().toLowerCase(), cls = $("tl-class").value, notable = $("tl-notable").checked, shown = 0;
+    var text = $("tl-filter").value.trim().toLowerCase(), cls = $("tl-class").value, only = $("tl-notable").checked;
+    var filtering = !!(text || cls || only), shown = 0, match = [];
     T.forEach(function (t, k) {
-      var ok = (!text || t.key.toLowerCase().indexOf(text) >= 0 || t.name.toLowerCase().indexOf(text) >= 0) &&
-               (!cls || t.cls === cls) && (!notable || t.failed || t.retried || t.attempts > 1 || t.rewritten || t.marked);
-      rows[k].hidden = !ok;
-      if (ok) shown++;
+      match[k] = (!text || t.key.toLowerCase().indexOf(text) >= 0 || t.name.toLowerCase().indexOf(text) >= 0) &&
+                 (!cls || t.cls === cls) && (!only || notable(t));
+      if (match[k]) shown++;
+    });
+    groups.forEach(function (g) {
+      var open = !grouped || !g.row || g.open || filtering, any = false;
+      g.members.forEach(function (k) { rows[k].hidden = !(match[k] && open); any = any || match[k]; });
+      if (g.row) g.row.hidden = !any;
     });
     $("tl-count").textContent = shown === T.length ? T.length + " tasks" : shown + " of " + T.length + " tasks";
   }
@@ -169,6 +247,10 @@
       if (counts[c]) { var o = el("option", "", c + " (" + counts[c] + ")"); o.value = c; select.appendChild(o); }
     });
     ["tl-filter", "tl-class", "tl-notable"].forEach(function (id) { $(id).addEventListener("input", filterTimeline); });
+    var many = groups.some(function (g) { return g.members.length > 1; });
+    $("tl-group").disabled = !many;
+    $("tl-group").checked = many && T.length > 200;  // a long run opens grouped
+    $("tl-group").addEventListener("input", function () { setGrouped($("tl-group").checked); });
     document.querySelectorAll('input[name="tl-scale"]').forEach(function (r) {
       r.addEventListener("change", function () { scale = r.value; drawAll(); });
     });
@@ -322,9 +404,9 @@
   }
 
   $("noscript-note").hidden = true;
-  buildControls();
   buildTimeline();
-  filterTimeline();
+  buildControls();
+  setGrouped($("tl-group").checked);
   buildGraph();
   buildEvents();
   document.body.dataset.ready = performance.now().toFixed(1);
