@@ -229,12 +229,12 @@ def _header(data: dict[str, Any]) -> str:
     """The run summary and verify status, rendered here (escaped) so they show without script."""
     e = html.escape
     run, ok = data["run"], data["verify"]
-    ended = run["last"] if run["finished"] else "not finished (last event " + run["last"] + ")"
+    ended = f"{run['last']} UTC" if run["finished"] else f"not finished; last event {run['last']} UTC"
     facts = [
         ("Flow", e(run["flow"])),
         ("State", f'<span class="badge c-{run["cls"]}">{e(run["type"] or "none")}</span> {e(run["message"])}'),
         ("Started", f"{e(run['started'])} UTC"),
-        ("Ended", f"{e(ended)} UTC"),
+        ("Ended", e(ended)),
         ("Duration", _duration(run["span_ms"])),
         ("Tasks", str(len(data["tasks"]))),
         ("Events", str(run["events"])),

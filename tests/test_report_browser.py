@@ -10,6 +10,7 @@ import base64
 import contextlib
 import functools
 import http.server
+import io
 import os
 import shutil
 import threading
@@ -21,6 +22,7 @@ import pytest
 from eventstore import EventStore
 from eventstore.report import render_report
 from ledger_fixtures import everything_flow
+from statemachine import Flow
 from report_fixtures import HOSTILE, MarkedStore, hostile_flow, wide_flow
 
 CHROMIUM = os.environ.get("STATELEDGER_CHROMIUM", "/usr/bin/chromium")
@@ -307,3 +309,20 @@ def test_a_thousand_task_run_renders(browser, open_report, tmp_path):
     assert len(worth) > 30 and opened.visible_keys() == worth
     assert opened.problems == []
     print(f"1,000 tasks, {len(history)} events: ready {opened.ms:.0f} ms after navigation")
+
+
+def test_an_unfinished_run_and_a_run_without_tasks_draw_cleanly(everything, open_report):
+    store, run_id, _ = everything
+    exported = io.StringIO()
+    store.export(exported, run_id=run_id)
+    unfinished = EventStore(":memory:")  # the run as a crashed process left it: no end
+    unfinished.import_jsonl(io.StringIO("".join(exported.getvalue().splitlines(keepends=True)[:-3])))
+    opened = open_report(unfinished.report(run_id), "unfinished.html")
+    assert opened.page.locator(".row.flow .seg.open.c-running").count() == 1
+    assert "not finished; last event" in opened.page.inner_text("header")
+    empty = Flow("empty")
+    empty_id = empty.run(store=unfinished).context["run_id"]
+    bare = open_report(unfinished.report(empty_id, flow=empty), "empty.html")
+    assert bare.count(".row[data-key]") == 0 and bare.count(".row.flow") == 1
+    assert bare.page.inner_text("#graph-note") == "No task of this run has committed a transition."
+    assert opened.problems == bare.problems == []

@@ -273,6 +273,11 @@
   }
   function buildGraph() {
     var view = $("graph-view"), note = $("graph-note");
+    if (!T.length) {
+      note.textContent = "No task of this run has committed a transition.";
+      view.hidden = true;
+      return;
+    }
     if (!D.edges) {
       note.textContent = "The ledger records every task's transitions but not the flow's edges. Tasks are listed in " +
         "the order they first committed; pass the flow (store.report(run_id, flow=flow), or stateledger report " +
