@@ -329,5 +329,26 @@ def graph(fmt: str, db: str | None) -> int:
     return 0
 
 
+@main.command()
+@click.argument("run_id")
+@click.option("-o", "--output", metavar="FILE", default="-", help="Write the page here instead of to stdout.")
+@click.option("--flow", "target", metavar="FILE[:FLOW]", help="The run's flow file, to draw its task graph.")
+@db_option
+def report(run_id: str, output: str, target: str | None, db: str | None) -> int:
+    """Write one run as a self-contained HTML page: timeline, task graph, events, verify status.
+
+    \b
+    Example:
+      stateledger report etl-20240601T090000-a1b2c3 -o run.html
+      stateledger report RUN_ID --flow examples/etl.py -o run.html
+    """
+    from eventstore.report import write_report
+
+    flow = load_flow(target) if target else None
+    with open_ledger(db) as store:
+        write_report(store, run_id, output, flow=flow)
+    return 0
+
+
 #: ``stateledger``'s command group (also the console script's entry point).
 cli = main
