@@ -11,15 +11,16 @@ import datetime
 import heapq
 import logging
 import os
+import queue
 import re
-import threading
 import time
 from collections import deque
 from contextvars import ContextVar
 from typing import Any, Mapping
 
 from . import wiring
-from .errors import ParameterError
+from .errors import ExecutorSpecError, ParameterError
+from .executors import Executor, LocalExecutor, Outcome
 from .flow import Flow
 from .pipeline import Runtime, Subject, transition
 from .signals import ENDRUN, StateSignal
@@ -36,10 +37,6 @@ SKIP_MESSAGE = (
     "Upstream task was skipped; if this was not the intended behavior, "
     "consider changing `skip_on_upstream_skip=False` for this task."
 )
-
-
-class _TaskTimeout(Exception):
-    pass
 
 
 _current_run_id: ContextVar[str | None] = ContextVar("stateledger_run_id", default=None)
@@ -65,6 +62,7 @@ class FlowRunner:
         parameters: Mapping[str, Any] | None = None,
         store: Any = None,
         run_id: str | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.flow = flow
         self.order = flow.sorted_tasks()  # raises CycleError before anything is recorded
@@ -72,6 +70,12 @@ class FlowRunner:
         if run_id is not None and (not isinstance(run_id, str) or not run_id):
             raise ParameterError(f"run_id must be a non-empty string, got {run_id!r}")
         self.run_id = run_id or new_run_id(flow.name)
+        if executor is not None and not isinstance(executor, Executor):
+            raise ExecutorSpecError(
+                f"executor must be a LocalExecutor, ThreadExecutor or DaskExecutor "
+                f"(from statemachine.executors), got {executor!r}"
+            )
+        self.executor = executor if executor is not None else LocalExecutor()
         ledger = store if store is not None else wiring.default_ledger()
         if not callable(getattr(ledger, "append", None)):
             raise TypeError(f"store must be an EventStore (or have append(event)), got {store!r}")
@@ -81,6 +85,9 @@ class FlowRunner:
         self.subjects = {
             t: Subject(t, "task", t.name, flow.key_of(t), t.state_handlers) for t in self.order
         }
+        self.running: dict[Task, _Running] = {}  # bodies on the executor's pool
+        self.ended: queue.SimpleQueue = queue.SimpleQueue()  # (task, token, Outcome) as bodies end
+        self.tie = 0  # orders retries due at the same time
 
     # --- the flow -------------------------------------------------------------
 
@@ -117,35 +124,85 @@ class FlowRunner:
         return Success("All reference tasks succeeded.", result=self.states)
 
     def run_tasks(self) -> None:
-        """Run every task once its upstream tasks finished; retries wait in a heap."""
-        flow, states = self.flow, self.states
+        """Start each task once its upstream tasks finished; settle each body as it ends.
+
+        Bodies run on the executor's pool; every transition happens here, in
+        the flow-run thread. Retries wait in a heap ordered by ``start_time``
+        and a task with a ``timeout`` has a deadline: neither blocks the loop.
+        """
+        flow = self.flow
         remaining = {t: len(flow.upstream_edges(t)) for t in self.order}
         ready = deque(t for t in self.order if remaining[t] == 0)
         waiting: list[tuple[datetime.datetime, int, Task]] = []
-        tie = 0
-        while ready or waiting:
-            if waiting and (not ready or waiting[0][0] <= utcnow()):
-                start, _, t = heapq.heappop(waiting)
-                delay = (start - utcnow()).total_seconds()
-                if delay > 0:
-                    time.sleep(delay)
-            else:
-                t = ready.popleft()
-            state = states[t] = self.run_task(t, states.get(t) or Pending())
-            if isinstance(state, Retrying):
-                tie += 1
-                heapq.heappush(waiting, (state.start_time, tie, t))
-            elif state.is_finished():
-                for edge in flow.downstream_edges(t):
-                    d = edge.downstream
-                    remaining[d] -= 1
-                    if remaining[d] == 0:
-                        ready.append(d)
+        pool = self.executor.start()
+        try:
+            while ready or waiting or self.running:
+                while (ready or waiting) and (pool.slots is None or len(self.running) < pool.slots):
+                    if waiting and (not ready or waiting[0][0] <= utcnow()):
+                        if waiting[0][0] > utcnow() and self.running:
+                            break  # wait for a body to end (or the retry to be due) below
+                        start, _, t = heapq.heappop(waiting)
+                        delay = (start - utcnow()).total_seconds()
+                        if delay > 0:
+                            time.sleep(delay)
+                    else:
+                        t = ready.popleft()
+                    state = self.start_task(t, self.states.get(t) or Pending(), pool)
+                    if state is not None:
+                        self.settled(t, state, remaining, ready, waiting)
+                if not self.running:
+                    continue
+                may_start = pool.slots is None or len(self.running) < pool.slots
+                t, state = self.next_ended(pool, waiting[0][0] if waiting and may_start else None)
+                if t is not None:
+                    self.settled(t, self.end_task(t, state), remaining, ready, waiting)
+        finally:
+            pool.close()
+
+    def settled(self, t: Task, state: State, remaining: dict[Task, int], ready: deque, waiting: list) -> None:
+        """``t``'s attempt ended in ``state``: queue its retry, or release its downstream tasks."""
+        self.states[t] = state
+        if isinstance(state, Retrying):
+            self.tie += 1
+            heapq.heappush(waiting, (state.start_time, self.tie, t))
+        elif state.is_finished():
+            for edge in self.flow.downstream_edges(t):
+                d = edge.downstream
+                remaining[d] -= 1
+                if remaining[d] == 0:
+                    ready.append(d)
+
+    def next_ended(self, pool: Any, retry_at: datetime.datetime | None) -> tuple[Task | None, State | None]:
+        """The next body to end (its proposed state), or (None, None) when a retry is due first."""
+        while True:
+            deadline = min((r.deadline for r in self.running.values() if r.deadline is not None), default=None)
+            wait = None if deadline is None else max(deadline - time.monotonic(), 0)
+            if retry_at is not None:
+                until_retry = max((retry_at - utcnow()).total_seconds(), 0)
+                wait = until_retry if wait is None else min(wait, until_retry)
+            try:
+                t, token, outcome = self.ended.get(timeout=wait) if wait is None or wait > 0 else self.ended.get_nowait()
+            except queue.Empty:
+                now = time.monotonic()
+                for t, r in self.running.items():
+                    if r.deadline is not None and r.deadline <= now:
+                        del self.running[t]
+                        pool.cancel(r.handle)
+                        return t, TimedOut("Task timed out during execution.")
+                return None, None
+            if self.running.get(t) is not None and self.running[t].token is token:
+                del self.running[t]
+                return t, self.proposed_state(outcome)
+            # else: the late answer of a body that already timed out; ignore it
 
     # --- one task attempt -----------------------------------------------------
 
-    def run_task(self, task: Task, state: State) -> State:
-        """One attempt of ``task`` from ``state`` (Pending or Retrying); returns where it ended."""
+    def start_task(self, task: Task, state: State, pool: Any) -> State | None:
+        """Start one attempt of ``task`` from ``state`` (Pending or Retrying).
+
+        Returns where it ended when it did not get to run (trigger, skip, a
+        handler's rewrite, a parameter), else None: its body is on the pool.
+        """
         subject, rt = self.subjects[task], self.rt
         attempt = self.run_counts[task] = self.run_counts.get(task, 0) + 1
 
@@ -157,8 +214,28 @@ class FlowRunner:
         state, halted = transition(subject, state, Running("Starting task run."), rt, attempt)
         if halted or not isinstance(state, Running):  # a handler may have rewritten the start
             return state
+        self.states[task] = state
+        if isinstance(task, Parameter):
+            try:
+                outcome = Outcome(value=task.value_from(self.parameters))
+            except Exception as exc:
+                outcome = Outcome(error=exc)
+            return self.end_task(task, self.proposed_state(outcome))
 
-        state, halted = transition(subject, state, self.execute(task), rt, attempt)
+        token = object()
+        inline = getattr(pool, "inline", False)  # LocalExecutor enforces the timeout itself
+        deadline = None if task.timeout is None or inline else time.monotonic() + task.timeout
+        self.running[task] = _Running(token, deadline)
+        handle = pool.submit(task, self.flow.key_of(task), self.inputs(task),
+                             lambda outcome: self.ended.put((task, token, outcome)))
+        if task in self.running:
+            self.running[task].handle = handle
+        return None
+
+    def end_task(self, task: Task, proposed: State) -> State:
+        """Commit how the body ended; a failure with retries left moves on to ``Retrying``."""
+        subject, rt, attempt = self.subjects[task], self.rt, self.run_counts[task]
+        state, halted = transition(subject, self.states[task], proposed, rt, attempt)
         if halted:
             return state
 
@@ -188,20 +265,17 @@ class FlowRunner:
             return TriggerFailed(f"Trigger {getattr(task.trigger, '__name__', task.trigger)!r} raised {exc!r}", result=exc)
         return None
 
-    def execute(self, task: Task) -> State:
-        """Run the task's body; turn its outcome into the proposed state."""
-        try:
-            if isinstance(task, Parameter):
-                value = task.value_from(self.parameters)
-            else:
-                value = self.call(task, self.inputs(task))
-        except _TaskTimeout:
+    @staticmethod
+    def proposed_state(outcome: Outcome) -> State:
+        """Turn how a task's body ended into the state the engine proposes."""
+        if outcome.timed_out:
             return TimedOut("Task timed out during execution.")
-        except (StateSignal, ENDRUN) as signal:
-            return signal.to_state()
-        except Exception as exc:
-            return Failed(f"Error during execution of task: {exc!r}", result=exc)
-        return Success("Task run succeeded.", result=value)
+        exc = outcome.error
+        if exc is None:
+            return Success("Task run succeeded.", result=outcome.value)
+        if isinstance(exc, (StateSignal, ENDRUN)):
+            return exc.to_state()
+        return Failed(f"Error during execution of task: {exc!r}", result=exc)
 
     def inputs(self, task: Task) -> dict[str, Any]:
         kwargs = dict(self.flow.constants.get(task, ()))
@@ -210,23 +284,11 @@ class FlowRunner:
                 kwargs[edge.key] = self.states[edge.upstream].result
         return kwargs
 
-    @staticmethod
-    def call(task: Task, kwargs: dict[str, Any]) -> Any:
-        if task.timeout is None:
-            return task.run(**kwargs)
-        outcome: dict[str, Any] = {}
 
-        def body() -> None:
-            try:
-                outcome["value"] = task.run(**kwargs)
-            except BaseException as exc:  # handed back to the engine's thread below
-                outcome["error"] = exc
+class _Running:
+    """A body on the pool: its token (to tell a late answer), deadline and pool handle."""
 
-        worker = threading.Thread(target=body, name=f"stateledger-task-{task.name}", daemon=True)
-        worker.start()
-        worker.join(task.timeout)
-        if worker.is_alive():
-            raise _TaskTimeout()  # the thread cannot be killed; it is left to finish on its own
-        if "error" in outcome:
-            raise outcome["error"]
-        return outcome.get("value")
+    __slots__ = ("token", "deadline", "handle")
+
+    def __init__(self, token: object, deadline: float | None) -> None:
+        self.token, self.deadline, self.handle = token, deadline, None

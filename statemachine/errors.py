@@ -12,6 +12,9 @@
     ├── IllegalTransitionError               the engine proposed a move the graph refuses (a bug)
     ├── SecretNotFoundError (KeyError)       a secret missing from every place we looked
     ├── LedgerError                          the ledger cannot be opened, read or written
+    ├── ExecutorError                        an executor cannot start (e.g. dask is not installed)
+    │   ├── ExecutorSpecError (ValueError)    an executor spec or option that makes no sense
+    │   └── SerialisationError (TypeError)    a task's function or result cannot travel to/from Dask
     └── NotifierError                        a notification could not be delivered
 
 The ledger and notifier packages subclass ``LedgerError`` and ``NotifierError``.
@@ -33,6 +36,9 @@ __all__ = [
     "SecretNotFoundError",
     "LedgerError",
     "NotifierError",
+    "ExecutorError",
+    "ExecutorSpecError",
+    "SerialisationError",
 ]
 
 
@@ -99,3 +105,15 @@ class LedgerError(StateLedgerError):
 
 class NotifierError(StateLedgerError):
     """A notification could not be delivered."""
+
+
+class ExecutorError(StateLedgerError):
+    """An executor cannot run tasks: a missing extra, an unreachable cluster."""
+
+
+class ExecutorSpecError(ExecutorError, ValueError):
+    """An executor spec (``threads:8``, ``dask:tcp://host:8786``) or option is not valid."""
+
+
+class SerialisationError(ExecutorError, TypeError):
+    """A task's function, arguments or result cannot travel to or from a Dask worker."""

@@ -1,0 +1,308 @@
+"""Executors: where task bodies run while the engine keeps every transition.
+
+``LocalExecutor`` runs bodies one after another in the flow-run thread (the
+default); ``ThreadExecutor`` runs independent tasks at once in a thread pool;
+``DaskExecutor`` sends them to a Dask cluster (a ``LocalCluster`` it starts
+itself, or the scheduler at ``address``). Whatever the executor, handlers,
+the legality check, the ledger commit and the broadcast stay in the flow-run
+process, in the engine's thread: an executor only runs ``task.run(**kwargs)``
+and reports how it ended.
+
+The engine's side of the contract is small: ``executor.start()`` gives a
+*pool* with ``slots`` (how many bodies may be in flight, ``None``: no limit),
+``submit(task, key, kwargs, done)`` (``done(outcome)`` is called once, from
+any thread), ``cancel(handle)`` and ``close()``. An outcome is ``Outcome``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextvars
+import os
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .errors import ExecutorError, ExecutorSpecError, SerialisationError
+
+__all__ = [
+    "Executor", "LocalExecutor", "ThreadExecutor", "DaskExecutor", "Outcome", "executor_from_spec",
+]
+
+DASK_EXTRA_HINT = "install the extra: pip install 'stateledger[dask]'"
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How a task body ended: ``value``, or ``error`` (an exception), or ``timed_out``."""
+
+    value: Any = None
+    error: BaseException | None = None
+    timed_out: bool = False
+
+
+Done = Callable[[Outcome], None]
+
+
+class Executor:
+    """Base of the executors; ``start()`` returns the pool one flow run uses."""
+
+    def start(self) -> Any:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+# --- LocalExecutor ------------------------------------------------------------
+
+
+class LocalExecutor(Executor):
+    """Run task bodies one after another in the flow-run thread (the default)."""
+
+    def start(self) -> "_LocalPool":
+        return _LocalPool()
+
+
+class _LocalPool:
+    """Runs the body at ``submit``; a ``timeout`` waits for it in a helper thread."""
+
+    slots = 1
+    inline = True
+
+    def submit(self, task: Any, key: str, kwargs: dict[str, Any], done: Done) -> None:
+        done(call_with_timeout(task, kwargs))
+
+    def cancel(self, handle: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def call_with_timeout(task: Any, kwargs: dict[str, Any]) -> Outcome:
+    """Run ``task.run(**kwargs)`` here, or in a thread when it has a ``timeout``."""
+    if task.timeout is None:
+        try:
+            return Outcome(value=task.run(**kwargs))
+        except Exception as exc:
+            return Outcome(error=exc)
+    outcome: list[Outcome] = []
+
+    def body() -> None:
+        try:
+            outcome.append(Outcome(value=task.run(**kwargs)))
+        except BaseException as exc:  # handed back to the engine's thread below
+            outcome.append(Outcome(error=exc))
+
+    worker = threading.Thread(target=body, name=f"stateledger-task-{task.name}", daemon=True)
+    worker.start()
+    worker.join(task.timeout)
+    if worker.is_alive():  # the thread cannot be killed; it is left to finish on its own
+        return Outcome(timed_out=True)
+    return outcome[0]
+
+
+# --- ThreadExecutor -----------------------------------------------------------
+
+
+class ThreadExecutor(Executor):
+    """Run independent tasks at once in a pool of ``max_workers`` threads (one machine).
+
+    Suits tasks that wait (I/O, subprocesses, remote calls); CPU-bound Python
+    code is better sent to ``DaskExecutor`` with processes.
+    """
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        if max_workers is not None and (
+            not isinstance(max_workers, int) or isinstance(max_workers, bool) or max_workers < 1
+        ):
+            raise ExecutorSpecError(f"ThreadExecutor(max_workers=...) must be an int >= 1, got {max_workers!r}")
+        self.max_workers = max_workers or min(32, (os.cpu_count() or 1) + 4)
+
+    def __repr__(self) -> str:
+        return f"ThreadExecutor(max_workers={self.max_workers})"
+
+    def start(self) -> "_ThreadPool":
+        return _ThreadPool(self.max_workers)
+
+
+class _ThreadPool:
+    def __init__(self, max_workers: int) -> None:
+        self.slots = max_workers
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers, thread_name_prefix="stateledger-task")
+        self.abandoned = False
+
+    def submit(self, task: Any, key: str, kwargs: dict[str, Any], done: Done) -> concurrent.futures.Future:
+        context = contextvars.copy_context()  # the body sees the run's context, as on LocalExecutor
+        future = self.pool.submit(context.run, task.run, **kwargs)
+
+        def report(f: concurrent.futures.Future) -> None:
+            if f.cancelled():
+                return
+            error = f.exception()
+            done(Outcome(error=error) if error is not None else Outcome(value=f.result()))
+
+        future.add_done_callback(report)
+        return future
+
+    def cancel(self, handle: concurrent.futures.Future) -> None:
+        if not handle.cancel():  # already running: a thread cannot be stopped, so do not wait for it
+            self.abandoned = True
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=not self.abandoned, cancel_futures=True)
+
+
+# --- DaskExecutor -------------------------------------------------------------
+
+
+class DaskExecutor(Executor):
+    """Run task bodies on a Dask cluster: a ``LocalCluster`` when ``address`` is None.
+
+    A cluster this executor started is closed when the run ends; one at
+    ``address`` is left running. Functions, arguments and results travel with
+    cloudpickle; a task whose function or result cannot be serialised fails
+    with a message saying so. Needs the extra ``stateledger[dask]``.
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        cluster_kwargs: dict[str, Any] | None = None,
+        client_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        if address is not None and (not isinstance(address, str) or not address):
+            raise ExecutorSpecError(f"DaskExecutor(address=...) must be a scheduler address string, got {address!r}")
+        self.address = address
+        self.cluster_kwargs = dict(cluster_kwargs or {})
+        self.client_kwargs = dict(client_kwargs or {})
+
+    def __repr__(self) -> str:
+        return f"DaskExecutor(address={self.address!r})"
+
+    def start(self) -> "_DaskPool":
+        distributed = import_distributed()
+        cluster = None
+        if self.address is None:
+            options = {"dashboard_address": None, "silence_logs": "error", **self.cluster_kwargs}
+            cluster = distributed.LocalCluster(**options)
+        try:
+            client = distributed.Client(
+                self.address or cluster, **{"set_as_default": False, **self.client_kwargs}
+            )
+        except OSError as exc:
+            if cluster is not None:
+                cluster.close()
+            raise ExecutorError(
+                f"Could not connect to the Dask scheduler at {self.address} ({exc}); "
+                "check the address and that the scheduler is running"
+            ) from exc
+        return _DaskPool(client, cluster)
+
+
+def import_distributed() -> Any:
+    """``distributed``, or an ``ExecutorError`` naming the extra to install."""
+    try:
+        import distributed
+    except ImportError as exc:
+        raise ExecutorError(f"DaskExecutor needs dask[distributed], which is not installed; {DASK_EXTRA_HINT}") from exc
+    return distributed
+
+
+class _DaskPool:
+    slots = None  # the scheduler queues what its workers cannot run yet
+
+    def __init__(self, client: Any, cluster: Any) -> None:
+        self.client, self.cluster = client, cluster
+
+    def submit(self, task: Any, key: str, kwargs: dict[str, Any], done: Done) -> Any:
+        import cloudpickle
+
+        try:
+            payload = cloudpickle.dumps((body_of(task), kwargs))
+        except Exception as exc:
+            done(Outcome(error=SerialisationError(
+                f"Task {key} cannot be sent to the Dask cluster: its function or arguments cannot be "
+                f"serialised ({exc!r}); a task on DaskExecutor must be picklable by cloudpickle"
+            )))
+            return None
+        future = self.client.submit(run_pickled, payload, key=f"{key}-{uuid.uuid4().hex}", pure=False)
+
+        def report(f: Any) -> None:
+            if f.status == "finished":
+                done(unpickle_outcome(f.result(), key))
+            elif f.status == "error":
+                done(Outcome(error=f.exception()))
+
+        future.add_done_callback(report)
+        return future
+
+    def cancel(self, handle: Any) -> None:
+        if handle is not None:
+            handle.cancel()
+
+    def close(self) -> None:
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+def body_of(task: Any) -> Callable[..., Any]:
+    """What travels to a worker: the function, or ``run`` of a copy without handlers."""
+    fn = getattr(task, "fn", None)
+    if fn is not None:
+        return fn
+    return task.copy(state_handlers=[]).run
+
+
+def run_pickled(payload: bytes) -> tuple[str, Any]:
+    """On the worker: run the body; return ("value" | "error", pickled) or ("unpicklable", detail)."""
+    import cloudpickle
+
+    fn, kwargs = cloudpickle.loads(payload)
+    try:
+        kind, outcome = "value", fn(**kwargs)
+    except Exception as exc:
+        kind, outcome = "error", exc
+    try:
+        return kind, cloudpickle.dumps(outcome)
+    except Exception as exc:
+        return "unpicklable", f"its {'result' if kind == 'value' else 'exception'} {type(outcome).__name__} ({exc!r})"
+
+
+def unpickle_outcome(answer: tuple[str, Any], key: str) -> Outcome:
+    """The flow-run side of ``run_pickled``."""
+    import cloudpickle
+
+    kind, data = answer
+    if kind == "unpicklable":
+        return Outcome(error=SerialisationError(
+            f"Task {key} ran on the Dask cluster but {data} cannot be serialised to come back; "
+            "return data cloudpickle can serialise from tasks on DaskExecutor"
+        ))
+    value = cloudpickle.loads(data)
+    return Outcome(error=value) if kind == "error" else Outcome(value=value)
+
+
+# --- from the command line ----------------------------------------------------
+
+
+def executor_from_spec(spec: str) -> Executor:
+    """``local``, ``threads``, ``threads:N``, ``dask`` or ``dask:ADDRESS`` → an executor."""
+    text = (spec or "").strip()
+    kind, _, arg = text.partition(":")
+    if kind == "local" and not arg:
+        return LocalExecutor()
+    if kind == "threads":
+        if not arg:
+            return ThreadExecutor()
+        if arg.isdigit() and int(arg) >= 1:
+            return ThreadExecutor(max_workers=int(arg))
+    if kind == "dask":
+        return DaskExecutor(address=arg or None)
+    raise ExecutorSpecError(
+        f"Unknown executor {spec!r}; use local, threads, threads:N (N >= 1 threads), "
+        "dask (a local cluster) or dask:tcp://HOST:PORT (a running scheduler)"
+    )
