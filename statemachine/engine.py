@@ -95,16 +95,18 @@ class FlowRunner:
         flow = self.flow
         subject = Subject(flow, "flow", flow.name, flow.name, flow.state_handlers)
         log.info("flow %s: run %s starting (%d tasks)", flow.name, self.run_id, len(self.order))
+        pool = self.executor.start()  # before anything is recorded: one that cannot start records nothing
         token = _current_run_id.set(self.run_id)
         try:
             state, halted = transition(subject, Scheduled(), Running("Running flow."), self.rt)
             if not halted:
-                self.run_tasks()
+                self.run_tasks(pool)
                 final = self.final_flow_state()
                 if final is not None:
                     state, _ = transition(subject, state, final, self.rt)
         finally:
             _current_run_id.reset(token)
+            pool.close()
         if state.result is None:
             state.result = dict(self.states)
         state.context["run_id"] = self.run_id
@@ -123,7 +125,7 @@ class FlowRunner:
             return Failed("Some reference tasks failed.", result=self.states)
         return Success("All reference tasks succeeded.", result=self.states)
 
-    def run_tasks(self) -> None:
+    def run_tasks(self, pool: Any) -> None:
         """Start each task once its upstream tasks finished; settle each body as it ends.
 
         Bodies run on the executor's pool; every transition happens here, in
@@ -134,30 +136,26 @@ class FlowRunner:
         remaining = {t: len(flow.upstream_edges(t)) for t in self.order}
         ready = deque(t for t in self.order if remaining[t] == 0)
         waiting: list[tuple[datetime.datetime, int, Task]] = []
-        pool = self.executor.start()
-        try:
-            while ready or waiting or self.running:
-                while (ready or waiting) and (pool.slots is None or len(self.running) < pool.slots):
-                    if waiting and (not ready or waiting[0][0] <= utcnow()):
-                        if waiting[0][0] > utcnow() and self.running:
-                            break  # wait for a body to end (or the retry to be due) below
-                        start, _, t = heapq.heappop(waiting)
-                        delay = (start - utcnow()).total_seconds()
-                        if delay > 0:
-                            time.sleep(delay)
-                    else:
-                        t = ready.popleft()
-                    state = self.start_task(t, self.states.get(t) or Pending(), pool)
-                    if state is not None:
-                        self.settled(t, state, remaining, ready, waiting)
-                if not self.running:
-                    continue
-                may_start = pool.slots is None or len(self.running) < pool.slots
-                t, state = self.next_ended(pool, waiting[0][0] if waiting and may_start else None)
-                if t is not None:
-                    self.settled(t, self.end_task(t, state), remaining, ready, waiting)
-        finally:
-            pool.close()
+        while ready or waiting or self.running:
+            while (ready or waiting) and (pool.slots is None or len(self.running) < pool.slots):
+                if waiting and (not ready or waiting[0][0] <= utcnow()):
+                    if waiting[0][0] > utcnow() and self.running:
+                        break  # wait for a body to end (or the retry to be due) below
+                    start, _, t = heapq.heappop(waiting)
+                    delay = (start - utcnow()).total_seconds()
+                    if delay > 0:
+                        time.sleep(delay)
+                else:
+                    t = ready.popleft()
+                state = self.start_task(t, self.states.get(t) or Pending(), pool)
+                if state is not None:
+                    self.settled(t, state, remaining, ready, waiting)
+            if not self.running:
+                continue
+            may_start = pool.slots is None or len(self.running) < pool.slots
+            t, state = self.next_ended(pool, waiting[0][0] if waiting and may_start else None)
+            if t is not None:
+                self.settled(t, self.end_task(t, state), remaining, ready, waiting)
 
     def settled(self, t: Task, state: State, remaining: dict[Task, int], ready: deque, waiting: list) -> None:
         """``t``'s attempt ended in ``state``: queue its retry, or release its downstream tasks."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextvars
+import logging
 import os
 import threading
 import uuid
@@ -186,7 +187,9 @@ class DaskExecutor(Executor):
         distributed = import_distributed()
         cluster = None
         if self.address is None:
-            options = {"dashboard_address": None, "silence_logs": "error", **self.cluster_kwargs}
+            options = {"dashboard_address": None, "silence_logs": logging.ERROR, **self.cluster_kwargs}
+            if options["dashboard_address"] is None:  # its HTTP server (health, metrics) takes a free port, not 8787
+                options["scheduler_kwargs"] = {"dashboard_address": ":0", **options.get("scheduler_kwargs", {})}
             cluster = distributed.LocalCluster(**options)
         try:
             client = distributed.Client(

@@ -9,6 +9,8 @@ uses ``SharedList``: it travels by reference within this process.
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from statemachine.executors import DaskExecutor, LocalExecutor, ThreadExecutor
@@ -39,7 +41,8 @@ def dask_cluster():
     import distributed
 
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=2, processes=False, dashboard_address=None, silence_logs="error")
+        n_workers=2, threads_per_worker=2, processes=False, dashboard_address=None, silence_logs=logging.ERROR,
+        scheduler_kwargs={"dashboard_address": ":0"})  # its HTTP server on a free port, not 8787
     yield cluster
     cluster.close()
 
