@@ -104,9 +104,13 @@ class FlowRunner:
                 final = self.final_flow_state()
                 if final is not None:
                     state, _ = transition(subject, state, final, self.rt)
+        except BaseException:
+            pool.close(abandon=True)  # e.g. the ledger refused an append: do not wait for running bodies
+            raise
+        else:
+            pool.close()
         finally:
             _current_run_id.reset(token)
-            pool.close()
         if state.result is None:
             state.result = dict(self.states)
         state.context["run_id"] = self.run_id

@@ -16,10 +16,10 @@ any thread), ``cancel(handle)`` and ``close()``. An outcome is ``Outcome``.
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextvars
 import logging
 import os
+import queue
 import threading
 import uuid
 from dataclasses import dataclass
@@ -78,7 +78,7 @@ class _LocalPool:
     def cancel(self, handle: Any) -> None:
         pass
 
-    def close(self) -> None:
+    def close(self, abandon: bool = False) -> None:
         pass
 
 
@@ -129,31 +129,80 @@ class ThreadExecutor(Executor):
         return _ThreadPool(self.max_workers)
 
 
+class _Job:
+    """A body for the thread pool; ``cancelled`` before it starts means it never runs."""
+
+    __slots__ = ("run", "done", "cancelled", "thread")
+
+    def __init__(self, run: Callable[[], Outcome], done: Done) -> None:
+        self.run, self.done, self.cancelled = run, done, False
+        self.thread: threading.Thread | None = None  # the worker running it, once started
+
+
 class _ThreadPool:
+    """Daemon worker threads fed from a queue.
+
+    Daemon threads, like LocalExecutor's timeout thread: a body that timed out
+    and never returns cannot keep the process from exiting. A worker stuck in
+    such a body is replaced, so the pool keeps its size.
+    """
+
     def __init__(self, max_workers: int) -> None:
         self.slots = max_workers
-        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers, thread_name_prefix="stateledger-task")
-        self.abandoned = False
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.threads: list[threading.Thread] = []
+        self.abandoned: set[threading.Thread] = set()
+        self.submitted = 0
+        self.lock = threading.Lock()  # a job starts or is cancelled, never both
 
-    def submit(self, task: Any, key: str, kwargs: dict[str, Any], done: Done) -> concurrent.futures.Future:
+    def submit(self, task: Any, key: str, kwargs: dict[str, Any], done: Done) -> _Job:
         context = contextvars.copy_context()  # the body sees the run's context, as on LocalExecutor
-        future = self.pool.submit(context.run, task.run, **kwargs)
+        job = _Job(lambda: context.run(_call, task, kwargs), done)
+        self.submitted += 1
+        if len(self.threads) - len(self.abandoned) < min(self.slots, self.submitted):
+            self._spawn()
+        self.jobs.put(job)
+        return job
 
-        def report(f: concurrent.futures.Future) -> None:
-            if f.cancelled():
+    def _spawn(self) -> None:
+        thread = threading.Thread(target=self._work, name=f"stateledger-task-{len(self.threads) + 1}", daemon=True)
+        self.threads.append(thread)
+        thread.start()
+
+    def _work(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
                 return
-            error = f.exception()
-            done(Outcome(error=error) if error is not None else Outcome(value=f.result()))
+            with self.lock:
+                if job.cancelled:
+                    continue
+                job.thread = threading.current_thread()
+            job.done(job.run())
 
-        future.add_done_callback(report)
-        return future
+    def cancel(self, job: _Job) -> None:
+        with self.lock:
+            job.cancelled = True
+            running = job.thread
+        if running is not None:  # a running thread cannot be stopped: leave it, and keep the pool's size
+            self.abandoned.add(running)
+            self._spawn()
 
-    def cancel(self, handle: concurrent.futures.Future) -> None:
-        if not handle.cancel():  # already running: a thread cannot be stopped, so do not wait for it
-            self.abandoned = True
+    def close(self, abandon: bool = False) -> None:
+        """Stop the workers; wait for those still running a body unless ``abandon``."""
+        for _ in self.threads:
+            self.jobs.put(None)
+        if not abandon:
+            for thread in self.threads:
+                if thread not in self.abandoned:
+                    thread.join()
 
-    def close(self) -> None:
-        self.pool.shutdown(wait=not self.abandoned, cancel_futures=True)
+
+def _call(task: Any, kwargs: dict[str, Any]) -> Outcome:
+    try:
+        return Outcome(value=task.run(**kwargs))
+    except BaseException as exc:  # handed back to the engine's thread
+        return Outcome(error=exc)
 
 
 # --- DaskExecutor -------------------------------------------------------------
@@ -233,11 +282,17 @@ class _DaskPool:
             return None
         future = self.client.submit(run_pickled, payload, key=f"{key}-{uuid.uuid4().hex}", pure=False)
 
-        def report(f: Any) -> None:
-            if f.status == "finished":
-                done(unpickle_outcome(f.result(), key))
-            elif f.status == "error":
-                done(Outcome(error=f.exception()))
+        def report(f: Any) -> None:  # on a Dask thread; whatever happens, the engine hears of it
+            try:
+                if f.status == "finished":
+                    outcome = unpickle_outcome(f.result(), key)
+                elif f.status == "error":
+                    outcome = Outcome(error=f.exception())
+                else:  # cancelled: by us after a timeout (then ignored), or by someone else
+                    outcome = Outcome(error=ExecutorError(f"Task {key}'s future on the Dask cluster ended {f.status}"))
+            except Exception as exc:
+                outcome = Outcome(error=exc)
+            done(outcome)
 
         future.add_done_callback(report)
         return future
@@ -246,8 +301,8 @@ class _DaskPool:
         if handle is not None:
             handle.cancel()
 
-    def close(self) -> None:
-        self.client.close()
+    def close(self, abandon: bool = False) -> None:
+        self.client.close()  # cancels what is still running
         if self.cluster is not None:
             self.cluster.close()
 
@@ -285,7 +340,13 @@ def unpickle_outcome(answer: tuple[str, Any], key: str) -> Outcome:
             f"Task {key} ran on the Dask cluster but {data} cannot be serialised to come back; "
             "return data cloudpickle can serialise from tasks on DaskExecutor"
         ))
-    value = cloudpickle.loads(data)
+    try:
+        value = cloudpickle.loads(data)
+    except Exception as exc:
+        return Outcome(error=SerialisationError(
+            f"Task {key}'s {'result' if kind == 'value' else 'exception'} came back from the Dask cluster "
+            f"but cannot be loaded here ({exc!r}); is the same code installed where the flow runs?"
+        ))
     return Outcome(error=value) if kind == "error" else Outcome(value=value)
 
 

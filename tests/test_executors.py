@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +23,8 @@ from statemachine.testing import ListLedger
 
 from executor_fixtures import SharedList
 from ledger_fixtures import store  # noqa: F401  (fixture)
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def trails(ledger):
@@ -310,6 +316,37 @@ def test_the_thread_pool_is_shut_down_after_the_run():
     before = threading.active_count()
     assert flow.run(store=ListLedger(), executor=ThreadExecutor(max_workers=4)).is_successful()
     assert stateledger_threads() == [] and threading.active_count() == before
+
+
+def test_a_stuck_timed_out_body_neither_holds_the_pool_nor_keeps_the_process_alive(tmp_path):
+    """One worker thread; its body times out and never returns: the next task still runs, the process exits."""
+    script = tmp_path / "stuck.py"
+    script.write_text(textwrap.dedent("""
+        import time
+        from statemachine import Flow, task
+        from statemachine.executors import ThreadExecutor
+        from statemachine.testing import ListLedger
+
+        @task(timeout=0.2)
+        def stuck():
+            time.sleep(60)
+
+        @task
+        def after():
+            return "ran"
+
+        with Flow("stuck") as flow:
+            stuck()
+            after()
+        state = flow.run(store=ListLedger(), executor=ThreadExecutor(max_workers=1))
+        print(sorted((t.name, type(s).__name__) for t, s in state.result.items()))
+    """))
+    t0 = time.monotonic()
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "[('after', 'Success'), ('stuck', 'TimedOut')]\n"
+    assert time.monotonic() - t0 < 20
 
 
 def test_a_local_cluster_we_started_is_closed_after_the_run():
