@@ -264,10 +264,20 @@ def import_distributed() -> Any:
 
 
 class _DaskPool:
+    """Submits bodies to the cluster; one collector thread fetches results in batches.
+
+    A future's done-callback only queues it; the collector gathers every
+    future finished meanwhile in one call (fetching results one by one costs
+    a round trip to the event loop each).
+    """
+
     slots = None  # the scheduler queues what its workers cannot run yet
 
     def __init__(self, client: Any, cluster: Any) -> None:
         self.client, self.cluster = client, cluster
+        self.finished: queue.SimpleQueue = queue.SimpleQueue()  # (future, key, done), None to stop
+        self.collector = threading.Thread(target=self._collect, name="stateledger-dask-results", daemon=True)
+        self.collector.start()
 
     def submit(self, task: Any, key: str, kwargs: dict[str, Any], done: Done) -> Any:
         import cloudpickle
@@ -281,27 +291,50 @@ class _DaskPool:
             )))
             return None
         future = self.client.submit(run_pickled, payload, key=f"{key}-{uuid.uuid4().hex}", pure=False)
-
-        def report(f: Any) -> None:  # on a Dask thread; whatever happens, the engine hears of it
-            try:
-                if f.status == "finished":
-                    outcome = unpickle_outcome(f.result(), key)
-                elif f.status == "error":
-                    outcome = Outcome(error=f.exception())
-                else:  # cancelled: by us after a timeout (then ignored), or by someone else
-                    outcome = Outcome(error=ExecutorError(f"Task {key}'s future on the Dask cluster ended {f.status}"))
-            except Exception as exc:
-                outcome = Outcome(error=exc)
-            done(outcome)
-
-        future.add_done_callback(report)
+        future.add_done_callback(lambda f: self.finished.put((f, key, done)))
         return future
+
+    def _collect(self) -> None:
+        while True:
+            batch = [self.finished.get()]
+            while True:
+                try:
+                    batch.append(self.finished.get_nowait())
+                except queue.Empty:
+                    break
+            jobs = [job for job in batch if job is not None]
+            ready = [job for job in jobs if job[0].status == "finished"]
+            try:
+                answers = self.client.gather([f for f, _, _ in ready]) if ready else []
+            except Exception:  # one of them went away meanwhile: take them one by one below
+                answers, ready = [], []
+            for (_, key, done), answer in zip(ready, answers):
+                done(unpickle_outcome(answer, key))
+            for job in jobs:
+                if job not in ready:
+                    job[2](self._outcome_of(*job[:2]))
+            if len(jobs) < len(batch):
+                return
+
+    def _outcome_of(self, future: Any, key: str) -> Outcome:
+        """One future's outcome; whatever happens, the engine hears of it."""
+        try:
+            if future.status == "finished":
+                return unpickle_outcome(future.result(), key)
+            if future.status == "error":
+                return Outcome(error=future.exception())
+            # cancelled: by us after a timeout (then ignored), or by someone else
+            return Outcome(error=ExecutorError(f"Task {key}'s future on the Dask cluster ended {future.status}"))
+        except Exception as exc:
+            return Outcome(error=exc)
 
     def cancel(self, handle: Any) -> None:
         if handle is not None:
             handle.cancel()
 
     def close(self, abandon: bool = False) -> None:
+        self.finished.put(None)
+        self.collector.join()
         self.client.close()  # cancels what is still running
         if self.cluster is not None:
             self.cluster.close()
