@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 from . import wiring
 from .errors import ExecutorSpecError, ParameterError
-from .executors import Executor, LocalExecutor, Outcome
+from .executors import Executor, LocalExecutor, Outcome, Pool
 from .flow import Flow
 from .pipeline import Runtime, Subject, transition
 from .signals import ENDRUN, StateSignal
@@ -86,6 +86,7 @@ class FlowRunner:
             t: Subject(t, "task", t.name, flow.key_of(t), t.state_handlers) for t in self.order
         }
         self.running: dict[Task, _Running] = {}  # bodies on the executor's pool
+        self.deadlines: dict[Task, float] = {}  # of running bodies with a timeout (time.monotonic())
         self.ended: queue.SimpleQueue = queue.SimpleQueue()  # (task, token, Outcome) as bodies end
         self.tie = 0  # orders retries due at the same time
 
@@ -129,7 +130,7 @@ class FlowRunner:
             return Failed("Some reference tasks failed.", result=self.states)
         return Success("All reference tasks succeeded.", result=self.states)
 
-    def run_tasks(self, pool: Any) -> None:
+    def run_tasks(self, pool: Pool) -> None:
         """Start each task once its upstream tasks finished; settle each body as it ends.
 
         Bodies run on the executor's pool; every transition happens here, in
@@ -174,10 +175,10 @@ class FlowRunner:
                 if remaining[d] == 0:
                     ready.append(d)
 
-    def next_ended(self, pool: Any, retry_at: datetime.datetime | None) -> tuple[Task | None, State | None]:
+    def next_ended(self, pool: Pool, retry_at: datetime.datetime | None) -> tuple[Task | None, State | None]:
         """The next body to end (its proposed state), or (None, None) when a retry is due first."""
         while True:
-            deadline = min((r.deadline for r in self.running.values() if r.deadline is not None), default=None)
+            deadline = min(self.deadlines.values(), default=None)
             wait = None if deadline is None else max(deadline - time.monotonic(), 0)
             if retry_at is not None:
                 until_retry = max((retry_at - utcnow()).total_seconds(), 0)
@@ -186,20 +187,21 @@ class FlowRunner:
                 t, token, outcome = self.ended.get(timeout=wait) if wait is None or wait > 0 else self.ended.get_nowait()
             except queue.Empty:
                 now = time.monotonic()
-                for t, r in self.running.items():
-                    if r.deadline is not None and r.deadline <= now:
-                        del self.running[t]
-                        pool.cancel(r.handle)
+                for t, deadline in self.deadlines.items():
+                    if deadline <= now:
+                        del self.deadlines[t]
+                        pool.cancel(self.running.pop(t).handle)
                         return t, TimedOut("Task timed out during execution.")
                 return None, None
             if self.running.get(t) is not None and self.running[t].token is token:
                 del self.running[t]
+                self.deadlines.pop(t, None)
                 return t, self.proposed_state(outcome)
             # else: the late answer of a body that already timed out; ignore it
 
     # --- one task attempt -----------------------------------------------------
 
-    def start_task(self, task: Task, state: State, pool: Any) -> State | None:
+    def start_task(self, task: Task, state: State, pool: Pool) -> State | None:
         """Start one attempt of ``task`` from ``state`` (Pending or Retrying).
 
         Returns where it ended when it did not get to run (trigger, skip, a
@@ -225,9 +227,9 @@ class FlowRunner:
             return self.end_task(task, self.proposed_state(outcome))
 
         token = object()
-        inline = getattr(pool, "inline", False)  # LocalExecutor enforces the timeout itself
-        deadline = None if task.timeout is None or inline else time.monotonic() + task.timeout
-        self.running[task] = _Running(token, deadline)
+        self.running[task] = _Running(token)
+        if task.timeout is not None and not getattr(pool, "inline", False):  # LocalExecutor enforces it itself
+            self.deadlines[task] = time.monotonic() + task.timeout
         handle = pool.submit(task, self.flow.key_of(task), self.inputs(task),
                              lambda outcome: self.ended.put((task, token, outcome)))
         if task in self.running:
@@ -288,9 +290,9 @@ class FlowRunner:
 
 
 class _Running:
-    """A body on the pool: its token (to tell a late answer), deadline and pool handle."""
+    """A body on the pool: its token (to tell a late answer) and the pool's handle."""
 
-    __slots__ = ("token", "deadline", "handle")
+    __slots__ = ("token", "handle")
 
-    def __init__(self, token: object, deadline: float | None) -> None:
-        self.token, self.deadline, self.handle = token, deadline, None
+    def __init__(self, token: object) -> None:
+        self.token, self.handle = token, None

@@ -9,9 +9,8 @@ process, in the engine's thread: an executor only runs ``task.run(**kwargs)``
 and reports how it ended.
 
 The engine's side of the contract is small: ``executor.start()`` gives a
-*pool* with ``slots`` (how many bodies may be in flight, ``None``: no limit),
-``submit(task, key, kwargs, done)`` (``done(outcome)`` is called once, from
-any thread), ``cancel(handle)`` and ``close()``. An outcome is ``Outcome``.
+``Pool`` for one flow run (below); ``done(outcome)`` is called once per
+submitted body, from any thread, with an ``Outcome``.
 """
 
 from __future__ import annotations
@@ -23,12 +22,12 @@ import queue
 import threading
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from .errors import ExecutorError, ExecutorSpecError, SerialisationError
 
 __all__ = [
-    "Executor", "LocalExecutor", "ThreadExecutor", "DaskExecutor", "Outcome", "executor_from_spec",
+    "Executor", "LocalExecutor", "ThreadExecutor", "DaskExecutor", "Outcome", "Pool", "executor_from_spec",
 ]
 
 DASK_EXTRA_HINT = "install the extra: pip install 'stateledger[dask]'"
@@ -46,10 +45,27 @@ class Outcome:
 Done = Callable[[Outcome], None]
 
 
+class Pool(Protocol):
+    """What the engine uses during one flow run."""
+
+    #: How many bodies may be in flight at once; None: no limit (the pool queues them).
+    slots: int | None
+
+    def submit(self, task: Any, key: str, kwargs: dict[str, Any], done: Done) -> Any:
+        """Run ``task.run(**kwargs)``; call ``done(outcome)`` when it ends. Returns a handle for ``cancel``."""
+
+    def cancel(self, handle: Any) -> None:
+        """The body's timeout expired: stop it if the pool can; its outcome is ignored either way."""
+
+    def close(self, abandon: bool = False) -> None:
+        """Release the pool at the run's end; ``abandon``: do not wait for bodies still running."""
+
+
 class Executor:
     """Base of the executors; ``start()`` returns the pool one flow run uses."""
 
-    def start(self) -> Any:
+    def start(self) -> Pool:
+        """Start a pool for one flow run (a thread pool, a Dask client); the engine closes it."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -62,7 +78,7 @@ class Executor:
 class LocalExecutor(Executor):
     """Run task bodies one after another in the flow-run thread (the default)."""
 
-    def start(self) -> "_LocalPool":
+    def start(self) -> Pool:
         return _LocalPool()
 
 
@@ -70,7 +86,7 @@ class _LocalPool:
     """Runs the body at ``submit``; a ``timeout`` waits for it in a helper thread."""
 
     slots = 1
-    inline = True
+    inline = True  # enforces timeouts itself: the engine sets no deadline
 
     def submit(self, task: Any, key: str, kwargs: dict[str, Any], done: Done) -> None:
         done(call_with_timeout(task, kwargs))
@@ -125,7 +141,7 @@ class ThreadExecutor(Executor):
     def __repr__(self) -> str:
         return f"ThreadExecutor(max_workers={self.max_workers})"
 
-    def start(self) -> "_ThreadPool":
+    def start(self) -> Pool:
         return _ThreadPool(self.max_workers)
 
 
@@ -232,7 +248,7 @@ class DaskExecutor(Executor):
     def __repr__(self) -> str:
         return f"DaskExecutor(address={self.address!r})"
 
-    def start(self) -> "_DaskPool":
+    def start(self) -> Pool:
         distributed = import_distributed()
         cluster = None
         if self.address is None:
