@@ -141,8 +141,9 @@ class FlowRunner:
         remaining = {t: len(flow.upstream_edges(t)) for t in self.order}
         ready = deque(t for t in self.order if remaining[t] == 0)
         waiting: list[tuple[datetime.datetime, int, Task]] = []
+        slots = pool.slots or len(self.order) + 1  # None: no limit
         while ready or waiting or self.running:
-            while (ready or waiting) and (pool.slots is None or len(self.running) < pool.slots):
+            while (ready or waiting) and len(self.running) < slots:
                 if waiting and (not ready or waiting[0][0] <= utcnow()):
                     if waiting[0][0] > utcnow() and self.running:
                         break  # wait for a body to end (or the retry to be due) below
@@ -157,7 +158,7 @@ class FlowRunner:
                     self.settled(t, state, remaining, ready, waiting)
             if not self.running:
                 continue
-            may_start = pool.slots is None or len(self.running) < pool.slots
+            may_start = len(self.running) < slots
             t, state = self.next_ended(pool, waiting[0][0] if waiting and may_start else None)
             if t is not None:
                 self.settled(t, self.end_task(t, state), remaining, ready, waiting)
@@ -225,10 +226,18 @@ class FlowRunner:
             except Exception as exc:
                 outcome = Outcome(error=exc)
             return self.end_task(task, self.proposed_state(outcome))
+        if pool.inline:  # LocalExecutor: the body runs here and now
+            if task.timeout is not None:
+                return self.end_task(task, self.proposed_state(pool.run(task, self.inputs(task))))
+            try:  # the common case, without an Outcome in between
+                proposed = Success("Task run succeeded.", result=task.run(**self.inputs(task)))
+            except Exception as exc:
+                proposed = self.proposed_state(Outcome(error=exc))
+            return self.end_task(task, proposed)
 
         token = object()
         self.running[task] = _Running(token)
-        if task.timeout is not None and not getattr(pool, "inline", False):  # LocalExecutor enforces it itself
+        if task.timeout is not None:
             self.deadlines[task] = time.monotonic() + task.timeout
         handle = pool.submit(task, self.flow.key_of(task), self.inputs(task),
                              lambda outcome: self.ended.put((task, token, outcome)))

@@ -50,6 +50,8 @@ class Pool(Protocol):
 
     #: How many bodies may be in flight at once; None: no limit (the pool queues them).
     slots: int | None
+    #: True: the engine calls ``run(task, kwargs) -> Outcome`` in its own thread instead of ``submit``.
+    inline: bool
 
     def submit(self, task: Any, key: str, kwargs: dict[str, Any], done: Done) -> Any:
         """Run ``task.run(**kwargs)``; call ``done(outcome)`` when it ends. Returns a handle for ``cancel``."""
@@ -83,10 +85,13 @@ class LocalExecutor(Executor):
 
 
 class _LocalPool:
-    """Runs the body at ``submit``; a ``timeout`` waits for it in a helper thread."""
+    """Runs the body in the engine's thread; a ``timeout`` waits for it in a helper thread."""
 
     slots = 1
-    inline = True  # enforces timeouts itself: the engine sets no deadline
+    inline = True
+
+    def run(self, task: Any, kwargs: dict[str, Any]) -> Outcome:  # replaced below: one call less per task
+        return call_with_timeout(task, kwargs)
 
     def submit(self, task: Any, key: str, kwargs: dict[str, Any], done: Done) -> None:
         done(call_with_timeout(task, kwargs))
@@ -102,7 +107,7 @@ def call_with_timeout(task: Any, kwargs: dict[str, Any]) -> Outcome:
     """Run ``task.run(**kwargs)`` here, or in a thread when it has a ``timeout``."""
     if task.timeout is None:
         try:
-            return Outcome(value=task.run(**kwargs))
+            return Outcome(task.run(**kwargs))
         except Exception as exc:
             return Outcome(error=exc)
     outcome: list[Outcome] = []
@@ -119,6 +124,9 @@ def call_with_timeout(task: Any, kwargs: dict[str, Any]) -> Outcome:
     if worker.is_alive():  # the thread cannot be killed; it is left to finish on its own
         return Outcome(timed_out=True)
     return outcome[0]
+
+
+_LocalPool.run = staticmethod(call_with_timeout)  # type: ignore[method-assign]
 
 
 # --- ThreadExecutor -----------------------------------------------------------
@@ -165,6 +173,7 @@ class _ThreadPool:
 
     def __init__(self, max_workers: int) -> None:
         self.slots = max_workers
+        self.inline = False
         self.jobs: queue.SimpleQueue = queue.SimpleQueue()
         self.threads: list[threading.Thread] = []
         self.abandoned: set[threading.Thread] = set()
@@ -288,6 +297,7 @@ class _DaskPool:
     """
 
     slots = None  # the scheduler queues what its workers cannot run yet
+    inline = False
 
     def __init__(self, client: Any, cluster: Any) -> None:
         self.client, self.cluster = client, cluster
