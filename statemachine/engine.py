@@ -161,7 +161,7 @@ class FlowRunner:
             may_start = len(self.running) < slots
             t, state = self.next_ended(pool, waiting[0][0] if waiting and may_start else None)
             if t is not None:
-                self.settled(t, self.end_task(t, state), remaining, ready, waiting)
+                self.settled(t, self.end_task(t, self.states[t], state), remaining, ready, waiting)
 
     def settled(self, t: Task, state: State, remaining: dict[Task, int], ready: deque, waiting: list) -> None:
         """``t``'s attempt ended in ``state``: queue its retry, or release its downstream tasks."""
@@ -219,22 +219,22 @@ class FlowRunner:
         state, halted = transition(subject, state, Running("Starting task run."), rt, attempt)
         if halted or not isinstance(state, Running):  # a handler may have rewritten the start
             return state
-        self.states[task] = state
         if isinstance(task, Parameter):
             try:
                 outcome = Outcome(value=task.value_from(self.parameters))
             except Exception as exc:
                 outcome = Outcome(error=exc)
-            return self.end_task(task, self.proposed_state(outcome))
+            return self.end_task(task, state, self.proposed_state(outcome))
         if pool.inline:  # LocalExecutor: the body runs here and now
             if task.timeout is not None:
-                return self.end_task(task, self.proposed_state(pool.run(task, self.inputs(task))))
+                return self.end_task(task, state, self.proposed_state(pool.run(task, self.inputs(task))))
             try:  # the common case, without an Outcome in between
                 proposed = Success("Task run succeeded.", result=task.run(**self.inputs(task)))
             except Exception as exc:
                 proposed = self.proposed_state(Outcome(error=exc))
-            return self.end_task(task, proposed)
+            return self.end_task(task, state, proposed)
 
+        self.states[task] = state
         token = object()
         self.running[task] = _Running(token)
         if task.timeout is not None:
@@ -245,10 +245,10 @@ class FlowRunner:
             self.running[task].handle = handle
         return None
 
-    def end_task(self, task: Task, proposed: State) -> State:
+    def end_task(self, task: Task, running: State, proposed: State) -> State:
         """Commit how the body ended; a failure with retries left moves on to ``Retrying``."""
         subject, rt, attempt = self.subjects[task], self.rt, self.run_counts[task]
-        state, halted = transition(subject, self.states[task], proposed, rt, attempt)
+        state, halted = transition(subject, running, proposed, rt, attempt)
         if halted:
             return state
 
