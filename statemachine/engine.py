@@ -1,8 +1,11 @@
 """Runs a flow: tasks in dependency order, retries, triggers, skips, timeouts.
 
-Every state change goes through ``pipeline.transition``; this module only
-decides what to propose next. A task waiting to retry does not block other
-ready tasks: it waits in a queue ordered by its ``start_time``.
+Every state change goes through ``pipeline.transition``, in this thread; this
+module only decides what to propose next. Task bodies run on the executor's
+pool (``statemachine.executors``): a task starts as soon as its upstream
+tasks finished, and whichever body ends first is committed first. A task
+waiting to retry does not block other ready tasks: it waits in a queue
+ordered by its ``start_time``.
 """
 
 from __future__ import annotations

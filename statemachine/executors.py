@@ -250,6 +250,11 @@ class DaskExecutor(Executor):
     ) -> None:
         if address is not None and (not isinstance(address, str) or not address):
             raise ExecutorSpecError(f"DaskExecutor(address=...) must be a scheduler address string, got {address!r}")
+        if address is not None and cluster_kwargs:
+            raise ExecutorSpecError(
+                "DaskExecutor(cluster_kwargs=...) configures the LocalCluster it starts when no address "
+                f"is given; with address={address!r} the cluster is already running. Drop one of the two."
+            )
         self.address = address
         self.cluster_kwargs = dict(cluster_kwargs or {})
         self.client_kwargs = dict(client_kwargs or {})

@@ -412,6 +412,8 @@ def test_a_bad_executor_spec_says_what_is_accepted(spec):
 def test_bad_executor_arguments_are_refused():
     with pytest.raises(ExecutorSpecError, match=r"max_workers=...\) must be an int >= 1, got 0"):
         ThreadExecutor(max_workers=0)
+    with pytest.raises(ExecutorSpecError, match=r"with address='tcp://h:8786' the cluster is already running"):
+        DaskExecutor(address="tcp://h:8786", cluster_kwargs={"n_workers": 2})
     with pytest.raises(ExecutorSpecError, match="executor must be a LocalExecutor, ThreadExecutor or DaskExecutor"):
         Flow("f", tasks=[Task()]).run(store=ListLedger(), executor="threads:8")
 
