@@ -315,6 +315,12 @@ class EventStore:
 
         return import_jsonl(self.recorder, file)
 
+    def report(self, run_id: str, *, flow: Any = None) -> str:
+        """The run as one self-contained HTML page; see ``eventstore.report``."""
+        from .report import render_report
+
+        return render_report(self, run_id, flow=flow)
+
 
 def _stopper(stop: Any) -> Callable[[], bool]:
     if stop is None:

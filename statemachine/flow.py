@@ -323,6 +323,7 @@ class Flow:
         *,
         store: Any = None,
         run_id: str | None = None,
+        executor: Any = None,
         **parameter_values: Any,
     ) -> State:
         """Run every task; return the flow's final state (``.result``: each Task's state).
@@ -331,7 +332,9 @@ class Flow:
         (``flow.run(x=1)``), as in Prefect 1. ``store`` is where the run is
         recorded (default: the ledger at ``STATELEDGER_DB``); ``run_id`` names the
         run (default: generated). The returned state's ``context["run_id"]``
-        names it either way.
+        names it either way. ``executor`` is where task bodies run
+        (``statemachine.executors``; default ``LocalExecutor()``: one after
+        another, in this thread).
         """
         from .engine import FlowRunner
 
@@ -342,4 +345,4 @@ class Flow:
             )
         if parameter_values:
             parameters = {**(parameters or {}), **parameter_values}
-        return FlowRunner(self, parameters=parameters, store=store, run_id=run_id).run()
+        return FlowRunner(self, parameters=parameters, store=store, run_id=run_id, executor=executor).run()

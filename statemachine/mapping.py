@@ -21,13 +21,12 @@ sees the children's states (one skipped child skips it by default).
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from .errors import FlowDefinitionError
 from .pipeline import Subject, transition
-from .states import Failed, Mapped, Pending, Retrying, Skipped, State, utcnow
+from .states import Failed, Mapped, Skipped, State
 from .task import Task
 from .triggers import SKIP_MESSAGE
 
@@ -36,7 +35,7 @@ if TYPE_CHECKING:  # the engine imports this module; Flow imports it too
     from .flow import Edge, Flow
 
 __all__ = [
-    "unmapped", "flatten", "unwrap", "flat_list", "bind_mapped", "is_mapped", "run_mapped", "Child",
+    "unmapped", "flatten", "unwrap", "flat_list", "bind_mapped", "is_mapped", "start_mapped", "children_of", "Child",
     "edge_value", "expand", "attach_children", "child_key", "is_child_key",
 ]
 
@@ -131,31 +130,39 @@ class Child:
     inputs: dict[str, Any] = field(default_factory=dict)
 
 
-def run_mapped(runner: "FlowRunner", task: Task, state: State) -> State:
-    """Run a mapped parent: refuse, or commit ``Mapped`` and run each child; returns the parent's state."""
+def start_mapped(runner: "FlowRunner", task: Task, state: State) -> tuple[State, list[Task]]:
+    """Start a mapped parent: its state (``Mapped``, or why it refused) and its children, ready to run.
+
+    Each child is a copy of the task with its own key, inputs and upstream
+    states, registered with the runner, which schedules it like any task.
+    """
     subject, flow = runner.subjects[task], runner.flow
     edges = flow.upstream_edges(task)
     upstream = {e: runner.states[e.upstream] for e in edges}
     constants = flow.mapped_constants.get(task, {})
     refusal = _parent_refusal(task, upstream, bool(constants))
     if refusal is not None:
-        return transition(subject, state, refusal, runner.rt)[0]
+        return transition(subject, state, refusal, runner.rt)[0], []
     sizes = [len(v) for v in constants.values()]
     for e, s in upstream.items():
         if e.mapped and s.is_successful():
             sizes.append(len(_items(e, s)))
     state, halted = transition(subject, state, Mapped(READY, n_map_states=min(sizes, default=0)), runner.rt)
     if halted or not isinstance(state, Mapped):
-        return state
+        return state, []
     children = []
     for i in range(state.n_map_states):
         child = task.copy()
         runner.children[child] = Child(task, i, *_child_inputs(flow, task, upstream, constants, i))
         runner.subjects[child] = Subject(task, "task", task.name, child_key(subject.key, i), task.state_handlers)
-        children.append(_run_child(runner, child))
-    state.map_states = children
-    state.result = [s.result for s in children]
-    return state
+        children.append(child)
+    return state, children
+
+
+def children_of(runner: "FlowRunner", task: Task) -> list[Task]:
+    """A parent's children in the runner, by index."""
+    found = [(c.index, child) for child, c in runner.children.items() if c.parent is task]
+    return [child for _, child in sorted(found, key=lambda pair: pair[0])]
 
 
 def _parent_refusal(task: Task, upstream: Mapping["Edge", State], has_constants: bool) -> State | None:
@@ -199,18 +206,6 @@ def _child_inputs(
     for key, values in constants.items():
         inputs[key] = values[i]
     return states, inputs
-
-
-def _run_child(runner: "FlowRunner", child: Task) -> State:
-    """A child's whole run: its attempts, waiting out each retry's delay."""
-    state: State = Pending()
-    while True:
-        state = runner.run_task(child, state)
-        if not isinstance(state, Retrying):
-            return state
-        delay = (state.start_time - utcnow()).total_seconds()
-        if delay > 0:
-            time.sleep(delay)
 
 
 def edge_value(edge: "Edge", state: State) -> Any:

@@ -292,3 +292,51 @@ def test_children_see_their_full_name_and_key_and_keep_the_parents_options():
     state, ledger = run(flow)
     assert state.result[r].result == [("a", "echo[0]", "echo-1[0]")]
     assert [e.name for e in ledger.events if e.kind == "task"] == ["echo"] * 3
+
+
+# --- on every executor -------------------------------------------------------------------------
+
+
+def test_mapping_retries_and_reduce_on_every_executor(executor):
+    """Children are scheduled like tasks: on a pool they run at once, each with its own events."""
+    @task(max_retries=1, retry_delay=0)
+    def maybe(x):
+        if x == 3 and taskcontext.get("task_run_count", 2) == 1:
+            raise ValueError("first try")
+        return x * 10
+
+    with Flow("m") as flow:
+        r = maybe.map([1, 2, 3])
+        d = double.map(r)
+        s = total(d)
+    ledger = ListLedger()
+    state = flow.run(store=ledger, executor=executor)
+    assert state.result[r].result == [10, 20, 30] and state.result[s].result == 120
+    assert [type(c).__name__ for c in state.result[d].map_states] == ["Success"] * 3
+    keys = {e.key for e in ledger.events if e.kind == "task"}
+    assert keys == {"maybe-1", "maybe-1[0]", "maybe-1[1]", "maybe-1[2]", "double-1", "double-1[0]",
+                    "double-1[1]", "double-1[2]", "total-1"}
+    tries = [(e.attempt, type(e.new_state).__name__) for e in ledger.events if e.key == "maybe-1[2]"]
+    if executor.__class__.__name__ != "DaskExecutor":  # a Dask worker has no task context: no first try there
+        assert tries == [(1, "Running"), (1, "Failed"), (1, "Retrying"), (2, "Running"), (2, "Success")]
+    assert repr(state) == 'Success("All reference tasks succeeded.")'
+
+
+def test_children_run_at_once_on_a_thread_pool():
+    import threading
+    import time
+
+    from statemachine.executors import ThreadExecutor
+
+    barrier = threading.Barrier(3, timeout=10)
+
+    @task
+    def meet(x):
+        barrier.wait()  # only returns once all three children run at the same time
+        return x
+
+    with Flow("m") as flow:
+        r = meet.map([1, 2, 3])
+    t0 = time.monotonic()
+    state = flow.run(store=ListLedger(), executor=ThreadExecutor(max_workers=3))
+    assert state.result[r].result == [1, 2, 3] and time.monotonic() - t0 < 10

@@ -365,3 +365,38 @@ def test_without_raise_on_exception_nothing_raises():
         t = bad()
     state, _ = run(flow)
     assert state.result[t].is_failed() and taskcontext.get("raise_on_exception") is None
+
+
+def test_loop_on_every_executor(executor):
+    @task
+    def countdown(n):
+        left = taskcontext.get("task_loop_result", n) if executor_kind != "dask" else n
+        if left > 0 and executor_kind != "dask":
+            raise signals.LOOP(result=left - 1)
+        return left
+
+    executor_kind = {"LocalExecutor": "local", "ThreadExecutor": "threads"}.get(type(executor).__name__, "dask")
+
+    @task
+    def loop_twice():
+        raise signals.LOOP(result="again") if not seen else signals.SUCCESS(result=len(seen))
+
+    seen = []
+
+    def note(t, old, new):
+        if isinstance(new, Looped):
+            seen.append(new.loop_count)
+
+    with Flow("f") as flow:
+        c = countdown(3)
+        two = loop_twice.copy(state_handlers=[note])()
+    state, ledger = run_on(flow, executor)
+    assert state.result[c].result == (0 if executor_kind != "dask" else 3)
+    assert seen == [1] and state.result[two].result == 1
+    looped = [e for e in ledger.events if e.key == "loop_twice-1"]
+    assert [type(e.new_state).__name__ for e in looped] == ["Running", "Looped", "Pending", "Running", "Success"]
+
+
+def run_on(flow, executor):
+    ledger = ListLedger()
+    return flow.run(store=ledger, executor=executor), ledger
