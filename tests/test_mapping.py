@@ -4,12 +4,15 @@ import datetime
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 
 import pytest
 
 from eventstore import EventStore
 from statemachine import Flow, Parameter, flatten, signals, task, taskcontext, unmapped
 from statemachine.errors import FlowDefinitionError
+from statemachine.executors import ThreadExecutor
 from statemachine.states import Failed, Mapped, Retrying, Skipped, Success
 from statemachine.testing import ListLedger
 
@@ -323,11 +326,6 @@ def test_mapping_retries_and_reduce_on_every_executor(executor):
 
 
 def test_children_run_at_once_on_a_thread_pool():
-    import threading
-    import time
-
-    from statemachine.executors import ThreadExecutor
-
     barrier = threading.Barrier(3, timeout=10)
 
     @task

@@ -7,7 +7,7 @@ import pytest
 
 from statemachine import Flow, Task, signals, task, taskcontext, triggers
 from statemachine.states import (
-    Failed, Looped, Paused, Pending, Retrying, Running, Skipped, Success, TriggerFailed, ValidationFailed,
+    Failed, Looped, Paused, Pending, Retrying, Running, Success, TriggerFailed, ValidationFailed,
 )
 from statemachine.testing import ListLedger
 
