@@ -45,7 +45,7 @@ try:
 except ImportError as exc:  # not installed, or installed without a usable libpq
     raise ModuleNotFoundError(f"psycopg cannot be imported ({exc})", name="psycopg") from exc
 
-from .errors import LedgerError, LedgerWriteError, NotALedgerError, SchemaVersionError
+from .errors import LedgerConnectionError, LedgerError, LedgerWriteError, NotALedgerError, SchemaVersionError
 from .mapper import COLUMNS, FINISHED_TYPES, ContentRow, LatestRow, RunRecord, StoredRow, chain_hash, \
     check_continues, run_record
 from .postgres_schema import (
@@ -231,6 +231,8 @@ class PostgresRecorder:
         """Commit one content row; return (seq, prev_hash, hash). See ``Recorder.append``."""
         importing = hash is not None
         run_id = row.run_id
+        if self._closed:
+            raise self._write_failed(LedgerWriteError("closed", self.path, "closed"), run_id)
         flow_state = row.state if row.kind == "flow" else None
         ended = row.timestamp if flow_state in FINISHED_TYPES else None
         last: str | None = self._last.get(run_id) if not importing else prev_hash
@@ -238,7 +240,10 @@ class PostgresRecorder:
         deadline = time.monotonic() + self.timeout
         while True:
             if not known:
-                last = self._run_end(run_id)
+                try:
+                    last = self._run_end(run_id)
+                except LedgerError as exc:
+                    raise self._write_failed(exc, run_id) from exc
             if importing:
                 check_continues(self.path, row, last, prev_hash)
                 chained = (prev_hash, hash)
@@ -276,10 +281,12 @@ class PostgresRecorder:
                     f"Could not append to ledger {self.path}: this EventStore was closed. Open the ledger "
                     "again (EventStore(url)).", self.path, "closed")
             return LedgerWriteError(f"Could not append to ledger {self.path}: {exc}", self.path, exc.reason)
-        if isinstance(exc, LedgerError):  # the server stayed unreachable past the timeout
+        if isinstance(exc, LedgerConnectionError):  # the server stayed unreachable past the timeout
             return LedgerWriteError(
                 f"Could not append to ledger {self.path}: the connection was lost and not regained within "
                 f"{self.timeout:g} s ({exc}). Nothing more of this run is recorded.", self.path, "connection")
+        if isinstance(exc, LedgerError):
+            return LedgerWriteError(f"Could not append to ledger {self.path}: {exc}", self.path, "io")
         return write_error(exc, self._target, "append to")
 
     # --- reading --------------------------------------------------------------------

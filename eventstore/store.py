@@ -331,6 +331,15 @@ class EventStore:
 
         return import_jsonl(self.recorder, file)
 
+    def copy_to(self, other: "EventStore", *, append: bool = False) -> int:
+        """Copy every event of this ledger into ``other`` (SQLite <-> PostgreSQL), hashes kept; return how many.
+
+        ``other`` must hold no event, unless ``append=True`` (then no run may be in both).
+        """
+        from .export import copy_ledger
+
+        return copy_ledger(self.recorder, other.recorder, append=append)
+
 
 def _stopper(stop: Any) -> Callable[[], bool]:
     if stop is None:

@@ -18,11 +18,11 @@ import click
 from statemachine.errors import LedgerError
 from statemachine.states import STATE_CLASSES, State
 
-from ..store import EventStore, default_path
+from ..store import EventStore, default_path, is_url, open_recorder, without_password
 
 __all__ = [
     "db_option", "json_option", "state_option", "run_option", "flow_option", "task_option", "kind_option",
-    "time_options", "parse_when", "ledger_path", "open_ledger",
+    "time_options", "parse_when", "ledger_path", "shown_path", "open_ledger",
 ]
 
 
@@ -30,8 +30,9 @@ __all__ = [
 
 
 db_option = click.option(
-    "--db", metavar="PATH", default=None,
-    help="Ledger file. Default: $STATELEDGER_DB, else ~/.stateledger/ledger.db.",
+    "--db", metavar="PATH|URL", default=None,
+    help="Ledger: a file, or postgresql://USER:PASS@HOST:PORT/DB[?schema=NAME]. "
+    "Default: $STATELEDGER_DB, else ~/.stateledger/ledger.db.",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
@@ -108,35 +109,22 @@ def ledger_path(db: str | None) -> str:
     return str(default_path())
 
 
-@contextlib.contextmanager
-def open_ledger(db: str | None, *, create: bool = False) -> Iterator[Any]:
-    """The EventStore at ``--db``; a read command (``create=False``) never creates the file."""
-    path = ledger_path(db)
-    if not create and path != ":memory:" and (not os.path.exists(path) or os.path.getsize(path) == 0):
-        state = "does not exist" if not os.path.exists(path) else "is empty"
-        raise LedgerError(
-            f"No ledger at {path}: the file {state}. Pass the ledger with --db PATH "
-            "(or set STATELEDGER_DB), or record a run first with: stateledger run FILE.py",
-            path,
-        )
-    with EventStore(path) as store:
-        yield store
-
-
-# --- opening the ledger --------------------------------------------------------
-
-
-def ledger_path(db: str | None) -> str:
-    """``--db``, else the library's default (``STATELEDGER_DB``, else ``~/.stateledger/ledger.db``)."""
-    if db:
-        return db
-    return str(default_path())
+def shown_path(db: str | None) -> str:
+    """The ledger as messages print it: a URL's password is shown as ``***``."""
+    return without_password(ledger_path(db))
 
 
 @contextlib.contextmanager
 def open_ledger(db: str | None, *, create: bool = False) -> Iterator[Any]:
-    """The EventStore at ``--db``; a read command (``create=False``) never creates the file."""
+    """The EventStore at ``--db``; a read command (``create=False``) never creates a ledger.
+
+    A file that does not exist, or a PostgreSQL schema that holds no ledger, is refused.
+    """
     path = ledger_path(db)
+    if is_url(path):
+        with EventStore(recorder=open_recorder(path, create=create)) as store:
+            yield store
+        return
     if not create and path != ":memory:" and (not os.path.exists(path) or os.path.getsize(path) == 0):
         state = "does not exist" if not os.path.exists(path) else "is empty"
         raise LedgerError(
