@@ -17,10 +17,11 @@ and stored rows back into events.
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, NamedTuple
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 from statemachine.events import Event
 from statemachine.states import State
@@ -30,7 +31,7 @@ from .errors import LedgerError
 
 __all__ = [
     "CONTENT", "COLUMNS", "CONTENT_SLICE", "FINISHED_TYPES", "ContentRow", "StoredRow", "LatestRow", "RunRecord",
-    "Mapper", "row_json", "chain_hash", "check_continues", "run_record", "no_mask",
+    "Mapper", "row_json", "chain_hash", "check_continues", "run_record", "stored_row", "latest_row", "no_mask",
 ]
 
 
@@ -104,14 +105,24 @@ FINISHED_TYPES = frozenset(
     {"Finished", "Success", "Cached", "Skipped", "Failed", "TriggerFailed", "TimedOut", "Cancelled"}
 )
 
-#: Canonical JSON of a content row (compact, deterministic): what the chain hashes.
-row_json: Callable[[Any], str] = codec.to_json
+#: Canonical JSON of a content row: ``codec.to_json``'s output (compact, deterministic),
+#: without its circular-reference bookkeeping, which a flat row of str/int/None never needs.
+row_json: Callable[[Any], str] = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
 _sha256 = hashlib.sha256
 
+# Named rows made from a tuple of values in field order without NamedTuple's Python-level
+# ``__new__``: recorders and the mapper build one per event, so these run in C.
+_content_row: Callable[[Iterable[Any]], ContentRow] = functools.partial(tuple.__new__, ContentRow)
+#: ``StoredRow`` of a row's values in ``COLUMNS`` order (what recorders call per row read).
+stored_row: Callable[[Iterable[Any]], StoredRow] = functools.partial(tuple.__new__, StoredRow)
+#: ``LatestRow`` of ``(seq, kind, key, name, flow, new_state)``.
+latest_row: Callable[[Iterable[Any]], LatestRow] = functools.partial(tuple.__new__, LatestRow)
 
-def chain_hash(prev_hash: str | None, row: Iterable[Any]) -> str:
+
+def chain_hash(prev_hash: str | None, row: Sequence[Any]) -> str:
     """The hash of a content row chained to the run's previous hash (``None``: the run starts)."""
-    return _sha256(((prev_hash or "") + row_json(tuple(row))).encode()).hexdigest()
+    return _sha256(((prev_hash or "") + row_json(row)).encode()).hexdigest()
 
 
 def check_continues(where: str, row: ContentRow, last: str | None, prev_hash: str | None) -> None:
@@ -179,13 +190,13 @@ class Mapper:
         old_text = cached[1] if cached is not None and cached[0] is old else mask(state_json(old))
         new_text = mask(state_json(new))
         proposed = event.proposed_state
-        row = ContentRow(
+        row = _content_row((
             event.event_id, event.run_id, codec.iso(event.timestamp), event.kind, event.name,
             event.key, event.flow, event.attempt, codec.type_name(new), old_text, new_text,
             mask(state_json(proposed)) if proposed is not None else None,
             mask(codec.to_json(list(event.rewritten_by))) if event.rewritten_by else "[]",
             event.actor,
-        )
+        ))
         texts[key] = (new, new_text)
         if event.kind == "flow" and new.is_finished():
             del self._texts[event.run_id]

@@ -13,6 +13,7 @@ from typing import Any, Iterable, Iterator
 
 from .mapper import (
     FINISHED_TYPES, ContentRow, LatestRow, RunRecord, StoredRow, chain_hash, check_continues, run_record,
+    stored_row,
 )
 from .protocol import Query
 
@@ -54,7 +55,7 @@ class MemoryRecorder:
             else:
                 check_continues(self.path, row, last, prev_hash)
             seq = len(self.rows) + 1
-            stored = StoredRow(seq, *row, prev_hash, hash)
+            stored = stored_row((seq, *row, prev_hash, hash))
             self.rows.append(stored)
             if run is None:
                 run = self._runs[row.run_id] = _Run(row, seq)

@@ -23,7 +23,7 @@ from .errors import (
 )
 from .mapper import (
     COLUMNS, FINISHED_TYPES, ContentRow, LatestRow, RunRecord, StoredRow, chain_hash, check_continues,
-    run_record,
+    latest_row, run_record, stored_row,
 )
 from .protocol import Query
 from .sqlite_files import check_location, schema_sql, write_error
@@ -258,7 +258,7 @@ class SQLiteRecorder:
         sql = _SELECT + where + " ORDER BY seq"
         if q.limit is not None:
             sql += f" LIMIT {int(q.limit)}"
-        return list(map(_stored, self._read(sql, params)))
+        return list(map(stored_row, self._read(sql, params)))
 
     def iter_rows(self, q: Query, *, batch: int = 5000, tail: bool = False) -> Iterator[StoredRow]:
         """Like ``select`` but in batches, for very long runs."""
@@ -281,7 +281,7 @@ class SQLiteRecorder:
         if found is None:
             return []
         cond, params = _where(Query(run_id=run_id, until_seq=until_seq, until=until), found)
-        return list(map(LatestRow._make, self._read(
+        return list(map(latest_row, self._read(
             "SELECT seq, kind, key, name, flow, new_state FROM events WHERE seq IN "
             f"(SELECT max(seq) FROM events{cond} GROUP BY kind, key) ORDER BY seq", params)))
 
@@ -386,10 +386,6 @@ class SQLiteRecorder:
             self._conn.close()
             if guard is not None:
                 guard.close()
-
-
-def _stored(row: tuple[Any, ...]) -> StoredRow:
-    return tuple.__new__(StoredRow, row)
 
 
 class _StaleCache(Exception):

@@ -125,8 +125,10 @@ def open_ledger(db: str | None, *, create: bool = False) -> Iterator[Any]:
         with EventStore(recorder=open_recorder(path, create=create)) as store:
             yield store
         return
-    if not create and path != ":memory:" and (not os.path.exists(path) or os.path.getsize(path) == 0):
-        state = "does not exist" if not os.path.exists(path) else "is empty"
+    file = path[len("sqlite://"):] if path.startswith("sqlite://") else path
+    if not create and "://" not in file and file != ":memory:" and (
+            not os.path.exists(file) or os.path.getsize(file) == 0):
+        state = "does not exist" if not os.path.exists(file) else "is empty"
         raise LedgerError(
             f"No ledger at {path}: the file {state}. Pass the ledger with --db PATH "
             "(or set STATELEDGER_DB), or record a run first with: stateledger run FILE.py",
