@@ -49,7 +49,7 @@ from .errors import LedgerConnectionError, LedgerError, LedgerWriteError, NotALe
 from .mapper import COLUMNS, FINISHED_TYPES, ContentRow, LatestRow, RunRecord, StoredRow, chain_hash, \
     check_continues, run_record
 from .postgres_schema import (
-    SCHEMA_VERSION, channel_name, connect_error, lock_keys, parse_target, schema_sql, write_error,
+    SCHEMA_VERSION, channel_name, connect_error, lock_keys, parse_target, schema_sql, where_sql, write_error,
 )
 from .protocol import Query
 
@@ -312,7 +312,7 @@ class PostgresRecorder:
             if found is None:
                 return []
             run_range = (found[0], None if tail else found[1])
-        where, params = _where(q, run_range)
+        where, params = where_sql(q, run_range)
         sql = self._select_sql + where + " ORDER BY seq"
         if q.limit is not None:
             sql += f" LIMIT {int(q.limit)}"
@@ -337,7 +337,7 @@ class PostgresRecorder:
         found = self._run_range(run_id)
         if found is None:
             return []
-        cond, params = _where(Query(run_id=run_id, until_seq=until_seq, until=until), found)
+        cond, params = where_sql(Query(run_id=run_id, until_seq=until_seq, until=until), found)
         return [LatestRow._make(r) for r in self._read(
             f"SELECT seq, kind, key, name, flow, new_state FROM {self._s}.events WHERE seq IN "
             f"(SELECT max(seq) FROM {self._s}.events{cond} GROUP BY kind, key) ORDER BY seq", params)]
@@ -474,30 +474,3 @@ class PostgresRecorder:
         with self._listen_lock:
             self._drop_listener()
 
-
-def _where(q: Query, run_range: tuple[int, int | None] | None = None) -> tuple[str, list[Any]]:
-    """SQL conditions of ``q``; ``run_range``: the run's (first seq, last seq or None)."""
-    conds: list[str] = []
-    params: list[Any] = []
-    lo, hi = q.after_seq, q.until_seq
-    if q.run_id is not None:
-        conds.append("run_id = %s")
-        params.append(q.run_id)
-        if run_range is not None:
-            first, last = run_range
-            lo = first - 1 if lo is None else max(lo, first - 1)
-            if last is not None:
-                hi = last if hi is None else min(hi, last)
-    for col, op, value in (
-        ("seq", ">", lo), ("seq", "<=", hi), ("kind", "=", q.kind), ("key", "=", q.key),
-        ("name", "=", q.name), ("timestamp", ">=", q.since), ("timestamp", "<=", q.until),
-    ):
-        if value is not None:
-            conds.append(f"{col} {op} %s")
-            params.append(value)
-    if q.types is not None:
-        conds.append("state = ANY(%s)")
-        params.append(sorted(q.types))
-    if q.rewritten is not None:
-        conds.append("rewritten_by != '[]'" if q.rewritten else "rewritten_by = '[]'")
-    return (" WHERE " + " AND ".join(conds)) if conds else "", params

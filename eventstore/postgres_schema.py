@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from .errors import LedgerConnectionError, LedgerError, LedgerWriteError
 from .mapper import COLUMNS
+from .protocol import Query
 
 __all__ = ["SCHEMA_VERSION", "DEFAULT_SCHEMA", "LOCK_CLASS", "Target", "parse_target", "schema_sql",
-           "lock_keys", "channel_name", "connect_error", "write_reason", "write_error"]
+           "lock_keys", "channel_name", "where_sql", "connect_error", "write_reason", "write_error"]
 
 #: The version of the PostgreSQL ledger's tables (``meta.schema_version``).
 SCHEMA_VERSION = 1
@@ -132,6 +134,37 @@ $fn$""",
 def channel_name(schema: str) -> str:
     """The LISTEN/NOTIFY channel of the ledger in ``schema``."""
     return f"stateledger:{schema}"[:63]
+
+
+# --- queries ---------------------------------------------------------------------------
+
+
+def where_sql(q: Query, run_range: tuple[int, int | None] | None = None) -> tuple[str, list[Any]]:
+    """SQL conditions of ``q``; ``run_range``: the run's (first seq, last seq or None)."""
+    conds: list[str] = []
+    params: list[Any] = []
+    lo, hi = q.after_seq, q.until_seq
+    if q.run_id is not None:
+        conds.append("run_id = %s")
+        params.append(q.run_id)
+        if run_range is not None:
+            first, last = run_range
+            lo = first - 1 if lo is None else max(lo, first - 1)
+            if last is not None:
+                hi = last if hi is None else min(hi, last)
+    for col, op, value in (
+        ("seq", ">", lo), ("seq", "<=", hi), ("kind", "=", q.kind), ("key", "=", q.key),
+        ("name", "=", q.name), ("timestamp", ">=", q.since), ("timestamp", "<=", q.until),
+    ):
+        if value is not None:
+            conds.append(f"{col} {op} %s")
+            params.append(value)
+    if q.types is not None:
+        conds.append("state = ANY(%s)")
+        params.append(sorted(q.types))
+    if q.rewritten is not None:
+        conds.append("rewritten_by != '[]'" if q.rewritten else "rewritten_by = '[]'")
+    return (" WHERE " + " AND ".join(conds)) if conds else "", params
 
 
 # --- errors -----------------------------------------------------------------------------

@@ -441,3 +441,51 @@ def test_a_read_command_on_a_schema_without_a_ledger_creates_nothing(pg_url):
     assert done.stderr.startswith(f"stateledger: error: No ledger in schema {schema_of(pg_url)} of PostgreSQL")
     with admin(pg_url) as conn:
         assert conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema_of(pg_url),)).fetchone() is None
+
+
+@pytest.mark.parametrize("durability, level", [("normal", None), ("full", "on")])
+def test_full_durability_sets_synchronous_commit(pg_url, durability, level):
+    with admin(pg_url) as conn:
+        default = conn.execute("SHOW synchronous_commit").fetchone()[0]
+    rec = PostgresRecorder(pg_url, durability=durability)
+    try:
+        assert rec._conn.execute("SHOW synchronous_commit").fetchone()[0] == (level or default)
+    finally:
+        rec.close()
+
+
+KILLED = textwrap.dedent("""
+    import sys, time
+    from eventstore import EventStore
+    from statemachine import Flow, task
+
+    @task
+    def step(x=0):
+        print(x, flush=True)
+        time.sleep(0.01)
+        return x + 1
+
+    with Flow("killed") as flow:
+        x = step()
+        for _ in range(999):
+            x = step(x)
+    flow.run(store=EventStore(sys.argv[1]), run_id="victim")
+""")
+
+
+def test_a_writer_killed_mid_run_loses_nothing_committed_and_blocks_no_one(pg_url):
+    proc = subprocess.Popen([sys.executable, "-c", KILLED, pg_url], stdout=subprocess.PIPE, text=True)
+    for _ in range(20):  # 20 tasks ran
+        proc.stdout.readline()
+    proc.kill()
+    proc.wait(30)
+    proc.stdout.close()
+    with EventStore(pg_url, timeout=5) as store:
+        report = store.verify()
+        assert report.ok, report.problems
+        (run,) = store.runs()
+        events = store.history("victim")
+        assert run.events == len(events) >= 40 and not run.finished
+        chain(2).run(store=store, run_id="next")  # the ledger's lock died with the writer's transaction
+        store.recorder.append(row("victim", 99))  # and so did the run's row lock
+        assert store.verify().ok
