@@ -405,6 +405,8 @@ class PostgresRecorder:
         """
         deadline = time.monotonic() + max(0.0, timeout)
         with self._listen_lock:
+            if self._closed:
+                return True  # the next read says the recorder was closed
             if self._listener is None:
                 try:
                     self._listener = self._connect()

@@ -489,3 +489,30 @@ def test_a_writer_killed_mid_run_loses_nothing_committed_and_blocks_no_one(pg_ur
         chain(2).run(store=store, run_id="next")  # the ledger's lock died with the writer's transaction
         store.recorder.append(row("victim", 99))  # and so did the run's row lock
         assert store.verify().ok
+
+
+def test_verify_finds_rows_changed_or_deleted_on_the_server(pg_url):
+    with EventStore(pg_url) as store:
+        chain(3).run(store=store, run_id="a")
+        chain(3).run(store=store, run_id="b")
+        a, b = store.history("a"), store.history("b")
+    s = f'"{schema_of(pg_url)}"'
+    with admin(pg_url) as conn:
+        conn.execute(f"UPDATE {s}.events SET actor = 'mallory' WHERE seq = %s", (a[3].seq,))
+        conn.execute(f"DELETE FROM {s}.events WHERE seq = %s", (b[-1].seq,))
+    with EventStore(pg_url) as store:
+        found = [(p.run_id, p.seq, p.what) for p in store.verify().problems]
+    assert found == [("a", a[3].seq, "changed"), ("b", b[-2].seq, "count")]
+
+
+CREATOR = "import sys; from eventstore.postgres import PostgresRecorder; PostgresRecorder(sys.argv[1]).close()"
+
+
+def test_writers_that_create_a_new_ledger_at_once_all_open_it(pg_url):
+    procs = [subprocess.Popen([sys.executable, "-c", CREATOR, pg_url], stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    errors = [p.communicate(timeout=60)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, errors
+    with admin(pg_url) as conn:
+        assert conn.execute(f'SELECT key FROM "{schema_of(pg_url)}".meta ORDER BY key').fetchall() == [
+            ("ledger_id",), ("schema_version",)]

@@ -283,7 +283,8 @@ def export(fmt: str, run_id: str | None, output: str, db: str | None) -> int:
 @state_option
 @click.option("--from-start", is_flag=True, help="Print the transitions already in the ledger first.")
 @click.option(
-    "--interval", type=click.FloatRange(min=0.01), default=0.25, show_default=True, help="Seconds between polls."
+    "--interval", type=click.FloatRange(min=0.01), default=0.25, show_default=True,
+    help="Seconds between polls (a PostgreSQL ledger wakes on each commit instead).",
 )
 @click.option("--count", type=click.IntRange(min=1), metavar="N", help="Stop after this many transitions.")
 @db_option
