@@ -179,7 +179,8 @@ class PostgresRecorder:
                 "written. Record a run first (stateledger run FILE.py --db URL), or check ?schema=.", self.path)
         if version is None:
             self._create()
-        elif version > SCHEMA_VERSION:
+            version = self._version() or SCHEMA_VERSION  # another writer may have created it first
+        if version > SCHEMA_VERSION:
             raise SchemaVersionError(
                 f"Ledger {self.path} (schema {self.schema}) was written by schema version {version}; this "
                 f"stateledger reads up to {SCHEMA_VERSION}. Upgrade stateledger or use another schema "
