@@ -5,7 +5,7 @@
     LedgerError (statemachine.errors)        the ledger cannot be opened, read or written
     ├── NotALedgerError                       the file is not SQLite, or SQLite but not a ledger
     ├── SchemaVersionError                    the ledger was written by a newer schema version
-    ├── LedgerConnectionError                 a database server cannot be reached or refuses the login
+    ├── LedgerConnectionError                 a database server cannot be reached, refuses the login, bad URL
     ├── LedgerWriteError                      an append (or the creation of the file) failed
     │   └── LedgerLocationError               the folder is missing or cannot be written
     └── RunNotFoundError (KeyError)           no event of that run id in the ledger
@@ -72,7 +72,8 @@ class LedgerLocationError(LedgerWriteError):
 class LedgerConnectionError(LedgerError):
     """A PostgreSQL ledger's server cannot be reached, refuses the login, or has no such database.
 
-    ``reason``: ``"unreachable"``, ``"login"`` or ``"database"``. The message
+    ``reason``: ``"unreachable"``, ``"login"``, ``"database"`` or ``"url"`` (the
+    URL cannot be read). The message
     names the URL without its password.
     """
 

@@ -11,6 +11,7 @@ from an error's SQLSTATE and text.
 
 from __future__ import annotations
 
+import re
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -47,7 +48,14 @@ class Target:
 
 def parse_target(url: str) -> Target:
     """Split ``postgresql://user:pass@host:port/db?schema=NAME&...``; refuse a bad schema name."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
+    except ValueError as exc:
+        shown = re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", url)
+        raise LedgerConnectionError(
+            f"Cannot open the PostgreSQL ledger {shown}: the URL is not valid ({exc}). Write it as "
+            "postgresql://USER:PASSWORD@HOST:PORT/DATABASE[?schema=NAME].", shown, "url") from None
     params = parse_qsl(parts.query, keep_blank_values=True)
     schema = next((v for k, v in params if k == "schema"), DEFAULT_SCHEMA)
     rest = [(k, v) for k, v in params if k != "schema"]
@@ -189,6 +197,10 @@ def connect_error(exc: Exception, target: Target) -> LedgerConnectionError:
             f"Cannot open the PostgreSQL ledger {target.shown}: the server refused the login of user "
             f"{unquote(user)!r} ({detail}). Check the user and password in the URL (or PGPASSWORD, "
             "~/.pgpass).", target.shown, "login")
+    if "invalid" in low and ("option" in low or "value" in low or "uri" in low):
+        return LedgerConnectionError(
+            f"Cannot open the PostgreSQL ledger {target.shown}: the URL is not valid ({detail}). Write it as "
+            "postgresql://USER:PASSWORD@HOST:PORT/DATABASE[?schema=NAME].", target.shown, "url")
     if sqlstate == "3D000" or ("database" in low and "does not exist" in low):
         return LedgerConnectionError(
             f"Cannot open the PostgreSQL ledger {target.shown}: the database does not exist ({detail}). "

@@ -84,6 +84,19 @@ def test_an_unreachable_server_is_one_line_without_the_password():
     assert "cannot be reached" in message
 
 
+@pytest.mark.parametrize("url, detail", [
+    (f"postgresql://me:{SECRET}@127.0.0.1:notaport/db", "Port could not be cast to integer value as 'notaport'"),
+    (f"postgresql://me:{SECRET}@[::1/db", "Invalid IPv6 URL"),
+    (f"postgresql://me:{SECRET}@127.0.0.1:5432/db?sslmode=bogus", 'invalid sslmode value: "bogus"'),
+])
+def test_a_bad_url_is_one_line_and_exit_2_without_the_password(url, detail):
+    done = cli("runs", "--db", url)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.startswith("stateledger: error: Cannot open the PostgreSQL ledger postgresql://me:***@")
+    assert f"the URL is not valid ({detail}" in done.stderr or f"(connection is bad: {detail})" in done.stderr
+    assert SECRET not in done.stderr and len(done.stderr.splitlines()) == 1
+
+
 def test_a_refused_login_says_so_without_the_password(pg_url):
     with pytest.raises(LedgerConnectionError) as info:
         EventStore(with_login(pg_url, "stateledger", SECRET))
@@ -300,10 +313,15 @@ class Proxy:
                 client, _ = listener.accept()
             except OSError:
                 return
-            server = socket.create_connection(self.upstream)
+            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
+
+    def _relay(self, client: socket.socket) -> None:
+        with client, socket.create_connection(self.upstream) as server:
             self.conns += [client, server]
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            back = threading.Thread(target=self._pump, args=(server, client), daemon=True)
+            back.start()
+            self._pump(client, server)
+            back.join()
 
     @staticmethod
     def _pump(a: socket.socket, b: socket.socket) -> None:
@@ -317,13 +335,13 @@ class Proxy:
                 s.shutdown(socket.SHUT_RDWR)
 
     def down(self) -> None:
+        """Refuse new connections and cut the open ones (their sockets are closed by their threads)."""
         with contextlib.suppress(OSError):
             self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() of its thread
         self.listener.close()
         for s in self.conns:
             with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
-            s.close()
         self.conns = []
 
 
