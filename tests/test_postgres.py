@@ -242,10 +242,12 @@ def test_tail_wakes_on_notify_and_does_not_poll_the_server(pg_url):
         reader.close()
 
 
-def _terminate(pg_url: str, app: str) -> int:
+def _terminate(pg_url: str, app: str, *, dry_run: bool = False) -> int:
+    """Terminate the server's backends of connections named ``app``; return how many there were."""
+    what = "pid" if dry_run else "pg_terminate_backend(pid)"
     with admin(pg_url) as conn:
         return len(conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s", (app,)).fetchall())
+            f"SELECT {what} FROM pg_stat_activity WHERE application_name = %s", (app,)).fetchall())
 
 
 def test_a_follower_whose_connections_are_terminated_reconnects_and_resumes_from_its_cursor(pg_url):
@@ -262,8 +264,9 @@ def test_a_follower_whose_connections_are_terminated_reconnects_and_resumes_from
     thread.start()
     try:
         deadline = time.monotonic() + 20
-        while len(seen) < 4 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        while _terminate(pg_url, app, dry_run=True) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)  # until it caught up and listens
+        assert seen == [e.seq for e in writer.events()]
         assert _terminate(pg_url, app) == 2  # its reading and its listening connections
         chain(3).run(store=writer, run_id="after")
         expected = [e.seq for e in writer.events()]
