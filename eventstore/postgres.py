@@ -411,7 +411,7 @@ class PostgresRecorder:
             if self._listener is None:
                 try:
                     self._listener = self._connect()
-                    self._listener.execute(f'LISTEN "{channel_name(self.schema)}"')
+                    self._listener.execute('LISTEN "' + channel_name(self.schema).replace('"', '""') + '"')
                 except (LedgerError, psycopg.Error):
                     self._drop_listener()
                     time.sleep(max(0.0, min(timeout, 1.0)))
