@@ -25,6 +25,8 @@ in brackets when it is not this one)::
     │   ├── SchemaVersionError                 written by a newer schema version [eventstore.errors]
     │   ├── LedgerWriteError                   an append (or creating the file) failed [eventstore.errors]
     │   │   └── LedgerLocationError            the folder is missing or cannot be written [eventstore.errors]
+    │   ├── LedgerConnectionError              the PostgreSQL server is unreachable or refuses the login
+    │   │                                      [eventstore.errors]
     │   └── RunNotFoundError (KeyError)        no event of that run id [eventstore.errors]
     ├── ExecutorError                          an executor cannot start (e.g. dask is not installed)
     │   ├── ExecutorSpecError                  an executor spec or option that makes no sense (also an ArgumentError)
