@@ -1,0 +1,191 @@
+"""How close the write path is to SQLite's floor, and how fast the packages start.
+
+Usage:  python benchmarks/floor.py [--tasks 10000] [--repeat 5] [--starts 7]
+
+Prints medians of several runs, all measured by this script in the same run:
+
+* per-task cost of ``flow.run()`` on a chain of no-op tasks (one state handler
+  each) with the file ledger (WAL, ``synchronous=NORMAL``), with
+  ``EventStore(":memory:")`` and with ``statemachine.testing.ListLedger``
+  (the engine alone, nothing stored);
+* the bare-SQLite floor: the same rows the file ledger stored, inserted into a
+  table of the same shape by a plain loop of prepared ``INSERT`` statements in
+  autocommit mode (two INSERTs and two WAL commits per task, ``synchronous=NORMAL``);
+* the ratio file ledger / floor (target: <= 1.5);
+* the import time of ``statemachine``, ``eventstore`` and ``subscribers``
+  (measured inside a fresh interpreter, so interpreter start-up is left out;
+  target: <= 80 ms), and the heavy modules that import loads;
+* the wall time of ``stateledger --help`` (a fresh interpreter, start-up included),
+  beside that of ``python -c pass``.
+
+Runs are interleaved (floor, file, memory, list, floor, ...) so a busy machine
+slows each alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import gc
+import os
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from chain import build
+from eventstore import EventStore
+from statemachine.testing import ListLedger
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PYCACHE = tempfile.mkdtemp(prefix="stateledger-floor-pyc-")
+atexit.register(shutil.rmtree, PYCACHE, True)
+HEAVY = ("sqlite3", "sqlite_utils", "click", "blinker", "transitions", "psycopg", "dask", "distributed",
+         "requests", "cryptography", "apprise", "urllib.request", "http.client", "email", "socket", "json",
+         "hashlib", "logging", "inspect", "asyncio")
+
+
+def run_chain(flow, store) -> float:
+    """Seconds of one ``flow.run(store=store)``."""
+    gc.collect()
+    t0 = time.perf_counter()
+    state = flow.run(store=store)
+    elapsed = time.perf_counter() - t0
+    assert state.is_successful(), state
+    return elapsed
+
+
+def file_run(flow, folder: str, r: int) -> tuple[float, str]:
+    path = os.path.join(folder, f"ledger-{r}.db")
+    with EventStore(path) as store:  # opened outside the timing, as a long-lived process would
+        return run_chain(flow, store), path
+
+
+def floor_run(rows: list[tuple], ddl: str, insert: str, folder: str, r: int) -> float:
+    """The same rows, one autocommit INSERT (one WAL commit) each: what SQLite itself costs."""
+    conn = sqlite3.connect(os.path.join(folder, f"floor-{r}.db"), isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute(ddl)
+    cur = conn.cursor()
+    execute = cur.execute
+    gc.collect()
+    t0 = time.perf_counter()
+    for row in rows:
+        execute(insert, row)
+    elapsed = time.perf_counter() - t0
+    conn.close()
+    return elapsed
+
+
+def stored_rows(path: str) -> tuple[list[tuple], str, str]:
+    """The rows a file ledger holds, its events table's DDL and an INSERT for it."""
+    conn = sqlite3.connect(path)
+    ddl = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'events'").fetchone()[0]
+    cur = conn.execute("SELECT * FROM events ORDER BY seq")
+    columns = [d[0] for d in cur.description]
+    rows = cur.fetchall()
+    conn.close()
+    insert = f"INSERT INTO events ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    return rows, ddl, insert
+
+
+def fresh_env() -> dict[str, str]:
+    """The environment of a fresh interpreter: the project importable, bytecode cached.
+
+    Bytecode goes to a folder of its own (``PYTHONPYCACHEPREFIX``) and is
+    written by a first, untimed start, as an installed package has its ``.pyc``
+    files: ``PYTHONDONTWRITEBYTECODE`` would time the compiler instead.
+    """
+    env = dict(os.environ, PYTHONPATH=ROOT, PYTHONPYCACHEPREFIX=PYCACHE)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def in_fresh_python(code: str) -> str:
+    return subprocess.run([sys.executable, "-c", code], env=fresh_env(), check=True, capture_output=True,
+                          text=True).stdout
+
+
+def import_ms(code: str) -> tuple[float, list[str]]:
+    """Milliseconds ``code`` (imports) takes in a fresh interpreter, and which heavy modules it loaded."""
+    out = in_fresh_python(
+        "import sys, time\nt0 = time.perf_counter()\n"
+        f"{code}\n"
+        "print((time.perf_counter() - t0) * 1000)\n"
+        f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules))\n")
+    ms, loaded = out.splitlines()
+    return float(ms), loaded.split()
+
+
+def wall_ms(args: list[str]) -> float:
+    env = fresh_env()
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, *args], env=env, check=True, capture_output=True)
+    return (time.perf_counter() - t0) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=10000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--starts", type=int, default=7, help="fresh interpreters per start-up figure")
+    parser.add_argument("--part", choices=("all", "write", "start"), default="all")
+    args = parser.parse_args()
+    if args.part != "start":
+        write_path(args.tasks, args.repeat)
+    if args.part != "write":
+        start_up(args.starts)
+
+
+def write_path(n: int, rep: int) -> None:
+    flow = build(n)
+
+    timings: dict[str, list[float]] = {"floor": [], "file": [], "memory": [], "list": []}
+    ratios = []
+    with tempfile.TemporaryDirectory() as folder:
+        _, sample = file_run(flow, folder, -1)  # warm-up, and the rows the floor inserts
+        rows, ddl, insert = stored_rows(sample)
+        for r in range(rep):
+            floor = floor_run(rows, ddl, insert, folder, r) / n
+            file, _ = file_run(flow, folder, r)
+            timings["floor"].append(floor)
+            timings["file"].append(file / n)
+            timings["memory"].append(run_chain(flow, EventStore(":memory:")) / n)
+            timings["list"].append(run_chain(flow, ListLedger()) / n)
+            ratios.append(file / n / floor)
+
+    med = {k: statistics.median(v) * 1e6 for k, v in timings.items()}
+    print(f"write path: chain of {n:,} no-op tasks (1 state handler each), {len(rows):,} events, "
+          f"median of {rep} interleaved runs, SQLite {sqlite3.sqlite_version}, Python {sys.version.split()[0]}")
+    print(f"  floor (bare SQLite: 2 prepared INSERTs + 2 WAL commits per task): {med['floor']:6.1f} us/task")
+    print(f"  file ledger (WAL, synchronous=NORMAL):                            {med['file']:6.1f} us/task")
+    print(f"  ratio file ledger / floor: {statistics.median(ratios):.2f}x  (target <= 1.5x)")
+    print(f"  :memory: ledger:                                                  {med['memory']:6.1f} us/task")
+    print(f"  engine alone (ListLedger, nothing stored):                        {med['list']:6.1f} us/task")
+
+def start_up(starts: int) -> None:
+    print(f"start-up: median (min) of {starts} fresh interpreters, bytecode cached")
+    loaded: list[str] = []
+    wall_ms(["-m", "eventstore.cli", "--help"])  # writes the bytecode of everything below
+    with tempfile.TemporaryDirectory() as folder:
+        ledger = os.path.join(folder, "ledger.db")
+        EventStore(ledger).close()
+        three = "import statemachine, eventstore, subscribers"
+        for label, code in (("import statemachine", "import statemachine"), (three, three),
+                            ("import + open a file ledger", f"{three}; eventstore.EventStore({ledger!r}).close()")):
+            loaded = import_ms(code)[1]  # untimed: writes the bytecode of what it loads
+            results = sorted(import_ms(code)[0] for _ in range(starts))
+            print(f"  {label:<44} {statistics.median(results):6.1f} ms ({results[0]:.1f})"
+                  + ("  (target <= 80 ms)" if code == three else ""))
+            print(f"    heavy modules loaded: {', '.join(loaded) or 'none'}")
+    for label, argv in (("stateledger --help", ["-m", "eventstore.cli", "--help"]), ("python -c pass", ["-c", "pass"])):
+        results = sorted(wall_ms(argv) for _ in range(starts))
+        print(f"  {label + ' (wall)':<44} {statistics.median(results):6.1f} ms ({results[0]:.1f})")
+
+
+if __name__ == "__main__":
+    main()
