@@ -168,23 +168,31 @@ def write_path(n: int, rep: int) -> None:
     print(f"  engine alone (ListLedger, nothing stored):                        {med['list']:6.1f} us/task")
 
 def start_up(starts: int) -> None:
-    print(f"start-up: median (min) of {starts} fresh interpreters, bytecode cached")
-    loaded: list[str] = []
-    wall_ms(["-m", "eventstore.cli", "--help"])  # writes the bytecode of everything below
+    """Each figure in fresh interpreters, the figures interleaved round by round."""
+    print(f"start-up: median (min) of {starts} fresh interpreters, bytecode cached, interleaved")
     with tempfile.TemporaryDirectory() as folder:
         ledger = os.path.join(folder, "ledger.db")
         EventStore(ledger).close()
         three = "import statemachine, eventstore, subscribers"
-        for label, code in (("import statemachine", "import statemachine"), (three, three),
-                            ("import + open a file ledger", f"{three}; eventstore.EventStore({ledger!r}).close()")):
-            loaded = import_ms(code)[1]  # untimed: writes the bytecode of what it loads
-            results = sorted(import_ms(code)[0] for _ in range(starts))
-            print(f"  {label:<44} {statistics.median(results):6.1f} ms ({results[0]:.1f})"
-                  + ("  (target <= 80 ms)" if code == three else ""))
-            print(f"    heavy modules loaded: {', '.join(loaded) or 'none'}")
-    for label, argv in (("stateledger --help", ["-m", "eventstore.cli", "--help"]), ("python -c pass", ["-c", "pass"])):
-        results = sorted(wall_ms(argv) for _ in range(starts))
-        print(f"  {label + ' (wall)':<44} {statistics.median(results):6.1f} ms ({results[0]:.1f})")
+        imports = {
+            "import statemachine": "import statemachine",
+            three: three,
+            "import + open a file ledger": f"{three}; eventstore.EventStore({ledger!r}).close()",
+        }
+        walls = {"stateledger --help (wall)": ["-m", "eventstore.cli", "--help"], "python -c pass (wall)": ["-c", "pass"]}
+        loaded = {label: import_ms(code)[1] for label, code in imports.items()}  # untimed: writes the bytecode
+        wall_ms(walls["stateledger --help (wall)"])
+        times: dict[str, list[float]] = {label: [] for label in (*imports, *walls)}
+        for _ in range(starts):
+            for label, code in imports.items():
+                times[label].append(import_ms(code)[0])
+            for label, argv in walls.items():
+                times[label].append(wall_ms(argv))
+    for label, values in times.items():
+        print(f"  {label:<44} {statistics.median(values):6.1f} ms ({min(values):.1f})"
+              + ("  (target <= 80 ms)" if label == three else ""))
+        if label in loaded:
+            print(f"    heavy modules loaded: {', '.join(loaded[label]) or 'none'}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Used by ``eventstore.sqlite`` only: the checks before a file is opened
 (missing folder, a folder, not SQLite, unwritable), the schema's SQL (made
-with sqlite-utils), and the translation of ``sqlite3`` errors into
+with sqlite-utils, imported only then), and the translation of ``sqlite3`` errors into
 ``LedgerWriteError`` with a message saying what to do.
 """
 
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-
-import sqlite_utils
 
 from .errors import LedgerError, LedgerLocationError, LedgerWriteError, NotALedgerError
 from .mapper import COLUMNS
@@ -51,7 +49,13 @@ def check_location(path: str) -> bool:
 
 
 def schema_sql() -> list[str]:
-    """The schema, written by sqlite-utils (executed inside our own transaction)."""
+    """The schema, written by sqlite-utils (executed inside our own transaction).
+
+    sqlite-utils (and click, which it imports) is loaded here, when a ledger is
+    created, not when one is opened: opening an existing ledger stays quick.
+    """
+    import sqlite_utils
+
     db = sqlite_utils.Database(memory=True)
     try:
         events = db.create_table_sql(

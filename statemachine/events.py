@@ -9,9 +9,8 @@ the bus are protocols so the core knows nothing of SQLite or blinker.
 from __future__ import annotations
 
 import datetime
-import getpass
+import itertools
 import os
-import socket
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -72,25 +71,33 @@ class Bus(Protocol):
 
 
 _actor: str | None = None
-_actor_pid: int | None = None
 
 
 def current_actor() -> str:
     """``user@host:pid`` of this process (recomputed after a fork)."""
-    global _actor, _actor_pid
-    pid = os.getpid()
-    if _actor is None or _actor_pid != pid:
-        try:
-            user = getpass.getuser()
-        except Exception:  # no login name (some containers): fall back to the uid
-            user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
-        _actor, _actor_pid = f"{user}@{socket.gethostname()}:{pid}", pid
+    return _actor or _make_actor()
+
+
+def _make_actor() -> str:
+    global _actor
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except Exception:  # no login name (some containers): fall back to the uid
+        user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+    if hasattr(os, "uname"):  # what socket.gethostname() returns, without importing socket
+        host = os.uname().nodename
+    else:
+        import socket
+
+        host = socket.gethostname()
+    _actor = f"{user}@{host}:{os.getpid()}"
     return _actor
 
 
-_id_prefix: str = ""
-_id_pid: int | None = None
-_id_counter = 0
+_id_prefix = os.urandom(6).hex()
+_id_counter = itertools.count(1)
 
 
 def new_event_id() -> str:
@@ -98,9 +105,14 @@ def new_event_id() -> str:
 
     Far cheaper than ``uuid4()`` on the hot path, and as unique in practice.
     """
-    global _id_prefix, _id_pid, _id_counter
-    pid = os.getpid()
-    if _id_pid != pid:  # a new process (or a fork) draws a new prefix
-        _id_prefix, _id_pid, _id_counter = os.urandom(6).hex(), pid, 0
-    _id_counter += 1
-    return f"{_id_prefix}{_id_counter:010x}"
+    return f"{_id_prefix}{next(_id_counter):010x}"
+
+
+def _after_fork() -> None:
+    """A forked child is another process: its own actor (pid) and its own id prefix."""
+    global _actor, _id_prefix, _id_counter
+    _actor, _id_prefix, _id_counter = None, os.urandom(6).hex(), itertools.count(1)
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; elsewhere a new process imports this module afresh
+    os.register_at_fork(after_in_child=_after_fork)

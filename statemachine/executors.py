@@ -20,7 +20,6 @@ import logging
 import os
 import queue
 import threading
-import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
@@ -321,7 +320,7 @@ class _DaskPool:
                 f"serialised ({exc!r}); a task on DaskExecutor must be picklable by cloudpickle"
             )))
             return None
-        future = self.client.submit(run_pickled, payload, key=f"{key}-{uuid.uuid4().hex}", pure=False)
+        future = self.client.submit(run_pickled, payload, key=f"{key}-{os.urandom(16).hex()}", pure=False)
         future.add_done_callback(lambda f: self.finished.put((f, key, done)))
         return future
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import shutil
 import sys
 from collections.abc import Mapping
 from typing import Any, Callable, Iterable, Sequence
@@ -171,13 +170,20 @@ def transition_line(event: Any, *, with_run: bool = False) -> str:
 # --- tables ----------------------------------------------------------------------
 
 
+def _terminal_columns() -> int:
+    """The terminal's width (``COLUMNS`` wins); shutil is imported only for a table on a terminal."""
+    import shutil
+
+    return shutil.get_terminal_size().columns
+
+
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], colours: Sequence[int] = ()) -> str:
     """Aligned columns; cells of ``colours`` are (text, state) pairs, coloured by the state."""
     rows = [list(r) for r in rows]
     plain = [[c[0] if i in colours else str(c) for i, c in enumerate(r)] for r in rows]
     widths = [max([len(h)] + [len(r[i]) for r in plain]) for i, h in enumerate(headers)]
     tty = sys.stdout.isatty()
-    limit = shutil.get_terminal_size().columns if tty else None
+    limit = _terminal_columns() if tty else None
     lines = [click.style("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(), bold=True)]
     for row, texts in zip(rows, plain):
         cells = []

@@ -1,0 +1,90 @@
+"""A fast start: heavy modules load only when needed; per-process values are reset at fork."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+from eventstore import EventStore
+from statemachine import Flow, Task
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HEAVY = ("sqlite_utils", "click", "dask", "distributed", "psycopg", "cryptography", "apprise", "requests",
+         "socket", "shutil", "uuid")
+
+
+def loaded_after(code: str, tmp_path) -> list[str]:
+    """The HEAVY modules a fresh interpreter has loaded after running ``code``."""
+    script = code + f"\nimport sys\nprint(repr([m for m in {HEAVY!r} if m in sys.modules]))\n"
+    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, PYTHONPATH=ROOT, HOME=str(tmp_path))).stdout
+    return eval(out.splitlines()[-1])
+
+
+def test_importing_the_packages_loads_no_heavy_module(tmp_path):
+    assert loaded_after("import statemachine, eventstore, subscribers, statemachine.executors", tmp_path) == []
+
+
+def test_running_a_flow_on_an_existing_ledger_loads_neither_sqlite_utils_nor_click(tmp_path):
+    path = str(tmp_path / "l.db")
+    EventStore(path).close()
+    code = textwrap.dedent(f"""
+        from eventstore import EventStore
+        from statemachine import Flow, Task
+        with EventStore({path!r}) as store:
+            Flow("f", tasks=[Task()]).run(store=store, run_id="r")
+            assert store.verify().ok and len(store.history("r")) == 4
+    """)
+    assert loaded_after(code, tmp_path) == []
+    with EventStore(path) as store:
+        assert [r.run_id for r in store.runs()] == ["r"]
+
+
+def test_stateledger_help_loads_no_ledger_module(tmp_path):
+    code = textwrap.dedent("""
+        import sys
+        from eventstore.cli import main
+        sys.argv = ["stateledger", "--help"]
+        try:
+            main()
+        except SystemExit as exit:
+            assert exit.code in (0, None), exit.code
+        assert "sqlite3" not in sys.modules
+    """)
+    # click is the CLI (it loads shutil and uuid itself); nothing of the ledger or the extras
+    assert set(loaded_after(code, tmp_path)) <= {"click", "shutil", "uuid"}
+
+
+def test_a_forked_child_commits_under_its_own_actor_and_event_ids(tmp_path):
+    """The actor (user@host:pid) and the event-id prefix are per process, also after os.fork()."""
+    script = textwrap.dedent("""
+        import json, os, sys
+        from statemachine.events import current_actor, new_event_id
+        before = (current_actor(), new_event_id())
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.write(write, json.dumps([current_actor(), new_event_id(), os.getpid()]).encode())
+            os._exit(0)
+        os.waitpid(pid, 0)
+        child = json.loads(os.read(read, 4096))
+        print(json.dumps({"parent": [*before, current_actor(), new_event_id(), os.getpid()], "child": child}))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, PYTHONPATH=ROOT)).stdout
+    seen = json.loads(out)
+    actor, first_id, actor_again, second_id, parent_pid = seen["parent"]
+    child_actor, child_id, child_pid = seen["child"]
+    assert actor == actor_again and actor.endswith(f":{parent_pid}")
+    assert child_actor.endswith(f":{child_pid}") and child_actor.rsplit(":", 1)[0] == actor.rsplit(":", 1)[0]
+    assert second_id[:12] == first_id[:12] and int(second_id[12:], 16) == int(first_id[12:], 16) + 1
+    assert child_id[:12] != first_id[:12] and int(child_id[12:], 16) == 1
+
+
+def test_event_ids_are_unique_and_increase_within_a_process(tmp_path):
+    with EventStore(":memory:") as store:
+        Flow("f", tasks=[Task() for _ in range(5)]).run(store=store, run_id="r")
+        ids = [e.event_id for e in store.history("r")]
+    assert len(set(ids)) == len(ids) == 12
+    assert len({i[:12] for i in ids}) == 1 and [int(i[12:], 16) for i in ids] == sorted(int(i[12:], 16) for i in ids)
