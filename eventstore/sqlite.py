@@ -26,7 +26,7 @@ from .mapper import (
     latest_row, run_record, stored_row,
 )
 from .protocol import Query
-from .sqlite_files import check_location, schema_sql, write_error
+from .sqlite_files import check_location, hold_file, release_file, schema_sql, write_error
 
 __all__ = ["SQLiteRecorder", "SCHEMA_VERSION", "APPLICATION_ID", "COLUMNS", "chain_hash"]
 
@@ -77,6 +77,7 @@ class SQLiteRecorder:
         self._snapshots = 0  # depth of nested snapshot() contexts
         st = os.stat(self.path)
         self._ino = (st.st_dev, st.st_ino)
+        self._held: tuple[tuple[int, int], int | None] | None = None  # hold_file's, at the first write
 
     # --- opening ------------------------------------------------------------------
 
@@ -158,11 +159,43 @@ class SQLiteRecorder:
     # --- writing --------------------------------------------------------------------
 
     def _check_file(self) -> None:
-        """The file must still be the one we opened, and writable (root ignores file modes)."""
+        """The file must still be the one we opened, and writable (root ignores file modes).
+
+        Checked before each write with ``fstat`` on a descriptor held on the
+        file (``sqlite_files.hold_file``): a link count of 0 means the file was
+        removed, or replaced by another one. A ledger renamed to another path
+        on the same disk is still the file this run writes into.
+        """
         if self._closed:
             raise LedgerWriteError(
                 f"Could not append to ledger {self.path}: this EventStore was closed. Open the "
                 "ledger again (EventStore(path)).", self.path, "closed")
+        held = self._held if self._held is not None else self._hold()
+        st = os.fstat(held[1]) if held[1] is not None else self._stat_path()
+        if not st.st_nlink:
+            raise LedgerWriteError(
+                f"Could not append to ledger {self.path}: the file was removed (or replaced by another "
+                "file) since it was opened. Nothing more of this run is recorded; restore the file or "
+                "use another ledger.", self.path, "removed")
+        if not st.st_mode & 0o222:
+            raise LedgerWriteError(
+                f"Could not append to ledger {self.path}: the file was made read-only. Make it "
+                "writable (chmod u+w), or use another ledger.", self.path, "read-only")
+
+    def _hold(self) -> tuple[tuple[int, int], int | None]:
+        """At the first write: a descriptor on the file, which must still be the one opened."""
+        try:
+            self._held = hold_file(self.path)
+        except OSError:
+            self._held = (self._ino, None)
+        if self._held[0] != self._ino:
+            raise LedgerWriteError(
+                f"Could not append to ledger {self.path}: the file was replaced by another file since "
+                "it was opened. Open the ledger again.", self.path, "removed")
+        return self._held
+
+    def _stat_path(self) -> os.stat_result:
+        """The path's stat, when no descriptor could be held: the path must name the file opened."""
         try:
             st = os.stat(self.path)
         except OSError:
@@ -173,10 +206,7 @@ class SQLiteRecorder:
             raise LedgerWriteError(
                 f"Could not append to ledger {self.path}: the file was replaced by another file since "
                 "it was opened. Open the ledger again.", self.path, "removed")
-        if not st.st_mode & 0o222:
-            raise LedgerWriteError(
-                f"Could not append to ledger {self.path}: the file was made read-only. Make it "
-                "writable (chmod u+w), or use another ledger.", self.path, "read-only")
+        return st
 
     def append(self, row: ContentRow, prev_hash: str | None = None,
                hash: str | None = None) -> tuple[int, str | None, str]:
@@ -386,6 +416,8 @@ class SQLiteRecorder:
             self._conn.close()
             if guard is not None:
                 guard.close()
+            if self._held is not None:  # after the connection: closing the descriptor drops POSIX locks
+                release_file(*self._held)
 
 
 class _StaleCache(Exception):

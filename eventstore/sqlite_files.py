@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 
 from .errors import LedgerError, LedgerLocationError, LedgerWriteError, NotALedgerError
 from .mapper import COLUMNS
 
-__all__ = ["check_location", "schema_sql", "write_error"]
+__all__ = ["check_location", "schema_sql", "write_error", "hold_file", "release_file"]
 
 
 def check_location(path: str) -> bool:
@@ -126,6 +127,58 @@ def _out_of_space(path: str) -> bool:
     except (OSError, ImportError, ValueError):
         pass
     return False
+
+
+#: (st_dev, st_ino) of a ledger file -> [a read-only descriptor on it, how many recorders use it]
+_held: dict[tuple[int, int], list[int]] = {}
+_held_lock = threading.Lock()
+
+
+def hold_file(path: str) -> tuple[tuple[int, int], int | None]:
+    """The file's identity and a descriptor on it, shared by this process's recorders of that file.
+
+    A writer checks the file before each append with ``os.fstat`` on this
+    descriptor (a link count of 0: removed or replaced; no write bit:
+    made read-only), cheaper than a ``stat`` of the path. Closing any
+    descriptor on a file drops every POSIX lock the process holds on it,
+    SQLite's included, so the descriptor is opened once per file and closed
+    only when the last recorder of the file closed its connection
+    (``release_file``). ``None``: the file could not be opened for reading;
+    the caller stats the path instead.
+    """
+    with _held_lock:
+        st = os.stat(path)
+        entry = _held.get((st.st_dev, st.st_ino))
+        if entry is not None:
+            entry[1] += 1
+            return (st.st_dev, st.st_ino), entry[0]
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            return (st.st_dev, st.st_ino), None
+        st = os.fstat(fd)
+        key = (st.st_dev, st.st_ino)
+        entry = _held.get(key)
+        if entry is not None:  # replaced meanwhile by a file already held: this descriptor stays open,
+            entry[1] += 1      # as closing it would drop SQLite's locks on that file
+            return key, entry[0]
+        _held[key] = [fd, 1]
+        return key, fd
+
+
+def release_file(key: tuple[int, int], fd: int | None) -> None:
+    """One recorder fewer uses the descriptor; the last one closes it (after its connection)."""
+    if fd is None:
+        return
+    with _held_lock:
+        entry = _held.get(key)
+        if entry is None or entry[0] != fd:
+            return
+        entry[1] -= 1
+        if entry[1] > 0:
+            return
+        del _held[key]
+    os.close(fd)
 
 
 def _writable(path: str) -> bool:

@@ -88,3 +88,66 @@ def test_event_ids_are_unique_and_increase_within_a_process(tmp_path):
         ids = [e.event_id for e in store.history("r")]
     assert len(set(ids)) == len(ids) == 12
     assert len({i[:12] for i in ids}) == 1 and [int(i[12:], 16) for i in ids] == sorted(int(i[12:], 16) for i in ids)
+
+
+def test_the_memoised_state_texts_are_the_codecs_full_encoding_byte_for_byte():
+    """The ledger's bytes do not change: every fast text equals to_json(encode_state(state))."""
+    from eventstore import codec
+    from statemachine.states import Cached, Failed, Pending, Running, Success
+
+    class Mine(Success):
+        pass
+
+    results = [None, 0, 1, -7, 2**70, True, False, "", "x", 'quote " and \\ back', "tab\tnew\nline\x00\x1f",
+               "unicodé ☃ \u2028", "a" * codec.RESULT_LIMIT, "a" * (codec.RESULT_LIMIT + 1), 1.5, [1], {"a": 1}, (1, 2)]
+    for cls in (Success, Failed, Running, Pending, Cached, Mine):
+        for message in (None, "Task run succeeded.", 'with "quotes"', "ünï"):
+            for _ in range(2):  # the first call fills the caches, the second reads them
+                for result in results:
+                    state = cls(message, result=result)
+                    assert codec.state_to_json(state) == codec.to_json(codec.encode_state(state)), (cls, message, result)
+    with_context = Success("ok", result=3, context={"k": "v"})
+    assert codec.state_to_json(with_context) == codec.to_json(codec.encode_state(with_context))
+
+
+def test_a_ledger_replaced_by_another_file_stops_the_run(tmp_path):
+    """The per-write check (fstat on a held descriptor) sees a file renamed over the ledger."""
+    import pytest
+
+    from eventstore import LedgerWriteError
+    from statemachine import task
+
+    path, other = tmp_path / "l.db", tmp_path / "other.db"
+    EventStore(other).close()
+    count = {"n": 0}
+
+    @task
+    def step(x=None):
+        count["n"] += 1
+        if count["n"] == 2:
+            os.replace(other, path)
+        return count["n"]
+
+    with Flow("doomed") as flow:
+        step(step(step()))
+    with EventStore(path) as store:
+        with pytest.raises(LedgerWriteError) as info:
+            flow.run(store=store, run_id="doomed")
+    assert info.value.reason == "removed" and "replaced" in str(info.value) and count["n"] == 2
+
+
+def test_stores_of_one_file_in_one_process_share_the_held_descriptor(tmp_path):
+    """Closing one store leaves the other's check working (and SQLite's locks in place)."""
+    path = tmp_path / "l.db"
+    first = EventStore(path)
+    Flow("f", tasks=[Task()]).run(store=first, run_id="a")
+    for i in range(3):
+        with EventStore(path) as second:
+            Flow("f", tasks=[Task()]).run(store=second, run_id=f"b{i}")
+    Flow("f", tasks=[Task()]).run(store=first, run_id="c")
+    first.close()
+    with EventStore(path) as store:
+        assert sorted(r.run_id for r in store.runs()) == ["a", "b0", "b1", "b2", "c"] and store.verify().ok
+    from eventstore import sqlite_files
+
+    assert not any(key[1] == os.stat(path).st_ino for key in sqlite_files._held)  # the last close let go
