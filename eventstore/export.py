@@ -15,7 +15,7 @@ import json
 import os
 from typing import TYPE_CHECKING, Any, Iterator, TextIO
 
-from .codec import to_json
+from .codec import clean_text, to_json
 from .errors import LedgerError
 from .rows import COLUMNS, chain_hash
 
@@ -60,7 +60,8 @@ def export(store: "EventStore", file: Any, format: str = "jsonl", run_id: str | 
             writer.writerow(CSV_HEADER)
             for row in store.rows(run_id):
                 rec = dict(zip(COLUMNS, row))
-                rec["message"] = json.loads(rec["new_state"]).get("message") or ""
+                message = json.loads(rec["new_state"]).get("message")
+                rec["message"] = clean_text(str(message)) if message is not None else ""
                 writer.writerow(["" if rec[c] is None else rec[c] for c in CSV_HEADER])
                 n += 1
     return n

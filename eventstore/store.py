@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
 from statemachine.events import Event
-from statemachine.secrets import mask
+from statemachine import masking
 from statemachine.states import STATE_CLASSES, State
 
 from . import codec
@@ -155,9 +155,12 @@ class EventStore:
             self._rec: Any = MemoryRecorder()
         else:
             self._rec = SQLiteRecorder(self.path, durability=durability, timeout=timeout)
-        #: run_id -> key -> (state, its stored text): an event's old state is usually the
-        #: previous event's new state, so its text is reused instead of encoded again.
-        self._texts: dict[str, dict[str, tuple[State, str]]] = {}
+        #: run_id -> key -> (state, its stored text, masker generation): an event's old state is
+        #: usually the previous event's new state, so its text is reused instead of encoded again.
+        self._texts: dict[str, dict[str, tuple[State, str, int]]] = {}
+        #: Every secret is known before the first event is written (see statemachine.masking).
+        masking.load_known_secrets()
+        self._masker = masking.MASKER
 
     def __repr__(self) -> str:
         return f"<EventStore {self.path}>"
@@ -180,20 +183,23 @@ class EventStore:
         if texts is None:
             texts = self._texts[event.run_id] = {}
         key = event.key if event.kind == "task" else "\x00flow"
-        old, new = event.old_state, event.new_state
+        old, new, m = event.old_state, event.new_state, self._masker
         cached = texts.get(key)
-        old_text = cached[1] if cached is not None and cached[0] is old else mask(codec.state_to_json(old))
-        new_text = mask(codec.state_to_json(new))
+        old_text = cached[1] if cached is not None and cached[0] is old and cached[2] == m.generation \
+            else codec.state_to_json(old, m)
+        new_text = codec.state_to_json(new, m)
         proposed = event.proposed_state
+        clean = codec.clean_text
         row = (
-            event.event_id, event.run_id, codec.iso(event.timestamp), event.kind, event.name,
-            event.key, event.flow, event.attempt, codec.type_name(new), old_text, new_text,
-            mask(codec.state_to_json(proposed)) if proposed is not None else None,
-            mask(codec.to_json(list(event.rewritten_by))) if event.rewritten_by else "[]",
-            event.actor,
+            event.event_id, clean(event.run_id, m), codec.iso(event.timestamp), event.kind,
+            clean(event.name, m), clean(event.key, m), clean(event.flow, m), event.attempt,
+            codec.type_name(new), old_text, new_text,
+            codec.state_to_json(proposed, m) if proposed is not None else None,
+            codec.to_json([clean(n, m) for n in event.rewritten_by]) if event.rewritten_by else "[]",
+            clean(event.actor, m),
         )
         event.seq, event.prev_hash, event.hash = self._rec.append(row)
-        texts[key] = (new, new_text)
+        texts[key] = (new, new_text, m.generation)
         if event.kind == "flow" and new.is_finished():
             del self._texts[event.run_id]
         return event

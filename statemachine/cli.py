@@ -30,6 +30,7 @@ import click
 
 from . import cli_format as out
 from .errors import CommandInputError, LedgerError, StateLedgerError
+from .masking import mask
 from .states import STATE_CLASSES, State
 
 __all__ = ["main", "cli", "StateLedgerGroup", "CommandInputError", "load_flow", "parse_params", "load_handler"]
@@ -274,7 +275,7 @@ class StateLedgerGroup(click.Group):
 
 
 def _fail(message: str) -> int:
-    click.echo(f"stateledger: error: {message}", err=True)
+    click.echo(f"stateledger: error: {mask(message)}", err=True)
     return 2
 
 
@@ -325,8 +326,8 @@ def run(target: str, params: tuple[str, ...], run_id: str | None, db: str | None
     def show(event: Any) -> None:
         if event.run_id == run_id:
             while header:  # printed with the first transition: a refused parameter prints nothing
-                click.echo(header.pop())
-            click.echo(echo(event))
+                click.echo(mask(header.pop()))
+            click.echo(mask(echo(event)))  # live states: not yet masked by the ledger
 
     with open_ledger(db, create=True) as store:
         handle = subscribe(show)
@@ -335,7 +336,7 @@ def run(target: str, params: tuple[str, ...], run_id: str | None, db: str | None
             state = flow.run(parameters, store=store, run_id=run_id)
         finally:
             handle.disconnect()
-        click.echo(out.run_summary(flow, state, run_id, time.perf_counter() - started, as_json))
+        click.echo(mask(out.run_summary(flow, state, run_id, time.perf_counter() - started, as_json)))
     return 0 if state.is_successful() else 1
 
 

@@ -21,6 +21,7 @@ from typing import Any, Mapping
 from . import wiring
 from .errors import ParameterError
 from .flow import Flow
+from .masking import load_known_secrets, safe_repr
 from .pipeline import Runtime, Subject, transition
 from .signals import ENDRUN, StateSignal
 from .states import (
@@ -72,6 +73,7 @@ class FlowRunner:
         if run_id is not None and (not isinstance(run_id, str) or not run_id):
             raise ParameterError(f"run_id must be a non-empty string, got {run_id!r}")
         self.run_id = run_id or new_run_id(flow.name)
+        load_known_secrets()  # every secret is masked from the first event on
         ledger = store if store is not None else wiring.default_ledger()
         if not callable(getattr(ledger, "append", None)):
             raise TypeError(f"store must be an EventStore (or have append(event)), got {store!r}")
@@ -185,7 +187,8 @@ class FlowRunner:
         except (StateSignal, ENDRUN) as signal:
             return signal.to_state()
         except Exception as exc:
-            return TriggerFailed(f"Trigger {getattr(task.trigger, '__name__', task.trigger)!r} raised {exc!r}", result=exc)
+            trigger = getattr(task.trigger, "__name__", None) or safe_repr(task.trigger)
+            return TriggerFailed(f"Trigger {trigger!r} raised {safe_repr(exc)}", result=exc)
         return None
 
     def execute(self, task: Task) -> State:
@@ -200,7 +203,7 @@ class FlowRunner:
         except (StateSignal, ENDRUN) as signal:
             return signal.to_state()
         except Exception as exc:
-            return Failed(f"Error during execution of task: {exc!r}", result=exc)
+            return Failed(f"Error during execution of task: {safe_repr(exc)}", result=exc)
         return Success("Task run succeeded.", result=value)
 
     def inputs(self, task: Task) -> dict[str, Any]:

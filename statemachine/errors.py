@@ -16,10 +16,12 @@
 
 The ledger and notifier packages subclass ``LedgerError`` and ``NotifierError``.
 Every message says what was expected, what was found and what to do; the facts
-are kept as attributes too.
+are kept as attributes too. Messages are masked: a known secret reads ``***``.
 """
 
 from __future__ import annotations
+
+from .masking import MASKER
 
 __all__ = [
     "StateLedgerError",
@@ -37,7 +39,14 @@ __all__ = [
 
 
 class StateLedgerError(Exception):
-    """Root of every error stateledger raises on purpose."""
+    """Root of every error stateledger raises on purpose.
+
+    Its text arguments are masked (``statemachine.masking``): no message we
+    raise quotes a known secret.
+    """
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(MASKER.mask(a) if type(a) is str else a for a in args))
 
 
 class FlowDefinitionError(StateLedgerError, ValueError):

@@ -17,6 +17,7 @@ from typing import Any, Callable, Optional, Sequence
 from . import graph
 from .errors import IllegalTransitionError, LedgerError
 from .events import Bus, Event, Ledger, current_actor, new_event_id
+from .masking import mask, safe_repr
 from .states import Failed, State, utcnow
 
 __all__ = ["Runtime", "Subject", "transition", "handler_name", "StateHandler"]
@@ -76,15 +77,16 @@ def run_handlers(
             out = handler(subject.obj, old, state)
         except Exception as exc:
             name = handler_name(handler)
-            log.warning("state handler %s raised %r on %s %s", name, exc, subject.kind, subject.key)
-            failed = Failed(f"State handler {name} raised {exc!r}", result=exc)
+            text = safe_repr(exc)
+            log.warning("state handler %s raised %s on %s %s", name, text, subject.kind, subject.key)
+            failed = Failed(f"State handler {name} raised {text}", result=exc)
             return failed, (*rewritten_by, name), True
         if out is None or out is state:
             continue
         if not isinstance(out, State):
             name = handler_name(handler)
             exc = TypeError(
-                f"state handler {name} returned {out!r} ({type(out).__name__}), not a State; "
+                f"state handler {name} returned {safe_repr(out)} ({type(out).__name__}), not a State; "
                 "return the new state, or None to keep the proposal"
             )
             failed = Failed(f"State handler {name} returned a {type(out).__name__}, not a State", result=exc)
@@ -129,7 +131,12 @@ def commit(
     rewritten_by: tuple[str, ...],
     attempt: int,
 ) -> Event:
-    """Append the event to the ledger; if that fails, the run stops here."""
+    """Append the event to the ledger; if that fails, the run stops here.
+
+    Whatever the states hold, the ledger encodes it: only a storage failure
+    (a ``LedgerError`` saying which) or a ledger that raises something else
+    stops the run. The message names the states' types, never their contents.
+    """
     event = Event(
         run_id=rt.run_id,
         timestamp=utcnow(),
@@ -151,11 +158,20 @@ def commit(
         raise
     except Exception as exc:
         raise LedgerError(
-            f"Could not commit {subject.kind} {subject.key} {old!r} -> {final!r} of run "
-            f"{rt.run_id} to the ledger ({exc!r}); the run stopped here. Check the ledger's "
-            "location (STATELEDGER_DB) is writable and has free space.",
+            f"Could not commit {subject.kind} {subject.key} {_short(old, repr)} -> {_short(final, repr)} "
+            f"of run {rt.run_id}: the ledger ({type(rt.ledger).__name__}) raised {type(exc).__name__}: "
+            f"{_short(exc)}; the run stopped here.",
             getattr(rt.ledger, "path", None),
         ) from exc
+
+
+def _short(obj: Any, how: Callable[[Any], str] = str) -> str:
+    """``str`` (or ``repr``) of ``obj``, masked, in at most 200 characters."""
+    try:
+        text = mask(how(obj))
+    except Exception:
+        return f"<unrepresentable {type(obj).__name__}>"
+    return text if len(text) <= 200 else text[:200] + "…"
 
 
 def broadcast(rt: Runtime, subject: Subject, event: Event) -> None:

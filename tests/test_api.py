@@ -10,7 +10,7 @@ import subscribers
 
 def test_statemachine_exports_exactly_the_documented_names():
     assert sorted(statemachine.__all__) == sorted(
-        ["Task", "Flow", "task", "Parameter", "Secret", "signals", "triggers"])
+        ["Task", "Flow", "task", "Parameter", "Secret", "register_secret", "signals", "triggers"])
     for name in statemachine.__all__:
         assert getattr(statemachine, name) is not None
 
