@@ -5,7 +5,8 @@ that finds any of them, longest first, in each of these forms:
 
 * as is;
 * escaped inside quotes by ``json.dumps`` (ASCII or not), ``repr`` or
-  ``ascii``, once or twice (``repr(repr(value))``, JSON of a repr, ...);
+  ``ascii``, up to three times (``repr(repr(value))`` in an exception's
+  repr, JSON of that, ...);
 * URL-encoded (``quote``, ``quote_plus``; upper- or lower-case ``%xx``);
 * base64 (standard and URL-safe alphabets) at each of the three byte
   alignments the value can have inside a longer encoded text: the run of
@@ -70,7 +71,7 @@ _HEX = re.compile(r"%[0-9A-F]{2}")
 def forms_of(value: str) -> set[str]:
     """Every form of ``value`` that ``Masker`` hides (see the module docstring)."""
     forms = {value}
-    for _ in range(2):  # escaped once, and escaped again
+    for _ in range(3):  # escaped once, twice (repr(repr())), and once more when that is printed
         forms |= {e for f in list(forms) for e in _escapes(f)}
     for url in (quote(value, safe=""), quote(value), quote_plus(value, safe=""), quote_plus(value)):
         forms |= {url, _HEX.sub(lambda m: m.group().lower(), url)}
@@ -81,6 +82,32 @@ def forms_of(value: str) -> set[str]:
         if len(encoded) >= MIN_BASE64_LENGTH:
             forms |= {encoded, encoded.replace("+", "-").replace("/", "_")}
     return {f for f in forms if len(f) >= MIN_MASKED_LENGTH}
+
+
+def _trie_pattern(words: set[str]) -> str:
+    """One regular expression matching any of ``words``, the longest at each position.
+
+    The words are merged into a trie (``abc|abd`` -> ``ab(?:c|d)``), so the
+    regex engine reads each character of a text once per position instead of
+    trying every word in turn: hundreds of forms cost about as much as one.
+    """
+    trie: dict[str, Any] = {}
+    for word in words:
+        node = trie
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def build(node: dict[str, Any]) -> str:
+        branches = [re.escape(ch) + build(child) for ch, child in sorted(node.items()) if ch]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        if "" in node:  # a word ends here; a longer one is preferred (greedy)
+            return body + "?" if len(branches) == 1 and len(body) == 1 else f"(?:{body})?"
+        return body
+
+    return build(trie)
 
 
 class Masker:
@@ -114,8 +141,7 @@ class Masker:
                 return False
             self._values.add(value)
             self._forms |= forms_of(value)
-            ordered = sorted(self._forms, key=lambda f: (-len(f), f))
-            self._pattern = re.compile("|".join(map(re.escape, ordered)))
+            self._pattern = re.compile(_trie_pattern(self._forms))
             self.generation += 1
         install_log_filter()
         return True
