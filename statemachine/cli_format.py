@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import click
 
+from .masking import mask
 from .states import State
 
 __all__ = [
@@ -363,6 +364,7 @@ class ReplayPrinter:
         return watched
 
     def note(self, name: str, obj: Any, outcome: str, state: str) -> None:
+        state = mask(state)  # a handler's live exception, not read from the (masked) ledger
         if self.as_json:
             click.echo(json.dumps({"handler": name, "object": repr(obj), "outcome": outcome, "state": state}))
         else:

@@ -268,6 +268,10 @@ FLOW_FILE = """
         raise PermissionError("login refused: " + os.environ["ENCODED"])
 
     flow = Flow("cli-leak", [login])
+
+
+    def alert(obj, old_state, new_state):  # a handler tried in a replay, its error printed live
+        raise RuntimeError("smtp said no to " + os.environ["ENCODED"])
 """
 
 
@@ -303,5 +307,11 @@ def test_cli_output_holds_no_secret_live_or_read_back(tmp_path):
     for name, text in outputs.items():
         assert leaked(text) == [], (name, leaked(text))
     assert leaked(ledger_bytes(tmp_path)) == []
+    for args in (("replay", run_id, "--handler", "leak:alert"), ("replay", run_id, "--handler", "leak:alert", "--json")):
+        replayed = subprocess.run([sys.executable, "-m", cli_module(), *args], capture_output=True, text=True,
+                                  env=dict(with_secret, PYTHONPATH=f"{ROOT}{os.pathsep}{tmp_path}"),
+                                  timeout=120, cwd=tmp_path)
+        assert replayed.returncode == 1 and "smtp said no to ***" in replayed.stdout, replayed.stderr
+        assert leaked(replayed.stdout + replayed.stderr) == []
     failed = sl("show", f"run-{SECRET}", env=with_secret)  # an error line quoting the run id
     assert failed.returncode == 2 and leaked(failed.stderr) == [] and "run-***" in failed.stderr
