@@ -34,10 +34,15 @@ _STATE_COLUMNS = ("old_state", "new_state", "proposed_state", "rewritten_by")
 @contextlib.contextmanager
 def _opened(file: Any, mode: str) -> Iterator[TextIO]:
     if isinstance(file, (str, os.PathLike)):
-        with open(file, mode, encoding="utf-8", newline="") as f:
+        with open(file, mode, encoding="utf-8", newline="", opener=_private) as f:
             yield f
     else:
         yield file
+
+
+def _private(path: str, flags: int) -> int:
+    """Open as ``open`` does, but a file created here is private to its owner (0600), whatever the umask."""
+    return os.open(path, flags, 0o600)
 
 
 def export(store: "EventStore", file: Any, format: str = "jsonl", run_id: str | None = None) -> int:  # noqa: A002

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import threading
 import time
 from typing import Any, Iterable, Iterator, Sequence
@@ -121,10 +122,17 @@ class SQLiteRecorder:
         self._lock = threading.RLock()
         self._wrote = False  # see close()
         created = self._check_location()
+        if created:  # private from the start, whatever the umask: -wal and -shm take this mode
+            try:
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            except FileExistsError:  # another process is creating it at this very moment
+                created = False
         try:
             self._conn = sqlite3.connect(
                 self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
+            if created:
+                os.unlink(self.path)
             raise LedgerError(f"Could not open ledger {self.path}: {exc}", self.path) from exc
         try:
             self._open(durability, created)
@@ -143,6 +151,7 @@ class SQLiteRecorder:
 
     def _check_location(self) -> bool:
         """Refuse a missing or unwritable folder, and files that are not SQLite; True if new."""
+        _refuse_special(self.path)
         folder = os.path.dirname(self.path)
         if not os.path.isdir(folder):
             raise LedgerLocationError(
@@ -472,6 +481,27 @@ def _out_of_space(path: str) -> bool:
 
 class _StaleCache(Exception):
     """The run's last hash changed since this process cached it."""
+
+
+def _refuse_special(path: str) -> None:
+    """Refuse a dangling symbolic link, a FIFO, a device or a socket before anything is created."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise LedgerLocationError(
+                f"Cannot use {path} as a ledger: it is a symbolic link to {os.readlink(path)}, which does "
+                "not exist. Point --db (or STATELEDGER_DB) at a file, or remove the link.",
+                path, os.path.dirname(path)) from None
+        return
+    except OSError:
+        return  # a folder we cannot search: _check_location says so
+    kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a character device" if stat.S_ISCHR(mode)
+            else "a block device" if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else None)
+    if kind is not None:
+        raise NotALedgerError(
+            f"{path} is {kind}, not a ledger file. Point --db (or STATELEDGER_DB) at a regular file "
+            "(e.g. ledger.db in a folder you own).", path, kind)
 
 
 def _writable(path: str) -> bool:

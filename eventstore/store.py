@@ -11,7 +11,9 @@ from __future__ import annotations
 import datetime
 import gc
 import json
+import logging
 import os
+import stat
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
@@ -32,12 +34,28 @@ DEFAULT_TIMEOUT = 10.0
 
 
 def default_path() -> str:
-    """``STATELEDGER_DB``, else ``~/.stateledger/ledger.db`` (its folder made private to the user)."""
+    """``STATELEDGER_DB``, else ``~/.stateledger/ledger.db`` (its folder made private to the user).
+
+    An existing ``~/.stateledger`` that group or others may use is tightened to
+    0700, with a warning: it holds the ledger and the secrets file.
+    """
     path = os.environ.get("STATELEDGER_DB")
     if path:
         return os.path.expanduser(path)
     folder = os.path.join(os.path.expanduser("~"), ".stateledger")
     os.makedirs(folder, mode=0o700, exist_ok=True)
+    mode = os.stat(folder).st_mode
+    if os.name == "posix" and stat.S_IMODE(mode) & 0o077 and not os.path.islink(folder):
+        try:
+            os.chmod(folder, 0o700)
+        except OSError as exc:  # not ours to change: say so, and go on
+            logging.getLogger("stateledger").warning(
+                "%s is accessible to other users (mode %o) and could not be made private (%s); "
+                "run: chmod 700 %s", folder, stat.S_IMODE(mode), exc.strerror, folder)
+        else:
+            logging.getLogger("stateledger").warning(
+                "%s was accessible to other users (mode %o); it holds your ledger and secrets, so it "
+                "was made private to you (mode 700).", folder, stat.S_IMODE(mode))
     return os.path.join(folder, "ledger.db")
 
 
