@@ -321,7 +321,8 @@ def run(target: str, params: tuple[str, ...], run_id: str | None, db: str | None
     run_id = run_id or new_run_id(flow.name)
     echo = out.json_line if as_json else out.transition_line
 
-    header = [] if as_json else [f"Running flow {flow.name} as run {run_id} (ledger {ledger_path(db)})"]
+    header = [] if as_json else [
+        out.printable(f"Running flow {flow.name} as run {run_id} (ledger {ledger_path(db)})")]
 
     def show(event: Any) -> None:
         if event.run_id == run_id:
