@@ -99,12 +99,20 @@ def _trie_pattern(words: set[str]) -> str:
         node[""] = {}
 
     def build(node: dict[str, Any]) -> str:
-        branches = [re.escape(ch) + build(child) for ch, child in sorted(node.items()) if ch]
+        branches = []
+        for ch, child in sorted(node.items()):
+            if not ch:
+                continue
+            run = [ch]
+            while len(child) == 1 and "" not in child:  # a run without a fork: no recursion
+                (ch, child), = child.items()
+                run.append(ch)
+            branches.append(re.escape("".join(run)) + build(child))
         if not branches:
             return ""
         body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
         if "" in node:  # a word ends here; a longer one is preferred (greedy)
-            return body + "?" if len(branches) == 1 and len(body) == 1 else f"(?:{body})?"
+            return f"(?:{body})?"
         return body
 
     return build(trie)
