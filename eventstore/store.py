@@ -17,8 +17,8 @@ import stat
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
-from statemachine.events import Event
 from statemachine import masking
+from statemachine.events import Event
 from statemachine.states import STATE_CLASSES, State
 
 from . import codec

@@ -187,8 +187,9 @@ class FlowRunner:
         except (StateSignal, ENDRUN) as signal:
             return signal.to_state()
         except Exception as exc:
-            trigger = getattr(task.trigger, "__name__", None) or safe_repr(task.trigger)
-            return TriggerFailed(f"Trigger {trigger!r} raised {safe_repr(exc)}", result=exc)
+            name = getattr(task.trigger, "__name__", None)
+            trigger = repr(name) if isinstance(name, str) else safe_repr(task.trigger)
+            return TriggerFailed(f"Trigger {trigger} raised {safe_repr(exc)}", result=exc)
         return None
 
     def execute(self, task: Task) -> State:
