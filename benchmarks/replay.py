@@ -84,14 +84,14 @@ def main() -> None:
 
     def cli(*extra: str) -> None:
         subprocess.run(
-            [sys.executable, "-m", "statemachine.cli", "runs", "--db", runs_db, *extra],
+            [sys.executable, "-m", "eventstore.cli", "runs", "--db", runs_db, *extra],
             check=True, stdout=subprocess.DEVNULL,
         )
 
     t_runs = median_seconds(cli, args.repeat)
     t_runs_limit = median_seconds(lambda: cli("--limit", "20"), args.repeat)
     t_graph = median_seconds(
-        lambda: subprocess.run([sys.executable, "-m", "statemachine.cli", "graph"], check=True, stdout=subprocess.DEVNULL),
+        lambda: subprocess.run([sys.executable, "-m", "eventstore.cli", "graph"], check=True, stdout=subprocess.DEVNULL),
         args.repeat,
     )
 

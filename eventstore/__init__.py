@@ -1,8 +1,11 @@
 """The ledger: every committed transition, durably, in SQLite (or in memory).
 
-``EventStore`` is the API; ``codec`` turns states into JSON-able data and
-back; ``recorder`` is the only module that talks to SQLite (and holds the
-in-memory recorder beside it); ``verify``, ``replay`` and ``export`` read it.
+``EventStore`` is the API. Below it, ``mapper`` turns events into rows and
+back (the only module that knows the column order; ``codec`` does the states);
+``protocol.Recorder`` says what a backend must do, and ``sqlite.SQLiteRecorder``
+and ``memory.MemoryRecorder`` do it; ``views`` holds what reading returns;
+``verify``, ``export`` and ``replay`` are functions over a recorder. The
+``stateledger`` command line lives in ``eventstore.cli``.
 """
 
 from __future__ import annotations
@@ -14,14 +17,18 @@ from .errors import (
     LedgerError, LedgerLocationError, LedgerWriteError, NotALedgerError, RunNotFoundError,
     SchemaVersionError,
 )
-from .rows import RunRecord
+from .mapper import RunRecord
+from .protocol import Recorder
 from .replay import StandIn
-from .store import EventStore, Problem, Report, RunView, default_path
+from .store import EventStore, default_path
+from .views import Problem, Report, RunView, TaskStates
 
 __all__ = [
     "EventStore",
     "Event",
+    "Recorder",
     "RunView",
+    "TaskStates",
     "RunRecord",
     "Report",
     "Problem",

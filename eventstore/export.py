@@ -13,14 +13,12 @@ import contextlib
 import csv
 import json
 import os
-from typing import TYPE_CHECKING, Any, Iterator, TextIO
+from typing import Any, Iterator, TextIO
 
 from .codec import clean_text, to_json
 from .errors import LedgerError
-from .rows import COLUMNS, chain_hash
-
-if TYPE_CHECKING:
-    from .store import EventStore
+from .mapper import COLUMNS, CONTENT, ContentRow, chain_hash
+from .protocol import Query, Recorder, run_not_found
 
 __all__ = ["export", "import_jsonl", "CSV_HEADER"]
 
@@ -45,35 +43,36 @@ def _private(path: str, flags: int) -> int:
     return os.open(path, flags, 0o600)
 
 
-def export(store: "EventStore", file: Any, format: str = "jsonl", run_id: str | None = None) -> int:  # noqa: A002
+def export(recorder: Recorder, file: Any, format: str = "jsonl", run_id: str | None = None) -> int:  # noqa: A002
     """Write the ledger's events (or one run's) to ``file`` (a path or an open text file); return how many."""
     if format not in ("jsonl", "csv"):
         raise ValueError(f'format must be "jsonl" or "csv", got {format!r}')
-    if run_id is not None:
-        store.run(run_id)  # RunNotFoundError for an unknown run
+    if run_id is not None and not recorder.runs(run_id=run_id):
+        raise run_not_found(recorder, run_id)
+    rows = recorder.iter_rows(Query(run_id=run_id))
     n = 0
     with _opened(file, "w") as out:
         if format == "jsonl":
             write = out.write
-            for row in store.rows(run_id):
-                head = to_json({c: row[i] for i, c in enumerate(COLUMNS) if c not in _STATE_COLUMNS})
-                write(f'{head[:-1]},"old_state":{row[10]},"new_state":{row[11]},'
-                      f'"proposed_state":{row[12] or "null"},"rewritten_by":{row[13]}}}\n')
+            for row in rows:
+                head = to_json({c: v for c, v in zip(COLUMNS, row) if c not in _STATE_COLUMNS})
+                write(f'{head[:-1]},"old_state":{row.old_state},"new_state":{row.new_state},'
+                      f'"proposed_state":{row.proposed_state or "null"},"rewritten_by":{row.rewritten_by}}}\n')
                 n += 1
         else:
             writer = csv.writer(out)
             writer.writerow(CSV_HEADER)
-            for row in store.rows(run_id):
-                rec = dict(zip(COLUMNS, row))
-                message = json.loads(rec["new_state"]).get("message")
+            for row in rows:
+                rec = row._asdict()
+                message = json.loads(row.new_state).get("message")
                 rec["message"] = clean_text(str(message)) if message is not None else ""
                 writer.writerow(["" if rec[c] is None else rec[c] for c in CSV_HEADER])
                 n += 1
     return n
 
 
-def import_jsonl(store: "EventStore", file: Any) -> int:
-    """Append the events of a JSON-lines export to ``store``; return how many."""
+def import_jsonl(recorder: Recorder, file: Any) -> int:
+    """Append the events of a JSON-lines export to ``recorder``; return how many."""
     name = os.fspath(file) if isinstance(file, (str, os.PathLike)) else getattr(file, "name", "<file>")
     n = 0
     with _opened(file, "r") as f:
@@ -82,20 +81,20 @@ def import_jsonl(store: "EventStore", file: Any) -> int:
                 continue
             try:
                 rec = json.loads(line)
-                row = tuple(
+                row = ContentRow._make(
                     (to_json(rec[c]) if rec[c] is not None else None) if c in _STATE_COLUMNS else rec[c]
-                    for c in COLUMNS[1:-2]
+                    for c in CONTENT
                 )
                 prev_hash, hash_ = rec["prev_hash"], rec["hash"]
             except (ValueError, KeyError, TypeError) as exc:
                 raise LedgerError(
                     f"Line {lineno} of {name} is not an exported event ({exc!r}); import only files "
-                    "written by EventStore.export(format='jsonl').", store._rec.path) from exc
+                    "written by EventStore.export(format='jsonl').", recorder.path) from exc
             if chain_hash(prev_hash, row) != hash_:
                 raise LedgerError(
                     f"Line {lineno} of {name} (run {rec.get('run_id')}, seq {rec.get('seq')}) does not "
                     "match its hash: the export was changed. Nothing after it was imported.",
-                    store._rec.path)
-            store._rec.append(row, prev_hash, hash_)
+                    recorder.path)
+            recorder.append(row, prev_hash, hash_)
             n += 1
     return n

@@ -1,112 +1,160 @@
-"""The in-memory recorder: ``EventStore(":memory:")``, and the engine's fast path.
+"""``MemoryRecorder``: the ledger in Python lists, for ``EventStore(":memory:")`` and fast tests.
 
-The same interface as ``recorder.SQLiteRecorder``, on plain Python lists.
+It implements ``eventstore.protocol.Recorder`` like ``SQLiteRecorder``, and is
+tested by the same suite; nothing reaches a disk and nothing outlives the process.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Sequence
+import contextlib
+import threading
+import time
+from typing import Any, Iterable, Iterator
 
-from .rows import (
-    FINISHED_TYPES, Query, RunRecord, _I_KEY, _I_KIND, _I_NAME, _I_REWRITTEN, _I_STATE, _I_TS, _KIND,
-    _FLOW, _STATE, _TS, _row_json, _run_record, _sha256, check_continues,
+from .mapper import (
+    FINISHED_TYPES, ContentRow, LatestRow, RunRecord, StoredRow, chain_hash, check_continues, run_record,
+    stored_row,
 )
+from .protocol import Query
 
 __all__ = ["MemoryRecorder"]
 
+_EVERYTHING = Query()
+
+
+class _Run:
+    """The runs summary of one run."""
+
+    __slots__ = ("flow", "state", "started", "ended", "events", "first_seq", "last_hash", "rows")
+
+    def __init__(self, row: ContentRow, seq: int) -> None:
+        self.flow, self.state, self.started, self.ended = row.flow, "Pending", row.timestamp, None
+        self.events, self.first_seq, self.last_hash = 0, seq, None
+        self.rows: list[StoredRow] = []
+
 
 class MemoryRecorder:
-    """Event rows in Python lists: the same interface as ``SQLiteRecorder``, nothing on disk."""
+    """Event rows in Python lists: ``rows`` (every row, in seq order) and a summary per run."""
 
     path = ":memory:"
 
     def __init__(self) -> None:
-        self.rows: list[tuple[Any, ...]] = []
-        self._by_run: dict[str, list[tuple[Any, ...]]] = {}
-        self._runs: dict[str, list[Any]] = {}  # run_id -> [flow, state, started, ended, events, first_seq, last_hash]
+        self.rows: list[Any] = []
+        self._runs: dict[str, _Run] = {}
         self._cursors: dict[str, tuple[int, str]] = {}
+        self._lock = threading.RLock()
 
-    def append(self, row: Sequence[Any], prev_hash: Any = None, hash: str | None = None) -> tuple[int, str | None, str]:
-        run_id = row[1]
-        run = self._runs.get(run_id)
-        last = run[6] if run is not None else None
-        if hash is None:
-            prev_hash = last
-            hash = _sha256(((last or "") + _row_json(row)).encode()).hexdigest()
-        else:
-            check_continues(self.path, row, last, prev_hash)
-        seq = len(self.rows) + 1
-        stored = (seq, *row, prev_hash, hash)
-        self.rows.append(stored)
-        state = row[_STATE] if row[_KIND] == "flow" else None
-        if run is None:
-            self._by_run[run_id] = [stored]
-            self._runs[run_id] = [row[_FLOW], state or "Pending", row[_TS],
-                                  row[_TS] if state in FINISHED_TYPES else None, 1, seq, hash]
-        else:
-            self._by_run[run_id].append(stored)
-            run[4] += 1
-            run[6] = hash
-            if state is not None:
-                run[1] = state
-                if state in FINISHED_TYPES:
-                    run[3] = row[_TS]
-        return seq, prev_hash, hash
+    def append(self, row: ContentRow, prev_hash: str | None = None,
+               hash: str | None = None) -> tuple[int, str | None, str]:
+        """Chain and keep one row; see ``Recorder.append``."""
+        with self._lock:
+            run = self._runs.get(row.run_id)
+            last = run.last_hash if run is not None else None
+            if hash is None:
+                prev_hash, hash = last, chain_hash(last, row)
+            else:
+                check_continues(self.path, row, last, prev_hash)
+            seq = len(self.rows) + 1
+            stored = stored_row((seq, *row, prev_hash, hash))
+            self.rows.append(stored)
+            if run is None:
+                run = self._runs[row.run_id] = _Run(row, seq)
+            run.rows.append(stored)
+            run.events += 1
+            run.last_hash = hash
+            if row.kind == "flow":
+                run.state = row.state
+                if row.state in FINISHED_TYPES:
+                    run.ended = row.timestamp
+            return seq, prev_hash, hash
 
-    def select(self, q: Query) -> list[tuple[Any, ...]]:
-        rows: Iterable[tuple[Any, ...]] = self.rows if q.run_id is None else self._by_run.get(q.run_id, ())
-        checks = []
-        for i, value in ((_I_KIND, q.kind), (_I_KEY, q.key), (_I_NAME, q.name)):
-            if value is not None:
-                checks.append(lambda r, i=i, v=value: r[i] == v)
-        if q.types is not None:
-            checks.append(lambda r, t=q.types: r[_I_STATE] in t)
-        if q.since is not None:
-            checks.append(lambda r, v=q.since: r[_I_TS] >= v)
-        if q.until is not None:
-            checks.append(lambda r, v=q.until: r[_I_TS] <= v)
-        if q.after_seq is not None:
-            checks.append(lambda r, v=q.after_seq: r[0] > v)
-        if q.until_seq is not None:
-            checks.append(lambda r, v=q.until_seq: r[0] <= v)
-        if q.rewritten is not None:
-            checks.append(lambda r, v=q.rewritten: (r[_I_REWRITTEN] != "[]") is v)
-        out = [r for r in rows if all(c(r) for c in checks)] if checks else list(rows)
+    def select(self, q: Query, *, tail: bool = False) -> list[StoredRow]:
+        """Rows matching ``q`` in seq order; see ``Recorder.select``."""
+        if q.run_id is None:
+            rows: Iterable[Any] = self.rows
+        else:
+            run = self._runs.get(q.run_id)
+            if run is None:
+                return []
+            rows = self.rows[run.first_seq - 1:] if tail else run.rows
+        if q.but(run_id=None, limit=None) == _EVERYTHING and not (tail and q.run_id is not None):
+            out = [r if type(r) is StoredRow else StoredRow._make(r) for r in rows]
+        else:
+            out = [r if type(r) is StoredRow else StoredRow._make(r) for r in rows if _matches(r, q)]
         return out[: q.limit] if q.limit is not None else out
 
-    def iter_rows(self, q: Query, batch: int = 5000, tail: bool = False) -> Iterator[tuple[Any, ...]]:
-        return iter(self.select(q))
+    def iter_rows(self, q: Query, *, batch: int = 5000, tail: bool = False) -> Iterator[StoredRow]:
+        """The rows of ``select``, lazily."""
+        yield from self.select(q, tail=tail)
 
-    def latest(self, run_id: str, until_seq: int | None = None, until: str | None = None) -> list[tuple[Any, ...]]:
-        last: dict[tuple[str, str], tuple[Any, ...]] = {}
-        for r in self._by_run.get(run_id, ()):
-            if (until_seq is not None and r[0] > until_seq) or (until is not None and r[_I_TS] > until):
+    def latest(self, run_id: str, *, until_seq: int | None = None,
+               until: str | None = None) -> list[LatestRow]:
+        """Each object's last row in the run; see ``Recorder.latest``."""
+        run = self._runs.get(run_id)
+        last: dict[tuple[str, str], StoredRow] = {}
+        for r in run.rows if run is not None else ():
+            if (until_seq is not None and r.seq > until_seq) or (until is not None and r.timestamp > until):
                 break
-            last[(r[_I_KIND], r[_I_KEY])] = r
-        return [(r[0], r[4], r[6], r[5], r[7], r[11]) for r in sorted(last.values(), key=lambda r: r[0])]
+            last[(r.kind, r.key)] = r
+        return [LatestRow(r.seq, r.kind, r.key, r.name, r.flow, r.new_state)
+                for r in sorted(last.values(), key=lambda r: r.seq)]
 
-    def runs(self, flow: str | None = None, types: Iterable[str] | None = None,
-             limit: int | None = None, run_id: str | None = None) -> list[RunRecord]:
-        types = set(types) if types is not None else None
+    def runs(self, *, flow: str | None = None, types: Iterable[str] | None = None,
+             since: str | None = None, until: str | None = None, limit: int | None = None,
+             run_id: str | None = None) -> list[RunRecord]:
+        """Runs, newest first; see ``Recorder.runs``."""
+        wanted = set(types) if types is not None else None
         out = []
-        for rid, (f, state, started, ended, events, first_seq, _) in sorted(
-            self._runs.items(), key=lambda kv: -kv[1][5]
-        ):
-            if (flow is None or f == flow) and (types is None or state in types) and (run_id is None or rid == run_id):
-                out.append(_run_record((rid, f, state, started, ended, events)))
+        for rid, r in sorted(self._runs.items(), key=lambda kv: -kv[1].first_seq):
+            if ((flow is None or r.flow == flow) and (wanted is None or r.state in wanted)
+                    and (run_id is None or rid == run_id) and (since is None or r.started >= since)
+                    and (until is None or r.started <= until)):
+                out.append(run_record(rid, r.flow, r.state, r.started, r.ended, r.events))
         return out[:limit] if limit is not None else out
 
     def run_chain_ends(self) -> dict[str, tuple[int, str]]:
-        return {rid: (r[4], r[6]) for rid, r in self._runs.items()}
+        """run_id -> (events, last hash)."""
+        return {rid: (r.events, r.last_hash or "") for rid, r in self._runs.items()}
 
     def max_seq(self) -> int:
+        """The highest seq (0 when empty)."""
         return len(self.rows)
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Holds the lock: no append of this recorder happens meanwhile."""
+        with self._lock:
+            yield
+
+    def wait(self, after_seq: int, timeout: float) -> None:
+        """Sleep ``timeout`` seconds (appends come from this process only)."""
+        time.sleep(max(0.0, timeout))
+
     def load_cursor(self, name: str) -> tuple[int, str] | None:
+        """The saved (seq, filter text) of ``name``."""
         return self._cursors.get(name)
 
     def save_cursor(self, name: str, seq: int, filter_text: str, updated: str) -> None:
+        """Keep the cursor ``name``."""
         self._cursors[name] = (seq, filter_text)
 
     def close(self) -> None:
-        pass
+        """Nothing to release: the rows stay readable."""
+
+
+def _matches(r: Any, q: Query) -> bool:
+    """Whether a stored row (a ``StoredRow`` or a plain tuple in its order) passes ``q``."""
+    if type(r) is not StoredRow:
+        r = StoredRow._make(r)
+    return not (
+        (q.kind is not None and r.kind != q.kind)
+        or (q.key is not None and r.key != q.key)
+        or (q.name is not None and r.name != q.name)
+        or (q.run_id is not None and r.run_id != q.run_id)
+        or (q.types is not None and r.state not in q.types)
+        or (q.since is not None and r.timestamp < q.since)
+        or (q.until is not None and r.timestamp > q.until)
+        or (q.after_seq is not None and r.seq <= q.after_seq)
+        or (q.until_seq is not None and r.seq > q.until_seq)
+        or (q.rewritten is not None and (r.rewritten_by != "[]") is not q.rewritten)
+    )

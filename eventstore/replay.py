@@ -10,14 +10,13 @@ Filters are ``statemachine.filters.EventFilter``'s, the same as ``subscribe()``'
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import Any, Iterable
 
 from statemachine.errors import NotCallableError
 from statemachine.filters import EventFilter
 from statemachine.states import State
 
-if TYPE_CHECKING:
-    from .store import EventStore
+from .protocol import Recorder, iter_events
 
 __all__ = ["StandIn", "replay"]
 
@@ -35,7 +34,7 @@ class StandIn:
 
 
 def replay(
-    store: "EventStore",
+    recorder: Recorder,
     run_id: str,
     *listeners: Any,
     handlers: Iterable[Any] = (),
@@ -59,7 +58,7 @@ def replay(
         wanted = EventFilter(flow=flow, task=task, states=states, kinds=kinds)
     count = 0
     stand_ins: dict[tuple[str, str], StandIn] = {}
-    for event in store.iter_history(run_id):
+    for event in iter_events(recorder, run_id):
         if wanted is not None and not wanted.matches(event):
             continue
         count += 1

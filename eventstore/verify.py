@@ -11,43 +11,43 @@ from the end of a run (its count and last hash no longer match).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import hashlib
 
-from .rows import _row_json
-
-if TYPE_CHECKING:
-    from .store import EventStore, Report
+from .mapper import CONTENT_SLICE, row_json
+from .protocol import Query, Recorder, run_not_found
+from .views import Problem, Report
 
 __all__ = ["verify"]
 
 
-def verify(store: "EventStore", run_id: str | None = None) -> "Report":
-    """A ``Report`` of every run's chain (or only ``run_id``'s)."""
-    from .store import Problem, Report
+def verify(recorder: Recorder, run_id: str | None = None) -> Report:
+    """A ``Report`` of every run's chain (or only ``run_id``'s), read in one consistent snapshot."""
+    with recorder.snapshot():
+        return _verify(recorder, run_id)
 
-    ends = store._rec.run_chain_ends()
+
+def _verify(recorder: Recorder, run_id: str | None) -> Report:
+    ends = recorder.run_chain_ends()
     if run_id is not None:
         if run_id not in ends:
-            raise store._not_found(run_id)
+            raise run_not_found(recorder, run_id)
         ends = {run_id: ends[run_id]}
     last: dict[str, str | None] = {}
     counts: dict[str, int] = {}
     last_seq: dict[str, int] = {}
     problems: list[Problem] = []
     checked = 0
-    sha256, row_json = hashlib.sha256, _row_json  # chain_hash, inlined: this loop is the hot path
-    for row in store.rows(run_id, tail=True):
+    sha256 = hashlib.sha256  # mapper.chain_hash, inlined: this loop is the hot path
+    for row in recorder.iter_rows(Query(run_id=run_id), tail=True):
         checked += 1
-        seq, rid, prev, stored = row[0], row[2], row[15], row[16]
+        seq, rid, prev, stored = row.seq, row.run_id, row.prev_hash, row.hash
         expected = last.get(rid)
         if (prev or None) != (expected or None):
             problems.append(Problem(
                 rid, seq, "chain broken",
                 "its prev_hash is not the hash of the run's previous event: an event before it was "
                 "deleted, inserted, reordered or rewritten with a new hash"))
-        if sha256(((prev or "") + row_json(row[1:15])).encode()).hexdigest() != stored:
+        if sha256(((prev or "") + row_json(row[CONTENT_SLICE])).encode()).hexdigest() != stored:
             problems.append(Problem(rid, seq, "changed", "its hash does not match its content: the event was changed"))
         last[rid] = stored
         counts[rid] = counts.get(rid, 0) + 1

@@ -15,11 +15,11 @@ import re
 import threading
 import time
 from collections import deque
-from contextvars import ContextVar
 from typing import Any, Mapping
 
 from . import wiring
-from .errors import ParameterError
+from .context import current_run_id, running
+from .errors import ArgumentError, ParameterError
 from .flow import Flow
 from .masking import load_known_secrets, safe_repr
 from .pipeline import Runtime, Subject, transition
@@ -41,14 +41,6 @@ SKIP_MESSAGE = (
 
 class _TaskTimeout(Exception):
     pass
-
-
-_current_run_id: ContextVar[str | None] = ContextVar("stateledger_run_id", default=None)
-
-
-def current_run_id() -> str | None:
-    """The id of the flow run in progress (for state handlers, e.g. notifiers), else None."""
-    return _current_run_id.get()
 
 
 def new_run_id(flow_name: str) -> str:
@@ -76,7 +68,7 @@ class FlowRunner:
         load_known_secrets()  # every secret is masked from the first event on
         ledger = store if store is not None else wiring.default_ledger()
         if not callable(getattr(ledger, "append", None)):
-            raise TypeError(f"store must be an EventStore (or have append(event)), got {store!r}")
+            raise ArgumentError(f"store must be an EventStore (or have append(event)), got {store!r}", "store", store)
         self.rt = Runtime(self.run_id, flow.name, ledger, wiring.default_bus(), wiring.global_handlers())
         self.states: dict[Task, State] = {}
         self.run_counts: dict[Task, int] = {}
@@ -90,16 +82,13 @@ class FlowRunner:
         flow = self.flow
         subject = Subject(flow, "flow", flow.name, flow.name, flow.state_handlers)
         log.info("flow %s: run %s starting (%d tasks)", flow.name, self.run_id, len(self.order))
-        token = _current_run_id.set(self.run_id)
-        try:
+        with running(self.run_id):
             state, halted = transition(subject, Scheduled(), Running("Running flow."), self.rt)
             if not halted:
                 self.run_tasks()
                 final = self.final_flow_state()
                 if final is not None:
                     state, _ = transition(subject, state, final, self.rt)
-        finally:
-            _current_run_id.reset(token)
         if state.result is None:
             state.result = dict(self.states)
         state.context["run_id"] = self.run_id

@@ -1,22 +1,46 @@
 """The errors stateledger raises, under one root.
 
-::
+Every error class of every package is drawn here (the module that defines it
+in brackets when it is not this one)::
 
     StateLedgerError
-    ├── FlowDefinitionError (ValueError)     a flow or task that cannot run as written
-    │   ├── CycleError                        the dependencies form a cycle
-    │   └── FlowContextError                  a task called outside ``with Flow(...)``
-    ├── ParameterError (ValueError)          an unknown or missing flow parameter
-    ├── CommandInputError (ValueError)       bad CLI input: a flow file, a --param, a --handler
-    ├── NotCallableError (TypeError)         a task, handler, callback or listener that is not callable
-    ├── IllegalTransitionError               the engine proposed a move the graph refuses (a bug)
-    ├── SecretNotFoundError (KeyError)       a secret missing from every place we looked
-    ├── LedgerError                          the ledger cannot be opened, read or written
-    └── NotifierError                        a notification could not be delivered
+    ├── ArgumentError (ValueError, TypeError)  a bad argument to a public function
+    │   ├── ParameterError                     an unknown or missing flow parameter
+    │   ├── NotCallableError                   a task, handler, callback or listener that is not callable
+    │   ├── CommandInputError                  bad CLI input: a flow file, a --param, a --handler
+    │   ├── FilterError                        a filter that cannot match events [statemachine.filters]
+    │   └── NotifierConfigError                a notifier configured wrongly, also a NotifierError
+    │                                          [subscribers.notifiers]
+    ├── FlowDefinitionError (ValueError)       a flow or task that cannot run as written
+    │   ├── CycleError                         the dependencies form a cycle
+    │   └── FlowContextError                   a task called outside ``with Flow(...)``
+    ├── IllegalTransitionError                 the engine proposed a move the graph refuses (a bug)
+    ├── SecretNotFoundError (KeyError)         a secret missing from every place we looked
+    ├── SecretsFileError                       the secrets file is unsafe or unreadable [statemachine.secrets]
+    ├── LedgerError                            the ledger cannot be opened, read or written
+    │   ├── NotALedgerError                    not SQLite, or SQLite but not a ledger [eventstore.errors]
+    │   ├── SchemaVersionError                 written by a newer schema version [eventstore.errors]
+    │   ├── LedgerWriteError                   an append (or creating the file) failed [eventstore.errors]
+    │   │   └── LedgerLocationError            the folder is missing or cannot be written [eventstore.errors]
+    │   └── RunNotFoundError (KeyError)        no event of that run id [eventstore.errors]
+    ├── NotifierError                          a notification could not be delivered
+    │   ├── NotifierConfigError                (see ArgumentError) [subscribers.notifiers]
+    │   └── DeliveryError                      the server refused or failed [subscribers.notifiers]
+    │       └── DeliveryTimeout                no answer in time [subscribers.notifiers]
+    ├── SubscriptionConflictError (ValueError) a durable subscription name reused with another
+    │                                          filter [subscribers.durable]
+    └── SubscriptionStoreError (TypeError)     a store that cannot keep a durable cursor
+                                               [subscribers.durable]
 
-The ledger and notifier packages subclass ``LedgerError`` and ``NotifierError``.
-Every message says what was expected, what was found and what to do; the facts
-are kept as attributes too. Messages are masked: a known secret reads ``***``.
+Task signals (``FAIL``, ``SKIP``, ... in ``statemachine.signals``) are not
+errors: they are how a task body chooses its state.
+
+A bad argument raises ``ArgumentError`` (or the subclass above naming what
+was wrong): it is also a ``ValueError`` and a ``TypeError``, so code catching
+Python's usual "bad argument" errors keeps working. Every message says what
+was expected, what was found and what to do; the facts are kept as attributes
+too (``argument`` and ``value`` for an ``ArgumentError``).
+Messages are masked: a known secret reads ``***``.
 """
 
 from __future__ import annotations
@@ -25,6 +49,7 @@ from .masking import MASKER
 
 __all__ = [
     "StateLedgerError",
+    "ArgumentError",
     "FlowDefinitionError",
     "CycleError",
     "FlowContextError",
@@ -49,6 +74,15 @@ class StateLedgerError(Exception):
         super().__init__(*(MASKER.mask(a) if type(a) is str else a for a in args))
 
 
+class ArgumentError(StateLedgerError, ValueError, TypeError):
+    """A bad argument to a public function; ``argument`` names it, ``value`` is what was given."""
+
+    def __init__(self, message: str, argument: str = "", value: object = None) -> None:
+        super().__init__(message)
+        self.argument = argument
+        self.value = value
+
+
 class FlowDefinitionError(StateLedgerError, ValueError):
     """A flow or a task is defined in a way that cannot run."""
 
@@ -65,15 +99,15 @@ class FlowContextError(FlowDefinitionError):
     """A task was called (the functional API) outside ``with Flow(...):``."""
 
 
-class ParameterError(StateLedgerError, ValueError):
+class ParameterError(ArgumentError):
     """``flow.run(parameters=...)`` names an unknown parameter or misses a required one."""
 
 
-class CommandInputError(StateLedgerError, ValueError):
+class CommandInputError(ArgumentError):
     """Bad command-line input: a flow file, a ``--param``, a ``--handler``."""
 
 
-class NotCallableError(StateLedgerError, TypeError):
+class NotCallableError(ArgumentError):
     """A task, state handler, callback or listener is not callable."""
 
 

@@ -13,26 +13,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import StateLedgerError
+from .errors import ArgumentError
 from .states import STATE_CLASSES, State
 
-__all__ = ["EventFilter", "FilterError", "KINDS", "parse_kinds"]
+__all__ = ["EventFilter", "FilterError", "KINDS", "parse_kinds", "parse_states"]
 
 KINDS = ("task", "flow")
 
 
-class FilterError(StateLedgerError, TypeError, ValueError):
+class FilterError(ArgumentError):
     """A filter argument cannot match events (a ``states=`` entry that is not a
     State class, an unknown kind, a name that is not a string).
 
-    It is both a ``TypeError`` and a ``ValueError`` so callers catching either
-    of Python's usual "bad argument" errors catch it.
+    As every ``ArgumentError`` it is both a ``TypeError`` and a ``ValueError``
+    so callers catching either of Python's usual "bad argument" errors catch it.
     """
-
-    def __init__(self, message: str, argument: str = "", value: Any = None) -> None:
-        super().__init__(message)
-        self.argument = argument
-        self.value = value
 
 
 class EventFilter:
@@ -49,7 +44,7 @@ class EventFilter:
     def __init__(self, *, flow: Any = None, task: Any = None, states: Any = None, kinds: Any = None) -> None:
         self.flows = _names(flow, "flow")
         self.tasks = _names(task, "task")
-        self.states = _state_classes(states)
+        self.states = parse_states(states)
         self.kinds = parse_kinds(kinds)
 
     def matches(self, event: Any) -> bool:
@@ -134,33 +129,66 @@ def _has_name(value: Any) -> bool:
     return not isinstance(value, str) and isinstance(getattr(value, "name", None), str)
 
 
-def _state_classes(states: Any) -> tuple[type, ...] | None:
-    if states is None:
+def parse_states(value: Any, argument: str = "states", *, names: bool = False) -> tuple[type[State], ...] | None:
+    """A state-class argument (``states=``, ``only_states=``, ``--state``) as a tuple of classes.
+
+    The one parser of such arguments, so they accept the same things and
+    refuse them with the same text.
+
+    - ``value``: ``None`` (returned as ``None``: no filter), one State class,
+      or an iterable of them; with ``names=True`` also state names (``"Failed"``,
+      any case, several separated by commas: ``"failed,retrying"``), as a
+      command line or a stored filter gives them. An empty iterable gives ``()``.
+    - ``argument``: how the caller's user wrote the argument, for the message:
+      a keyword (``"only_states"``, shown as ``only_states=``) or an option
+      (``"--state"``, shown as is).
+    - ``names``: accept state names; without it a name is refused with a hint
+      to import the class.
+
+    Returns the classes in the order given, each once (a user's own subclass
+    of a State is kept as it is). Raises ``FilterError`` (an ``ArgumentError``,
+    so also ``ValueError`` and ``TypeError``) with ``argument`` and the
+    offending ``value`` as attributes.
+    """
+    if value is None:
         return None
-    if isinstance(states, type) or isinstance(states, (str, State)):
-        states = [states]
+    shown = argument if argument.startswith("-") else f"{argument}="
+    example = f"{argument} Failed" if argument.startswith("-") else f"{argument}=[Failed]"
+    if isinstance(value, (type, str, State)):
+        value = [value]
     try:
-        classes = tuple(states)
+        items = list(value)
     except TypeError:
-        raise FilterError(
-            f"states= takes State classes (e.g. states=[Failed]), got {states!r} ({type(states).__name__})",
-            "states",
-            states,
-        ) from None
-    for cls in classes:
-        if not (isinstance(cls, type) and issubclass(cls, State)):
+        items = [value]
+    classes: dict[type[State], None] = {}
+    for item in items:
+        if isinstance(item, type) and issubclass(item, State):
+            classes[item] = None
+        elif isinstance(item, str) and names:
+            for name in filter(None, (part.strip() for part in item.split(","))):
+                classes[_state_named(name, argument)] = None
+        else:
             hint = ""
-            if isinstance(cls, str) and cls in STATE_CLASSES:
-                hint = f"; pass the class itself: from statemachine.states import {cls}"
-            elif isinstance(cls, State):
-                hint = f"; pass the class, not an instance: states=[{type(cls).__name__}]"
+            if isinstance(item, str) and item in STATE_CLASSES:
+                hint = f"; pass the class itself: from statemachine.states import {item}"
+            elif isinstance(item, State):
+                hint = f"; pass the class, not an instance: {argument}=[{type(item).__name__}]"
             raise FilterError(
-                f"states= must list State classes (e.g. states=[Failed]), got {cls!r} "
-                f"({type(cls).__name__}){hint}",
-                "states",
-                cls,
+                f"{shown} takes State classes (e.g. {example}), got {item!r} ({type(item).__name__}){hint}",
+                argument,
+                item,
             )
-    return classes
+    return tuple(classes)
+
+
+_BY_LOWER_NAME = {name.lower(): cls for name, cls in STATE_CLASSES.items()}
+
+
+def _state_named(name: str, argument: str) -> type[State]:
+    cls = _BY_LOWER_NAME.get(name.lower())
+    if cls is None:
+        raise FilterError(f"unknown state {name!r}; choose from {', '.join(STATE_CLASSES)}", argument, name)
+    return cls
 
 
 def _class_path(cls: type) -> str:

@@ -5,19 +5,14 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
-from .callbacks import callback_factory, check_handler
+from . import context
+from .context import current_flow
 from .errors import CycleError, FlowDefinitionError, ParameterError
+from .handlers import callback_factory, check_handler
 from .states import State
 from .task import Parameter, Task, _as_list
 
 __all__ = ["Flow", "Edge", "current_flow"]
-
-_active: list["Flow"] = []
-
-
-def current_flow() -> "Flow | None":
-    """The flow of the innermost ``with Flow(...)`` block, if any."""
-    return _active[-1] if _active else None
 
 
 class Edge:
@@ -56,6 +51,7 @@ class Flow:
         self._downstream: dict[Task, list[Edge]] = {}
         self.constants: dict[Task, dict[str, Any]] = {}
         self._reference_tasks: set[Task] = set()
+        self._context_tokens: list[Any] = []  # one per open ``with`` block, see context.py
         for t in tasks or ():
             self.add_task(t)
         if reference_tasks is not None:
@@ -65,11 +61,11 @@ class Flow:
         return f"<Flow: name={self.name}>"
 
     def __enter__(self) -> "Flow":
-        _active.append(self)
+        self._context_tokens.append(context.enter_flow(self))
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        _active.remove(self)
+        context.exit_flow(self._context_tokens.pop())
 
     # --- the graph ------------------------------------------------------------
 

@@ -170,6 +170,8 @@ class Masker:
             return text
         return pattern.sub(MASK, text)
 
+    __call__ = mask  # a Masker is also the plain ``mask(text) -> text`` function
+
     def found_in(self, text: str) -> bool:
         """Whether ``text`` holds a known value in any form."""
         pattern = self._pattern

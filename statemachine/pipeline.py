@@ -2,7 +2,8 @@
 
     propose → handlers → legality → commit → broadcast
 
-``transition`` reads top to bottom; each step is a named function below it.
+``transition`` reads top to bottom; each step is a named function below it,
+and a small frozen ``Move`` carries the transition from one step to the next.
 Handlers fold like a processor chain: each gets the previous one's output and
 ``None`` keeps the proposal. Only after the ledger committed the event has the
 state changed; listeners then see it and can no longer change it.
@@ -12,20 +13,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Sequence
 
 from . import graph
 from .errors import IllegalTransitionError, LedgerError
 from .events import Bus, Event, Ledger, current_actor, new_event_id
+from .handlers import StateHandler
 from .masking import mask, safe_repr
 from .states import Failed, State, utcnow
 
-__all__ = ["Runtime", "Subject", "transition", "handler_name", "StateHandler"]
+__all__ = ["Runtime", "Subject", "Move", "transition", "handler_name", "StateHandler"]
 
 log = logging.getLogger("stateledger")
-
-StateHandler = Callable[[Any, State, State], Optional[State]]
-
 
 @dataclass(slots=True)
 class Subject:
@@ -50,6 +49,22 @@ class Runtime:
     global_handlers: dict[str, Sequence[StateHandler]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Move:
+    """One transition on its way through the pipeline, handed from step to step.
+
+    ``proposed`` is what the engine proposed (or, after a refused rewrite, the
+    refused state); ``final`` what will be committed; ``rewritten_by`` names
+    the handlers that changed it; ``halted`` ends the object's run.
+    """
+
+    old: State
+    proposed: State
+    final: State
+    rewritten_by: tuple[str, ...] = ()
+    halted: bool = False
+
+
 def transition(
     subject: Subject, old: State, proposed: State, rt: Runtime, attempt: int = 1
 ) -> tuple[State, bool]:
@@ -59,18 +74,17 @@ def transition(
     the object's run ends in the committed ``Failed`` state.
     """
     handlers = (*subject.handlers, *rt.global_handlers.get(subject.kind, ()))
-    final, rewritten_by, halted = run_handlers(subject, old, proposed, handlers)
-    final, proposed, halted = check_legality(old, proposed, final, rewritten_by, halted)
-    event = commit(rt, subject, old, final, proposed, rewritten_by, attempt)
+    move = Move(old, proposed, proposed)
+    move = run_handlers(subject, move, handlers)
+    move = check_legality(move)
+    event = commit(rt, subject, move, attempt)
     broadcast(rt, subject, event)
-    return final, halted
+    return move.final, move.halted
 
 
-def run_handlers(
-    subject: Subject, old: State, proposed: State, handlers: Sequence[StateHandler]
-) -> tuple[State, tuple[str, ...], bool]:
+def run_handlers(subject: Subject, move: Move, handlers: Sequence[StateHandler]) -> Move:
     """Fold the handlers over the proposal; a raise or a non-State ends the chain as Failed."""
-    state = proposed
+    old, state = move.old, move.proposed
     rewritten_by: tuple[str, ...] = ()
     for handler in handlers:
         try:
@@ -80,7 +94,7 @@ def run_handlers(
             text = safe_repr(exc)
             log.warning("state handler %s raised %s on %s %s", name, text, subject.kind, subject.key)
             failed = Failed(f"State handler {name} raised {text}", result=exc)
-            return failed, (*rewritten_by, name), True
+            return Move(old, move.proposed, failed, (*rewritten_by, name), True)
         if out is None or out is state:
             continue
         if not isinstance(out, State):
@@ -90,53 +104,49 @@ def run_handlers(
                 "return the new state, or None to keep the proposal"
             )
             failed = Failed(f"State handler {name} returned a {type(out).__name__}, not a State", result=exc)
-            return failed, (*rewritten_by, name), True
+            return Move(old, move.proposed, failed, (*rewritten_by, name), True)
         if out != state:
             rewritten_by = (*rewritten_by, handler_name(handler))
         state = out
-    return state, rewritten_by, False
+    if state is move.proposed:
+        return move
+    return Move(old, move.proposed, state, rewritten_by)
 
 
-def check_legality(
-    old: State, proposed: State, final: State, rewritten_by: tuple[str, ...], halted: bool
-) -> tuple[State, State, bool]:
+def check_legality(move: Move) -> Move:
     """Refuse an illegal move: the engine's is a bug, a handler's rewrite becomes Failed.
 
-    Returns (state to commit, state to record as proposed, halted); a refused
-    rewrite is recorded as the proposal so the audit shows what was refused.
+    A refused rewrite is recorded as the proposal so the audit shows what was
+    refused, and halts the object's run.
     """
+    old, final = move.old, move.final
     if graph.is_legal(old, final):
-        return final, proposed, halted
-    if not rewritten_by:
+        return move
+    if not move.rewritten_by:
         raise IllegalTransitionError(
             f"The engine proposed {old!r} -> {final!r}, which the legal state graph refuses. "
             "This is a bug in stateledger; please report it.",
             old,
             final,
         )
-    name = rewritten_by[-1]
+    name = move.rewritten_by[-1]
     message = (
         f"State handler {name} rewrote the move to {type(old).__name__} -> {type(final).__name__}, "
         "which is not a legal transition"
     )
-    return Failed(message, result=IllegalTransitionError(message, old, final)), final, True
+    failed = Failed(message, result=IllegalTransitionError(message, old, final))
+    return Move(old, final, failed, move.rewritten_by, True)
 
 
-def commit(
-    rt: Runtime,
-    subject: Subject,
-    old: State,
-    final: State,
-    proposed: State,
-    rewritten_by: tuple[str, ...],
-    attempt: int,
-) -> Event:
+def commit(rt: Runtime, subject: Subject, move: Move, attempt: int) -> Event:
     """Append the event to the ledger; if that fails, the run stops here.
 
-    Whatever the states hold, the ledger encodes it: only a storage failure
-    (a ``LedgerError`` saying which) or a ledger that raises something else
-    stops the run. The message names the states' types, never their contents.
+    The proposal is recorded exactly when a handler rewrote it. Whatever the
+    states hold, the ledger encodes it: only a storage failure (a
+    ``LedgerError`` saying which) or a ledger that raises something else stops
+    the run. The message names the states' types, never their contents.
     """
+    old, final = move.old, move.final
     event = Event(
         run_id=rt.run_id,
         timestamp=utcnow(),
@@ -146,8 +156,8 @@ def commit(
         attempt=attempt,
         old_state=old,
         new_state=final,
-        proposed_state=proposed if final is not proposed else None,
-        rewritten_by=rewritten_by,
+        proposed_state=move.proposed if move.rewritten_by else None,
+        rewritten_by=move.rewritten_by,
         actor=current_actor(),
         event_id=new_event_id(),
         flow=rt.flow,

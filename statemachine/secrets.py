@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from . import masking as _masking
-from .errors import SecretNotFoundError, StateLedgerError
+from .errors import ArgumentError, SecretNotFoundError, StateLedgerError
 from .masking import MASK, MASKER, MIN_MASKED_LENGTH, mask
 
 __all__ = [
@@ -66,7 +66,7 @@ class Secret:
 
     def __init__(self, name: str) -> None:
         if not isinstance(name, str) or not name:
-            raise ValueError(f"A secret needs a non-empty string name, got {name!r}")
+            raise ArgumentError(f"A secret needs a non-empty string name, got {name!r}", "name", name)
         self.name = name
 
     def __repr__(self) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from . import states
+from .errors import ArgumentError
 
 __all__ = ["StateSignal", "FAIL", "SUCCESS", "RETRY", "SKIP", "PAUSE", "TRIGGERFAIL", "ENDRUN"]
 
@@ -76,7 +77,7 @@ class ENDRUN(Exception):
 
     def __init__(self, state: states.State) -> None:
         if not isinstance(state, states.State):
-            raise TypeError(f"ENDRUN needs a State, got {state!r}")
+            raise ArgumentError(f"ENDRUN needs a State, e.g. ENDRUN(Failed(\"why\")), got {state!r}", "state", state)
         super().__init__(state)
         self.state = state
 

@@ -28,6 +28,8 @@ from __future__ import annotations
 import datetime
 from typing import Any, ClassVar
 
+from .errors import ArgumentError
+
 __all__ = [
     "State",
     "Pending",
@@ -95,9 +97,11 @@ class State:
         unknown = set(fields) - set(self.extra_fields)
         if unknown:
             allowed = ", ".join(("message", "result", "context") + self.extra_fields)
-            raise TypeError(
+            raise ArgumentError(
                 f"{type(self).__name__}() got unexpected field(s) {', '.join(sorted(unknown))}; "
-                f"it takes: {allowed}"
+                f"it takes: {allowed}",
+                ", ".join(sorted(unknown)),
+                {name: fields[name] for name in sorted(unknown)},
             )
         for name in self.extra_fields:
             setattr(self, name, fields.get(name, self._default(name)))

@@ -14,8 +14,9 @@ import inspect
 from typing import Any, Callable, Iterable, Optional, Sequence
 
 from . import triggers as _triggers
-from .callbacks import callback_factory, check_handler
+from .context import current_flow
 from .errors import FlowContextError, FlowDefinitionError, NotCallableError, ParameterError
+from .handlers import callback_factory, check_handler
 from .states import State
 
 __all__ = ["Task", "FunctionTask", "Parameter", "task"]
@@ -160,8 +161,6 @@ def task(fn: Callable[..., Any] | None = None, **options: Any) -> Any:
 
 
 def _resolve_flow(flow: Any, task: Task) -> Any:
-    from .flow import current_flow  # Flow imports Task; resolved at call time
-
     flow = flow if flow is not None else current_flow()
     if flow is None:
         raise FlowContextError(

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from .handlers import global_handlers  # the core's own registry: no lazy import needed
+
 __all__ = ["default_ledger", "default_bus", "global_handlers"]
 
 _default_ledger: Any = None
@@ -37,9 +39,3 @@ def default_bus() -> Any:
 
     return BUS
 
-
-def global_handlers() -> dict[str, Any]:
-    """Handlers added with ``subscribers.add_state_handler``, by kind."""
-    from subscribers.bus import BUS
-
-    return BUS.global_handlers()

@@ -6,9 +6,9 @@ and durable subscriptions that read the ledger.
 
 from __future__ import annotations
 
-from statemachine.callbacks import callback_factory
+from statemachine.handlers import add_state_handler, callback_factory
 
 from .durable import DurableSubscription, SubscriptionConflictError
-from .subscribe import add_state_handler, subscribe
+from .subscribe import subscribe
 
 __all__ = ["callback_factory", "subscribe", "add_state_handler", "DurableSubscription", "SubscriptionConflictError"]

@@ -14,10 +14,13 @@ Flow, the payload ``event=`` the committed ``Event``, so the blinker way works::
         ...
 
 Receivers observe; only state handlers rewrite (a receiver's return value is
-ignored). Where blinker's own ``send()`` differs, the bus does not use it:
+ignored). The bus uses blinker's public API only (``connect``,
+``disconnect``, ``receivers_for``, ``set_class``) and adds, on top of it:
 
 - order: receivers of ``transition`` and of the event kind's signal are called
-  in the order they first connected (blinker's order is a set's);
+  in the order they first connected, across both signals (each signal's
+  ``set_class`` is an insertion-ordered set, so blinker's own ``send()`` keeps
+  connection order too);
 - isolation: a receiver that raises is logged (logger ``stateledger``) and the
   others still run; the run never fails because of a listener;
 - speed: the engine publishes every transition, so ``publish`` reads a cached
@@ -26,7 +29,9 @@ ignored). Where blinker's own ``send()`` differs, the bus does not use it:
 
 Blinker keeps weak references by default: ``signal.connect(fn)`` with a
 lambda or a closure is dropped when it is garbage collected. Pass
-``weak=False`` (``subscribe()`` does) to keep it.
+``weak=False`` (``subscribe()`` does) to keep it. The bus notices a weak
+receiver going through its own weak reference, as blinker's documentation of
+``receiver_disconnected`` suggests.
 """
 
 from __future__ import annotations
@@ -36,21 +41,11 @@ import itertools
 import logging
 import threading
 import weakref
+from collections.abc import Hashable, Iterable, Iterator, MutableSet
 from operator import itemgetter
-from typing import Any, Callable, Hashable, Sequence
+from typing import Any
 
 from blinker import ANY, NamedSignal, Namespace
-
-try:  # the receiver ids blinker keys its receivers by (private, hence the fallback)
-    from blinker._utilities import make_id
-except ImportError:  # pragma: no cover - a future blinker moved it
-
-    def make_id(obj: Any) -> Hashable:
-        if inspect.ismethod(obj):
-            return id(obj.__func__), id(obj.__self__)
-        if isinstance(obj, (str, int)):
-            return obj
-        return id(obj)
 
 __all__ = ["signals", "transition", "task_transition", "flow_transition", "Bus", "BUS"]
 
@@ -60,6 +55,7 @@ _order = itertools.count(1)
 _lock = threading.RLock()
 _plans: dict[str, tuple[tuple[Any, ...], bool]] = {}  # kind -> (receivers in order, per-sender?)
 _generation = 0
+_REF_TYPES = (weakref.ref, weakref.WeakMethod)
 
 
 def _changed() -> None:
@@ -70,45 +66,98 @@ def _changed() -> None:
         _plans.clear()
 
 
+def _key(receiver: Any) -> Hashable:
+    """Who a receiver is: a bound method is its function and its object."""
+    if inspect.ismethod(receiver):
+        return id(receiver.__func__), id(receiver.__self__)
+    return id(receiver)
+
+
+class _OrderedSet(MutableSet):
+    """An insertion-ordered set: blinker's ``set_class`` for our signals."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Iterable[Any] = ()) -> None:
+        self._items: dict[Any, None] = dict.fromkeys(items)
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._items
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(self, item: Any) -> None:
+        self._items[item] = None
+
+    def discard(self, item: Any) -> None:
+        self._items.pop(item, None)
+
+    def copy(self) -> _OrderedSet:
+        return _OrderedSet(self._items)
+
+    def __repr__(self) -> str:
+        return f"_OrderedSet({list(self._items)!r})"
+
+
 class _OrderedSignal(NamedSignal):
     """A blinker signal that remembers when each receiver first connected and
-    tells the bus when its receivers change."""
+    tells the bus when its receivers change (through public methods only)."""
+
+    set_class = _OrderedSet  # type: ignore[assignment]
 
     def __init__(self, name: str, doc: str | None = None) -> None:
         super().__init__(name, doc)
+        #: receiver key -> rank in the global connection order
         self.order: dict[Hashable, int] = {}
+        #: receiver key -> our weak reference to a weakly connected receiver
+        self.refs: dict[Hashable, Any] = {}
         #: Some receiver was connected for one sender only: publish asks blinker per sender.
         self.per_sender = False
 
     def connect(self, receiver: Any, sender: Any = ANY, weak: bool = True) -> Any:
         with _lock:
-            receiver_id = make_id(receiver)
-            if receiver_id not in self.receivers:
-                self.order[receiver_id] = next(_order)
+            key = _key(receiver)
+            ref = self._watch(receiver, key) if weak else None  # raises as blinker would if it cannot
+            if key not in self.order:
+                self.order[key] = next(_order)
             if sender is not ANY:
                 self.per_sender = True
+            if ref is not None:
+                self.refs[key] = ref
             try:
                 return super().connect(receiver, sender, weak)
             finally:
                 _changed()
 
-    def _disconnect(self, receiver_id: Hashable, sender_id: Hashable) -> None:
-        # Every disconnection passes here: disconnect(), and a weakly held
-        # receiver being garbage collected.
+    def disconnect(self, receiver: Any, sender: Any = ANY) -> None:
         with _lock:
-            super()._disconnect(receiver_id, sender_id)
-            if receiver_id not in self.receivers:
-                self.order.pop(receiver_id, None)
-            if not self.receivers:
-                self.per_sender = False
+            super().disconnect(receiver, sender)
+            if sender is ANY:
+                self._forget(_key(receiver))
             _changed()
 
-    def _clear_state(self) -> None:
-        with _lock:
-            super()._clear_state()
-            self.order.clear()
+    def _watch(self, receiver: Any, key: Hashable) -> Any:
+        """A weak reference whose callback forgets ``receiver`` when it is collected."""
+        me = weakref.ref(self)
+
+        def gone(ref: Any) -> None:
+            signal = me()
+            if signal is not None and signal.refs.get(key) is ref:
+                with _lock:
+                    signal._forget(key)
+                    _changed()
+
+        return weakref.WeakMethod(receiver, gone) if inspect.ismethod(receiver) else weakref.ref(receiver, gone)
+
+    def _forget(self, key: Hashable) -> None:
+        self.order.pop(key, None)
+        self.refs.pop(key, None)
+        if not self.order:
             self.per_sender = False
-            _changed()
 
 
 class _Namespace(Namespace):
@@ -129,16 +178,30 @@ flow_transition = signals.signal(
     "flow-transition", doc="A flow run's committed transition. Sender: the Flow; kwargs: event."
 )
 _BY_KIND: dict[str, Any] = {"task": task_transition, "flow": flow_transition}
-_REF_TYPES = (weakref.ref, weakref.WeakMethod)
 
 
-def _signals_for(kind: str) -> tuple[Any, ...]:
+def _signals_for(kind: str) -> tuple[_OrderedSignal, ...]:
     by_kind = _BY_KIND.get(kind)
     return (transition,) if by_kind is None else (transition, by_kind)
 
 
+def _ranked(sigs: Iterable[_OrderedSignal], sender: Any) -> list[tuple[int, Any]]:
+    """(rank, receiver) for every live receiver of ``sigs`` for ``sender``."""
+    ranked = []
+    for sig in sigs:
+        if sig.receivers:
+            for receiver in sig.receivers_for(sender):
+                ranked.append((sig.order.get(_key(receiver), 0), receiver))
+    ranked.sort(key=itemgetter(0))
+    return ranked
+
+
 def _plan(kind: str) -> tuple[tuple[Any, ...], bool]:
-    """(receivers connected to any sender, in connection order; whether to ask per sender)."""
+    """(receivers connected to any sender, in connection order; whether to ask per sender).
+
+    Weakly connected receivers are kept as our weak references, so a cached
+    plan never keeps a receiver alive.
+    """
     with _lock:
         plan = _plans.get(kind)
         if plan is not None:
@@ -148,37 +211,26 @@ def _plan(kind: str) -> tuple[tuple[Any, ...], bool]:
         if any(s.per_sender for s in sigs):
             plan = ((), True)
         else:
-            ranked = [(s.order.get(rid, 0), ref) for s in sigs for rid, ref in list(s.receivers.items())]
-            ranked.sort(key=itemgetter(0))
-            plan = (tuple(ref for _, ref in ranked), False)
+            refs = {k: r for s in sigs for k, r in s.refs.items()}
+            entries = []
+            for _, receiver in _ranked(sigs, ANY):
+                key = _key(receiver)
+                entries.append(refs.get(key, receiver))
+            plan = (tuple(entries), False)
         if generation == _generation:
             _plans[kind] = plan
         return plan
 
 
-def _receivers_for(kind: str, sender: Any) -> list[Any]:
-    """Receivers for ``sender`` (and any sender), in connection order: the per-sender path."""
-    ranked = []
-    for sig in _signals_for(kind):
-        if sig.receivers:
-            for receiver in sig.receivers_for(sender):
-                ranked.append((sig.order.get(make_id(receiver), 0), receiver))
-    ranked.sort(key=itemgetter(0))
-    return [r for _, r in ranked]
-
-
 class Bus:
-    """Publishes committed events to the signals; holds the global state handlers."""
-
-    def __init__(self) -> None:
-        self._handlers: dict[str, list[Callable[..., Any]]] = {"task": [], "flow": []}
+    """Publishes committed events to the signals."""
 
     def publish(self, event: Any, sender: Any = None) -> None:
         """Call every receiver of ``transition`` and of the event kind's signal, in
         connection order, each isolated from the others' exceptions."""
         receivers, per_sender = _plans.get(event.kind) or _plan(event.kind)
         if per_sender:
-            receivers = _receivers_for(event.kind, sender)
+            receivers = [r for _, r in _ranked(_signals_for(event.kind), sender)]
         elif not receivers:
             return
         for receiver in receivers:
@@ -194,10 +246,6 @@ class Bus:
                     receiver,
                     event,
                 )
-
-    def global_handlers(self) -> dict[str, Sequence[Callable[..., Any]]]:
-        """The global state handlers by kind (live lists, in the order added)."""
-        return self._handlers
 
 
 BUS = Bus()

@@ -194,30 +194,44 @@ class DurableSubscription:
     ) -> int:
         """Keep delivering events as other processes commit them; return how many were delivered.
 
-        Polls the ledger every ``poll_interval`` seconds until ``stop`` (a
+        Reads the ledger through ``EventStore.tail`` (which waits
+        ``poll_interval`` seconds between reads) until ``stop`` (a
         ``threading.Event``, or a callable returning True) says so, or
         ``timeout`` seconds passed. A listener that raises ends ``follow``
         with its exception, the cursor on the last event handled.
         """
-        if poll_interval < 0:
-            raise ValueError(f"poll_interval must be >= 0 seconds, got {poll_interval!r}")
-        should_stop = _stopper(stop)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        total = 0
-        while True:
-            total += self.catch_up()
-            if should_stop():
-                return total
-            wait = poll_interval
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return total
-                wait = min(wait, left)
-            if isinstance(stop, threading.Event):
-                stop.wait(wait)
-            else:
-                time.sleep(wait)
+        _check_store_methods(self.store, ("tail",))
+        seq = saved = self._load()
+        last_save = time.monotonic()
+        delivered = 0
+        event = None
+
+        def save(at: int) -> None:
+            nonlocal seq, saved, last_save
+            seq = max(seq, at)
+            if seq != saved:
+                self._save(seq)
+                saved, last_save = seq, time.monotonic()
+
+        listener = self.listener
+        try:
+            for event in self.store.tail(seq, where=self.filter, poll_interval=poll_interval, stop=stop,
+                                         timeout=timeout, batch_size=self.batch_size, on_idle=save):
+                listener(event)
+                delivered += 1
+                seq = event.seq
+                if time.monotonic() - last_save >= self.checkpoint_interval:
+                    save(seq)
+        except BaseException as exc:
+            if event is not None and event.seq != seq and hasattr(exc, "add_note"):
+                exc.add_note(
+                    f"(durable subscription {self.name!r}: listener {_name_of(listener)} raised on event "
+                    f"seq={event.seq}; the cursor stays at seq={seq} and the next catch_up() retries it)"
+                )
+            raise
+        finally:
+            save(seq)
+        return delivered
 
     # --- lifetime ---------------------------------------------------------------
 
@@ -249,16 +263,6 @@ def _open_store(store: Any) -> tuple[Any, bool]:
 
         return EventStore(os.fspath(store)), True
     return store, False
-
-
-def _stopper(stop: Any) -> Callable[[], bool]:
-    if stop is None:
-        return lambda: False
-    if isinstance(stop, threading.Event):
-        return stop.is_set
-    if callable(stop):
-        return lambda: bool(stop())
-    raise TypeError(f"stop= takes a threading.Event or a callable returning True to stop, got {stop!r}")
 
 
 def _describe(filter_dict: Any) -> str:

@@ -5,7 +5,9 @@ A listener is ``listener(event)``: it runs after the event committed, sees the
 committed ``Event`` and cannot change anything (its return value is ignored,
 its exceptions are logged). A global state handler is
 ``handler(obj, old_state, new_state) -> State | None``: it runs before the
-commit, after each object's own handlers, and may rewrite the state.
+commit, after each object's own handlers, and may rewrite the state; its
+registry lives in ``statemachine.handlers`` (the pipeline reads it before the
+commit) and is re-exported here under its public name.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, TypeVar
 
-from statemachine.callbacks import check_handler
-from statemachine.filters import KINDS, EventFilter, parse_kinds
+from statemachine.handlers import HandlerHandle, add_state_handler, check_handler
+from statemachine.filters import EventFilter
 
-from .bus import BUS, transition
+from .bus import transition
 
 __all__ = ["subscribe", "add_state_handler", "Subscription", "HandlerHandle"]
 
@@ -111,44 +113,3 @@ def subscribe(
 def _connect(listener: Listener, event_filter: EventFilter) -> Subscription:
     check_handler(listener, "listener(event)")
     return Subscription(listener, event_filter)
-
-
-class HandlerHandle:
-    """A global state handler: ``remove()`` takes it out (also usable as a ``with`` block)."""
-
-    def __init__(self, handler: Callable[..., Any], kinds: tuple[str, ...]) -> None:
-        self.handler, self.kinds = handler, kinds
-        self.active = True
-
-    def remove(self) -> None:
-        """Stop calling the handler (calling it twice is harmless)."""
-        if not self.active:
-            return
-        self.active = False
-        for kind in self.kinds:
-            handlers = BUS.global_handlers()[kind]
-            for i, h in enumerate(handlers):
-                if h is self.handler:
-                    del handlers[i]  # type: ignore[attr-defined]
-                    break
-
-    def __enter__(self) -> HandlerHandle:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.remove()
-
-    def __repr__(self) -> str:
-        return f"<HandlerHandle {getattr(self.handler, '__qualname__', self.handler)!r} kinds={list(self.kinds)}>"
-
-
-def add_state_handler(handler: Callable[..., Any], *, kinds: Any = None) -> HandlerHandle:
-    """Run ``handler(obj, old_state, new_state)`` pre-commit on every task and flow
-    (or only ``kinds``), after the object's own handlers, with the same semantics:
-    it may rewrite the state, and a raise makes the object ``Failed``.
-    """
-    check_handler(handler)
-    chosen = parse_kinds(kinds) or KINDS
-    for kind in chosen:
-        BUS.global_handlers()[kind].append(handler)  # type: ignore[attr-defined]
-    return HandlerHandle(handler, tuple(chosen))

@@ -1,4 +1,7 @@
-"""Shared helpers for the ledger tests: a store over both recorders, and a flow that does everything."""
+"""Shared helpers for the ledger tests: flows that do everything, file digests, raw SQLite access.
+
+The ``store`` and ``recorder`` fixtures (over every recorder) are in ``conftest.py``.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +14,6 @@ import pytest
 from eventstore import EventStore
 from statemachine import Flow, signals, task, triggers
 from statemachine.states import Success
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def store(request, tmp_path):
-    """An EventStore on each recorder: in memory and in a real SQLite file."""
-    s = EventStore(":memory:" if request.param == "memory" else tmp_path / "ledger.db")
-    yield s
-    s.close()
 
 
 def file_digest(path: Path) -> str:

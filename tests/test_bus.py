@@ -183,9 +183,42 @@ def test_a_weakly_connected_method_is_called_while_its_object_lives():
     assert not transition.receivers
 
 
-def test_publish_with_no_listeners_does_nothing():
+def test_publish_after_the_last_listener_went_calls_nothing():
+    seen = []
+    receiver = lambda sender, event: seen.append(event.key)  # noqa: E731
+    transition.connect(receiver, weak=False)
+    BUS.publish(_fake_event(), sender=object())
+    transition.disconnect(receiver)
     assert not transition.receivers and not task_transition.receivers
-    BUS.publish(_fake_event(), sender=object())  # no error, nothing to call
+    BUS.publish(_fake_event(), sender=object())
+    assert seen == ["x-1"]
+
+
+def test_blinkers_own_send_calls_receivers_in_connection_order(connect):
+    """``set_class`` makes each signal's receivers an ordered set: ``send()`` keeps order too."""
+    order = []
+    for i in range(20):
+        connect(transition, lambda sender, event, i=i: order.append(i))
+    transition.send(None, event=_fake_event())
+    assert order == list(range(20))
+
+
+def test_the_bus_uses_blinkers_public_api_only():
+    import ast
+    import inspect
+
+    import subscribers.bus as bus
+
+    tree = ast.parse(inspect.getsource(bus))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert "blinker._utilities" not in imported and "blinker.base" not in imported
+    private = {
+        node.attr for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+    }
+    assert not private & {"_disconnect", "_clear_state", "_by_sender", "_by_receiver", "_weak_senders"}
+    for name in ("_disconnect", "_clear_state", "_cleanup_bookkeeping"):
+        assert name not in vars(type(transition))
 
 
 def _fake_event():
@@ -193,3 +226,16 @@ def _fake_event():
     from statemachine.states import Pending, utcnow
 
     return Event("run", utcnow(), "task", "x", "x-1", 1, Pending(), Running(), seq=1, flow="f")
+
+
+def test_a_receiver_blinker_cannot_reference_weakly_is_refused_and_leaves_nothing_behind():
+    class NoWeakref:
+        __slots__ = ()
+
+        def __call__(self, sender, event):
+            pass
+
+    before = dict(transition.order)
+    with pytest.raises(TypeError):
+        transition.connect(NoWeakref())
+    assert transition.order == before and not transition.receivers

@@ -104,7 +104,7 @@ FLOWS = {
 
 def sl(*args: str, env: dict, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "statemachine.cli", *args],
+        [sys.executable, "-m", "eventstore.cli", *args],
         capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout,
     )
 
@@ -465,7 +465,7 @@ def test_follow_prints_transitions_other_processes_commit(world, tmp_path):
     db = tmp_path / "live.db"
     assert sl("run", "sidefx.py", "--db", str(db), "--param", f"marker={tmp_path / 'm'}", env=env, cwd=folder).returncode == 0
     follower = subprocess.Popen(
-        [sys.executable, "-m", "statemachine.cli", "follow", "--db", str(db), "--kind", "flow", "--count", "2",
+        [sys.executable, "-m", "eventstore.cli", "follow", "--db", str(db), "--kind", "flow", "--count", "2",
          "--interval", "0.05"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
@@ -486,7 +486,7 @@ def test_follow_prints_transitions_other_processes_commit(world, tmp_path):
 
 def test_follow_stops_cleanly_when_interrupted(world):
     follower = subprocess.Popen(
-        [sys.executable, "-m", "statemachine.cli", "follow", "--interval", "0.05"],
+        [sys.executable, "-m", "eventstore.cli", "follow", "--interval", "0.05"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=world["env"],
     )
     try:
@@ -520,10 +520,10 @@ def test_every_command_has_help_with_an_example(world):
 
 
 def test_main_is_a_click_command_usable_in_process(tmp_path):
-    """``statemachine.cli:main`` (the console script) also works with click's CliRunner."""
+    """``eventstore.cli:main`` (the console script) also works with click's CliRunner."""
     from click.testing import CliRunner
 
-    from statemachine.cli import main
+    from eventstore.cli import main
 
     graph = CliRunner().invoke(main, ["graph"])
     assert graph.exit_code == 0 and graph.output.startswith("stateDiagram-v2\n")

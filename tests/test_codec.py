@@ -155,7 +155,7 @@ def test_texts_are_compact_and_deterministic():
 
 
 def test_the_row_encoder_of_the_hash_chain_is_canonical_json():
-    from eventstore.rows import _row_json
+    from eventstore.mapper import row_json as _row_json
 
     row = ("é\u2028\"quote\"\\\n\t\x00", 1, None, "[]", '{"a":"b"}', "日本")
     assert _row_json(row) == codec.to_json(row) == json.dumps(row, separators=(",", ":"), ensure_ascii=False)
@@ -182,7 +182,7 @@ def test_every_stored_text_goes_through_mask(tmp_path, monkeypatch):
             memory = EventStore(":memory:")
             flow.run(store=memory, run_id="r")
             assert "***" in store.history("r")[-2].new_state.message
-            assert all("s3cr3t" not in r for row in memory._rec.rows for r in row if isinstance(r, str))
+            assert all("s3cr3t" not in r for row in memory.recorder.rows for r in row if isinstance(r, str))
             assert store.verify().ok
     finally:
         forget_all()

@@ -13,7 +13,6 @@ import time
 import pytest
 
 from eventstore import EventStore
-from statemachine import Flow, task
 from statemachine.errors import NotCallableError, StateLedgerError
 from statemachine.filters import EventFilter, FilterError
 from statemachine.states import Failed, Success
@@ -30,28 +29,11 @@ def store(request, tmp_path):
     s.close()
 
 
-def failing_flow(name="durable", tasks=1):
-    """ok-i -> bad-i (raises) for each i: 2 flow + 4 task events per pair."""
-
-    @task
-    def ok():
-        return 1
-
-    @task
-    def bad(x):
-        raise KeyError("missing")
-
-    with Flow(name) as flow:
-        for _ in range(tasks):
-            bad(ok())
-    return flow
-
-
 def seqs(events):
     return [e.seq for e in events]
 
 
-def test_catch_up_delivers_every_event_after_the_cursor_in_seq_order(store):
+def test_catch_up_delivers_every_event_after_the_cursor_in_seq_order(store, failing_flow):
     failing_flow().run(store=store, run_id="one")
     seen = []
     sub = DurableSubscription("all", seen.append, store=store, batch_size=4)
@@ -64,18 +46,18 @@ def test_catch_up_delivers_every_event_after_the_cursor_in_seq_order(store):
     assert seqs(seen[6:]) == seqs(store.history("two"))
 
 
-def test_a_durable_filter_picks_the_same_events_as_a_live_listener(store):
+def test_a_durable_filter_picks_the_same_events_as_a_live_listener(store, failing_flow):
     live = []
     with subscribe(live.append, states=[Failed], task="bad"):
-        failing_flow(tasks=3).run(store=store)
+        failing_flow(pairs=3).run(store=store)
     durable = []
     DurableSubscription("failures", durable.append, store=store, states=[Failed], task="bad").catch_up()
     assert [e.event_id for e in durable] == [e.event_id for e in live]
     assert len(durable) == 3
 
 
-def test_a_raising_listener_leaves_the_cursor_on_the_last_success_and_the_next_catch_up_retries(store):
-    failing_flow(tasks=3).run(store=store, run_id="r")
+def test_a_raising_listener_leaves_the_cursor_on_the_last_success_and_the_next_catch_up_retries(store, failing_flow):
+    failing_flow(pairs=3).run(store=store, run_id="r")
     all_seqs = seqs(store.history("r"))
     seen, fail_on = [], {all_seqs[4]}
 
@@ -94,7 +76,7 @@ def test_a_raising_listener_leaves_the_cursor_on_the_last_success_and_the_next_c
     assert seen == all_seqs  # none lost, none twice here
 
 
-def test_two_subscriptions_on_one_ledger_are_independent(store):
+def test_two_subscriptions_on_one_ledger_are_independent(store, failing_flow):
     failing_flow().run(store=store)
     a, b = [], []
     sub_a = DurableSubscription("a", a.append, store=store)
@@ -106,7 +88,7 @@ def test_two_subscriptions_on_one_ledger_are_independent(store):
     assert sub_a.cursor == sub_b.cursor == a[-1].seq
 
 
-def test_the_cursor_survives_reopening_the_ledger_file(tmp_path):
+def test_the_cursor_survives_reopening_the_ledger_file(tmp_path, failing_flow):
     path = str(tmp_path / "ledger.db")
     with EventStore(path) as first:
         failing_flow().run(store=first)
@@ -118,7 +100,7 @@ def test_the_cursor_survives_reopening_the_ledger_file(tmp_path):
     assert seqs(seen) == list(range(seen[0].seq, seen[0].seq + 6))
 
 
-def test_a_new_subscription_can_start_after_the_last_event(store):
+def test_a_new_subscription_can_start_after_the_last_event(store, failing_flow):
     failing_flow().run(store=store, run_id="old")
     seen = []
     sub = DurableSubscription("from-now", seen.append, store=store, start="end")
@@ -127,7 +109,7 @@ def test_a_new_subscription_can_start_after_the_last_event(store):
     assert sub.catch_up() == 6 and {e.run_id for e in seen} == {"new"}
 
 
-def test_without_a_store_it_reads_the_default_ledger(tmp_path, monkeypatch):
+def test_without_a_store_it_reads_the_default_ledger(tmp_path, monkeypatch, failing_flow):
     path = tmp_path / "default.db"
     monkeypatch.setenv("STATELEDGER_DB", str(path))
     failing_flow().run(run_id="default")
@@ -161,7 +143,7 @@ def test_bad_input_is_refused(store):
         DurableSubscription("x", print, store=object())
 
 
-def test_follow_delivers_events_committed_while_it_runs(tmp_path):
+def test_follow_delivers_events_committed_while_it_runs(tmp_path, failing_flow):
     path = str(tmp_path / "ledger.db")
     seen, done = [], threading.Event()
 
@@ -261,10 +243,10 @@ with open(out, "a") as log:
 """
 
 
-def test_a_durable_subscription_killed_mid_delivery_resumes_with_nothing_skipped(tmp_path):
+def test_a_durable_subscription_killed_mid_delivery_resumes_with_nothing_skipped(tmp_path, failing_flow):
     path, out = str(tmp_path / "ledger.db"), tmp_path / "delivered.txt"
     with EventStore(path) as store:
-        failing_flow(tasks=20).run(store=store, run_id="big")
+        failing_flow(pairs=20).run(store=store, run_id="big")
         wanted = seqs(store.history("big"))
     consumer = python(CONSUMER, path, str(out), "0.02", cwd=tmp_path)
     try:

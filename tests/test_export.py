@@ -9,7 +9,7 @@ import json
 import pytest
 
 from eventstore import EventStore, LedgerError, RunNotFoundError
-from ledger_fixtures import everything_flow, store  # noqa: F401  (fixture)
+from ledger_fixtures import everything_flow
 from statemachine import Flow, task
 
 

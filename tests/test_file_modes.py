@@ -99,8 +99,7 @@ def test_a_device_is_refused_creating_nothing():
 def sl(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STATELEDGER")}
     env.update(HOME=str(tmp_path / "home"), PYTHONPATH=str(ROOT))
-    module = "eventstore.cli" if (ROOT / "eventstore" / "cli").exists() else "statemachine.cli"
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, env=env,
+    return subprocess.run([sys.executable, "-m", "eventstore.cli", *args], capture_output=True, text=True, env=env,
                           timeout=120, cwd=tmp_path)
 
 

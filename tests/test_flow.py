@@ -104,3 +104,20 @@ def test_sorted_tasks_follow_dependencies_then_insertion_order():
     flow = Flow("f", tasks=[d, c, b, a])
     flow.set_dependencies(d, upstream_tasks=[a])
     assert flow.sorted_tasks() == [c, b, a, d]
+
+
+def test_the_flow_being_built_is_per_thread_and_nests():
+    import threading
+
+    from statemachine.context import current_flow
+
+    seen = []
+    with Flow("outer") as outer:
+        with Flow("inner") as inner:
+            assert current_flow() is inner
+            worker = threading.Thread(target=lambda: seen.append(current_flow()))
+            worker.start()
+            worker.join()
+        assert current_flow() is outer
+    assert current_flow() is None
+    assert seen == [None]

@@ -16,11 +16,35 @@ ILLEGAL = [
 ]
 
 
-def test_every_legal_edge_is_legal():
+#: Every edge of the legal graph, written out by hand: a change to the graph shows up here.
+EXPECTED_EDGES = {
+    "Pending": ["Scheduled", "Paused", "Running", "Skipped", "Failed", "TriggerFailed", "Cancelled"],
+    "Scheduled": ["Paused", "Running", "Skipped", "Failed", "TriggerFailed", "Cancelled"],
+    "Retrying": ["Running", "Failed", "Cancelled"],
+    "Paused": ["Resume", "Running", "Failed", "Cancelled"],
+    "Resume": ["Running", "Failed", "Cancelled"],
+    "Running": ["Retrying", "Paused", "Success", "Cached", "Skipped", "Failed", "TriggerFailed", "TimedOut",
+                "Cancelled"],
+    "Failed": ["Retrying", "Failed"],
+    "TimedOut": ["Retrying", "Failed"],
+}
+
+
+def test_the_legal_edges_are_exactly_the_expected_ones():
+    expected = {(a, b) for a, targets in EXPECTED_EDGES.items() for b in targets}
     edges = graph.legal_edges()
     assert len(edges) > 30
-    for a, b in edges:
-        assert graph.is_legal(s.STATE_CLASSES[a](), s.STATE_CLASSES[b]())
+    assert len(edges) == len(set(edges))
+    assert set(edges) == expected
+
+
+def test_every_legal_edge_is_legal_and_every_other_pair_is_not():
+    expected = {(a, b) for a, targets in EXPECTED_EDGES.items() for b in targets}
+    names = [n for n in s.STATE_CLASSES if n not in ("State", "Finished")]
+    for a in names:
+        for b in names:
+            legal = graph.is_legal(s.STATE_CLASSES[a](), s.STATE_CLASSES[b]())
+            assert legal == ((a, b) in expected), (a, b)
 
 
 @pytest.mark.parametrize("old,new", LEGAL)

@@ -13,7 +13,7 @@ import pytest
 from eventstore import (
     EventStore, LedgerError, LedgerLocationError, LedgerWriteError, NotALedgerError, SchemaVersionError,
 )
-from eventstore.recorder import APPLICATION_ID, SCHEMA_VERSION
+from eventstore.sqlite import APPLICATION_ID, SCHEMA_VERSION
 from ledger_fixtures import chain, file_digest, raw, refused_untouched
 from statemachine import Flow, task
 from subscribers import subscribe

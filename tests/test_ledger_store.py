@@ -11,7 +11,7 @@ import pytest
 
 from eventstore import Event, EventStore, RunNotFoundError, RunView
 from eventstore.store import default_path
-from ledger_fixtures import add, everything_flow, forgive, one, store  # noqa: F401  (fixture)
+from ledger_fixtures import add, everything_flow, forgive, one
 from statemachine import Flow, wiring
 from statemachine.events import current_actor
 from statemachine.states import (
@@ -132,7 +132,7 @@ def test_events_filters(store):
     until = store.events(until=middle)
     assert since and until and since[0].timestamp >= middle and until[-1].timestamp <= middle
     assert {e.seq for e in since} | {e.seq for e in until} == {e.seq for e in every}
-    with pytest.raises(ValueError, match="Unknown state 'Exploded'"):
+    with pytest.raises(ValueError, match="unknown state 'Exploded'"):
         store.events(states="Exploded")
     with pytest.raises(TypeError, match="State classes"):
         store.events(states=[int])
@@ -273,4 +273,4 @@ def test_the_package_exports_its_public_names():
 @pytest.mark.parametrize("durability, level", [("normal", 1), ("full", 2)])
 def test_durability_sets_sqlite_synchronous(tmp_path, durability, level):
     with EventStore(tmp_path / "l.db", durability=durability) as s:
-        assert s._rec._conn.execute("PRAGMA synchronous").fetchone()[0] == level
+        assert s.recorder._conn.execute("PRAGMA synchronous").fetchone()[0] == level

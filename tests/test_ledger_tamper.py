@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from eventstore import EventStore, Report
-from ledger_fixtures import chain as ledger_chain, raw, store  # noqa: F401  (fixture)
+from ledger_fixtures import chain as ledger_chain, raw
 
 
 def chain():
@@ -60,7 +60,7 @@ def test_a_changed_state_column_is_found(ledger):
 
 
 def test_a_changed_event_with_a_recomputed_hash_breaks_the_chain_after_it(ledger):
-    from eventstore.recorder import COLUMNS, chain_hash
+    from eventstore.mapper import COLUMNS, chain_hash
 
     conn = raw(ledger)
     row = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM events WHERE seq = 3").fetchone()
@@ -122,7 +122,7 @@ def test_reordered_events_are_found(ledger):
 def test_tampering_in_memory_is_found_too():
     s = EventStore(":memory:")
     chain().run(store=s, run_id="a")
-    rec = s._rec
+    rec = s.recorder
     changed = list(rec.rows[2])
     changed[11] = changed[11].replace("succeeded", "failed")
     rec.rows[2] = tuple(changed)

@@ -16,7 +16,7 @@ import pytest
 
 from eventstore import EventStore
 from eventstore.codec import MESSAGE_LIMIT, CutMessage, DescribedResult
-from ledger_fixtures import store  # noqa: F401  (fixture)
+from eventstore.protocol import Query
 from statemachine import Flow, task
 from statemachine.errors import LedgerError
 from statemachine.states import Failed, Success
@@ -154,7 +154,7 @@ def test_a_huge_exception_message_is_cut_at_64_kib_with_a_marker(store):
     assert isinstance(back.message, CutMessage) and len(back.message) == MESSAGE_LIMIT
     assert back.message.size > 5_000_000
     assert back.message.startswith("Error during execution of task: ValueError('xxx")
-    biggest = max(len(r[11]) for r in store.rows())
+    biggest = max(len(r.new_state) for r in store.recorder.select(Query()))
     assert biggest < 4 * MESSAGE_LIMIT  # message, repr, str and args are all cut
     check_ledger(store)
 
@@ -165,7 +165,7 @@ def test_nan_and_infinity_are_stored_as_strings_and_come_back_as_floats(store, v
     assert state.is_successful()
     assert isinstance(back.result, float)
     assert (math.isnan(back.result) if math.isnan(value) else back.result == value)
-    stored = [r[11] for r in store.rows()]
+    stored = [r.new_state for r in store.recorder.select(Query())]
     assert all("NaN" not in text and "Infinity" not in text for text in stored)
     check_ledger(store)
 

@@ -7,6 +7,7 @@ from statemachine.errors import IllegalTransitionError, LedgerError
 from statemachine.pipeline import Runtime, Subject, transition
 from statemachine.states import Failed, Pending, Running, Skipped, Success
 from statemachine.testing import ListLedger
+from subscribers import subscribe
 
 
 def moves(ledger):
@@ -54,6 +55,45 @@ def test_a_rewrite_is_recorded_with_the_proposal_and_the_handler():
     assert rewritten[0].new_state == Success("forgiven")
     assert rewritten[0].rewritten_by == (f"{__name__}.test_a_rewrite_is_recorded_with_the_proposal_and_the_handler.<locals>.forgive",)
     assert all(e.proposed_state is None for e in ledger.events if not e.rewritten_by)
+
+
+def test_a_handler_returning_an_equal_copy_records_no_proposal():
+    """The proposal is recorded exactly when ``rewritten_by`` names a handler."""
+    import copy
+
+    def copies(obj, old, new):
+        return copy.copy(new)
+
+    @task(state_handlers=[copies])
+    def fine():
+        return 1
+
+    ledger = ListLedger()
+    with Flow("f") as flow:
+        fine()
+    state = flow.run(store=ledger)
+    assert state.is_successful()
+    task_events = [e for e in ledger.events if e.kind == "task"]
+    assert len(task_events) == 2
+    assert all(e.new_state is not None for e in task_events)
+    assert [(e.rewritten_by, e.proposed_state) for e in task_events] == [((), None), ((), None)]
+
+
+def test_the_pipeline_passes_a_frozen_move_between_its_steps():
+    import dataclasses
+
+    from statemachine.pipeline import Move, check_legality, run_handlers
+
+    move = Move(Running(), Success(), Success())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        move.final = Failed()
+    assert not hasattr(move, "__dict__")
+    subject = Subject(object(), "task", "t", "t-1")
+    assert run_handlers(subject, move, ()) is move
+    assert check_legality(move) is move
+    refused = check_legality(Move(Running(), Success(), Pending(), ("m.h",)))
+    assert (type(refused.final), refused.proposed, refused.rewritten_by, refused.halted) == (
+        Failed, Pending(), ("m.h",), True)
 
 
 def test_a_raising_handler_fails_the_task_and_ends_its_run():
@@ -132,10 +172,34 @@ def test_commit_happens_before_broadcast_and_a_failing_ledger_stops_the_run():
 
     with Flow("f") as flow:
         first()
-    with pytest.raises(LedgerError, match=r"Could not commit flow f Scheduled\(\) -> Running.*disk full") as info:
-        flow.run(store=Refusing())
+    broadcast = []
+    with subscribe(broadcast.append):
+        with pytest.raises(LedgerError, match=r"Could not commit flow f Scheduled\(\) -> Running.*disk full") as info:
+            flow.run(store=Refusing())
     assert info.value.path == "/nowhere/ledger.db"
     assert ran == []
+    assert broadcast == []  # nothing uncommitted was ever broadcast
+
+
+def test_each_event_is_broadcast_right_after_its_commit():
+    log = []
+
+    class Logging(ListLedger):
+        def append(self, event):
+            committed = super().append(event)
+            log.append(("commit", committed.seq))
+            return committed
+
+    @task
+    def first():
+        return 1
+
+    with Flow("f") as flow:
+        first()
+    with subscribe(lambda event: log.append(("broadcast", event.seq))):
+        flow.run(store=Logging())
+    assert len(log) == 8
+    assert log == [(step, seq) for seq in range(1, 5) for step in ("commit", "broadcast")]
 
 
 def test_a_ledger_failure_mid_run_stops_before_the_next_task_body():

@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 from eventstore import EventStore, StandIn
-from ledger_fixtures import file_digest, store  # noqa: F401  (fixture)
+from ledger_fixtures import file_digest
 from statemachine import Flow, task
 from statemachine.errors import NotCallableError
 from statemachine.states import Failed, Success

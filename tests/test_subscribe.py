@@ -21,45 +21,25 @@ def no_leftover_listeners():
     assert not transition.receivers, "a test left a listener subscribed"
 
 
-def failing_flow(name="sub"):
-    """ok -> bad (raises) -> after (TriggerFailed)."""
-
-    @task
-    def ok():
-        return 1
-
-    @task
-    def bad(x):
-        raise KeyError("missing")
-
-    @task
-    def after(x):
-        return x
-
-    with Flow(name) as flow:
-        after(bad(ok()))
-    return flow
-
-
 def keys(events):
     return [(e.kind, e.key, type(e.new_state).__name__) for e in events]
 
 
-def test_a_listener_sees_every_committed_event_until_disconnected():
+def test_a_listener_sees_every_committed_event_until_disconnected(failing_flow):
     seen = []
     handle = subscribe(seen.append)
     ledger = ListLedger()
-    failing_flow().run(store=ledger)
+    failing_flow("sub", after=True).run(store=ledger)
     handle.disconnect()
-    failing_flow().run(store=ListLedger())
+    failing_flow("sub", after=True).run(store=ListLedger())
     assert seen == ledger.events
     assert not handle.connected
 
 
-def test_states_filter_matches_subclasses():
+def test_states_filter_matches_subclasses(failing_flow):
     seen = []
     with subscribe(seen.append, states=[Failed]):
-        failing_flow().run(store=ListLedger())
+        failing_flow("sub", after=True).run(store=ListLedger())
     assert keys(seen) == [
         ("task", "bad-1", "Failed"),
         ("task", "after-1", "TriggerFailed"),
@@ -67,14 +47,14 @@ def test_states_filter_matches_subclasses():
     ]
 
 
-def test_task_filter_takes_a_name_or_a_key_and_kinds_filter_by_kind():
+def test_task_filter_takes_a_name_or_a_key_and_kinds_filter_by_kind(failing_flow):
     by_name, by_key, flows = [], [], []
     handles = [
         subscribe(by_name.append, task="bad"),
         subscribe(by_key.append, task=["ok-1"], states=Success),
         subscribe(flows.append, kinds="flow"),
     ]
-    failing_flow().run(store=ListLedger())
+    failing_flow("sub", after=True).run(store=ListLedger())
     for h in handles:
         h.disconnect()
     assert keys(by_name) == [("task", "bad-1", "Running"), ("task", "bad-1", "Failed")]
@@ -82,16 +62,16 @@ def test_task_filter_takes_a_name_or_a_key_and_kinds_filter_by_kind():
     assert keys(flows) == [("flow", "sub", "Running"), ("flow", "sub", "Failed")]
 
 
-def test_flow_filter_takes_the_flow_name_for_task_and_flow_events():
+def test_flow_filter_takes_the_flow_name_for_task_and_flow_events(failing_flow):
     seen = []
     with subscribe(seen.append, flow="wanted", states=[Finished]):
-        failing_flow("other").run(store=ListLedger())
-        failing_flow("wanted").run(store=ListLedger())
+        failing_flow("other", after=True).run(store=ListLedger())
+        failing_flow("wanted", after=True).run(store=ListLedger())
     assert {e.flow for e in seen} == {"wanted"}
     assert len(seen) == 4
 
 
-def test_subscribe_as_a_decorator_keeps_the_function_callable():
+def test_subscribe_as_a_decorator_keeps_the_function_callable(failing_flow):
     seen = []
 
     @subscribe(states=[TriggerFailed])
@@ -99,32 +79,32 @@ def test_subscribe_as_a_decorator_keeps_the_function_callable():
         seen.append(event.key)
         return "called"
 
-    failing_flow().run(store=ListLedger())
+    failing_flow("sub", after=True).run(store=ListLedger())
     alert.disconnect()
     assert seen == ["after-1"]
     assert alert(type("E", (), {"key": "direct"})) == "called" and alert.__name__ == "alert"
     assert seen == ["after-1", "direct"]
 
 
-def test_a_lambda_stays_subscribed_until_disconnected():
+def test_a_lambda_stays_subscribed_until_disconnected(failing_flow):
     seen = []
     handle = subscribe(lambda event: seen.append(event.key), kinds="flow")
     gc.collect()
-    failing_flow().run(store=ListLedger())
+    failing_flow("sub", after=True).run(store=ListLedger())
     handle.disconnect()
     handle.disconnect()  # twice is harmless
-    failing_flow().run(store=ListLedger())
+    failing_flow("sub", after=True).run(store=ListLedger())
     assert seen == ["sub", "sub"]
 
 
-def test_a_raising_listener_does_not_stop_other_subscribers():
+def test_a_raising_listener_does_not_stop_other_subscribers(failing_flow):
     seen = []
 
     def broken(event):
         raise ValueError("nope")
 
     with subscribe(broken), subscribe(seen.append, kinds="flow"):
-        state = failing_flow().run(store=ListLedger())
+        state = failing_flow("sub", after=True).run(store=ListLedger())
     assert isinstance(state, Failed) and state.message == "Some reference tasks failed."
     assert len(seen) == 2
 
@@ -199,18 +179,18 @@ def test_a_global_handler_runs_after_the_objects_own_handlers_and_may_rewrite():
     assert last.rewritten_by == (f"{__name__}.test_a_global_handler_runs_after_the_objects_own_handlers_and_may_rewrite.<locals>.forgive",)
 
 
-def test_a_raising_global_handler_fails_the_object_and_remove_takes_it_out():
+def test_a_raising_global_handler_fails_the_object_and_remove_takes_it_out(failing_flow):
     def boom(obj, old, new):
         raise RuntimeError("global handler bug")
 
     handle = add_state_handler(boom, kinds="flow")
     try:
-        state = failing_flow().run(store=ListLedger())
+        state = failing_flow("sub", after=True).run(store=ListLedger())
     finally:
         handle.remove()
     assert isinstance(state, Failed) and "boom" in state.message and "global handler bug" in state.message
     handle.remove()  # twice is harmless
-    assert isinstance(failing_flow().run(store=ListLedger()), Failed)
+    assert isinstance(failing_flow("sub", after=True).run(store=ListLedger()), Failed)
     ok_state = Flow("plain", tasks=[task(lambda: 1)]).run(store=ListLedger())
     assert isinstance(ok_state, Success)
 

@@ -11,7 +11,7 @@ import pytest
 
 from eventstore import EventStore
 from statemachine import Flow, task
-from statemachine.cli_format import printable
+from eventstore.cli.format import printable
 
 ROOT = Path(__file__).resolve().parent.parent
 FORGED_RUN = "evil\nforged-run  etl  Success  2026-01-01 00:00:00\x1b[2J"
@@ -22,8 +22,7 @@ def cli(*args: str, db: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STATELEDGER")}
     env.update(HOME=str(db.parent / "home"), STATELEDGER_DB=str(db), PYTHONPATH=str(ROOT), COLUMNS="200",
                PYTHONIOENCODING="utf-8")
-    module = "eventstore.cli" if (ROOT / "eventstore" / "cli").exists() else "statemachine.cli"
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, env=env,
+    return subprocess.run([sys.executable, "-m", "eventstore.cli", *args], capture_output=True, text=True, env=env,
                           timeout=120)
 
 

@@ -1,6 +1,7 @@
 """How ``stateledger`` prints: transition lines, tables, run summaries, JSON.
 
-Pure formatting, kept apart from the commands in ``cli.py``. Tables are
+Pure formatting, kept apart from the commands in ``commands.py`` (plus
+``PrintingLedger``, through which ``stateledger run`` prints each commit). Tables are
 aligned columns; on a terminal the header is bold, states are coloured and the
 last column is cut to the window's width; piped, the same table is plain text
 (``click.echo`` drops the colours) and nothing is cut.
@@ -18,13 +19,16 @@ from typing import Any, Callable, Iterable, Sequence
 
 import click
 
-from .masking import MASKER, mask
-from .states import State
+from statemachine.masking import MASKER, mask
+from statemachine.states import State
+
+from ..codec import encode_state
 
 __all__ = [
     "fmt_time", "fmt_duration", "fmt_state", "event_dict", "json_line", "transition_line",
-    "table", "runs_table", "runs_json", "filter_runs", "show_text", "show_json",
-    "audit_table", "events_json", "verify_text", "run_summary", "ReplayPrinter", "printable",
+    "table", "runs_table", "runs_json", "show_text", "show_json",
+    "audit_table", "events_json", "verify_text", "run_summary", "ReplayPrinter", "PrintingLedger",
+    "printable",
 ]
 
 _COLOURS = (("Failed", "red"), ("Success", "green"), ("Retrying", "yellow"), ("Running", "cyan"),
@@ -134,8 +138,6 @@ def state_dict(state: State | None) -> dict[str, Any] | None:
     """A state as the ledger's codec writes it (so ``--json`` matches ``export``)."""
     if state is None:
         return None
-    from eventstore.codec import encode_state
-
     return encode_state(state, MASKER)  # masked as data: a live state's JSON holds no secret
 
 
@@ -206,12 +208,6 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], colours: Sequen
             cells.append(colour(padded, row[i][1]) if i in colours else padded)
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
-
-
-def filter_runs(found: Iterable[Any], since: Any, until: Any, limit: int | None) -> list[Any]:
-    """The runs (``RunRecord``, newest first) started within [since, until], at most ``limit``."""
-    rows = [r for r in found if (since is None or r.started >= since) and (until is None or r.started <= until)]
-    return rows[:limit] if limit else rows
 
 
 def runs_table(rows: Sequence[Any]) -> str:
@@ -360,7 +356,7 @@ class ReplayPrinter:
 
     def watch(self, handler: Callable[..., Any]) -> Callable[..., Any]:
         """Wrap ``handler`` so each call's outcome is printed: kept, rewritten, or raised."""
-        from .pipeline import handler_name
+        from statemachine.pipeline import handler_name
 
         name = handler_name(handler)
 
@@ -394,3 +390,23 @@ class ReplayPrinter:
         raised = f"; {self.failures} handler call(s) raised" if self.failures else ""
         click.echo(f"Replayed {fed} transitions of run {printable(run_id)}: no task ran, nothing was "
                    f"written{raised}.")
+
+
+class PrintingLedger:
+    """A ledger that shows each event once it is committed: ``stateledger run``'s printer.
+
+    ``append`` commits through the wrapped ``EventStore`` and then calls
+    ``show(event)``; everything else is the store's.
+    """
+
+    def __init__(self, store: Any, show: Callable[[Any], Any]) -> None:
+        self.store, self.show = store, show
+
+    def append(self, event: Any) -> Any:
+        committed = self.store.append(event)
+        self.show(committed)
+        return committed
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+

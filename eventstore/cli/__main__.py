@@ -1,0 +1,7 @@
+"""``python -m eventstore.cli``: the ``stateledger`` command."""
+
+from __future__ import annotations
+
+from .commands import main
+
+main()

@@ -1,0 +1,271 @@
+"""Event <-> stored row: the only module that knows the ledger's column order.
+
+An event is stored as a *content row* (``ContentRow``: every field but
+``seq``, ``prev_hash`` and ``hash``, states as JSON text through ``codec``)
+and read back as a *stored row* (``StoredRow``: ``seq``, the content,
+``prev_hash``, ``hash``). Both are named tuples: code reads ``row.new_state``,
+never ``row[11]``. Each run's events form a hash chain::
+
+    hash = sha256(prev_hash + canonical JSON of the content row (a JSON array))
+
+``chain_hash`` computes it; every recorder appends with it and ``verify``
+recomputes it. ``Mapper`` turns events into content rows (masking every
+stored text with the mask it was given, so a secret never reaches the ledger)
+and stored rows back into events.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
+
+from statemachine.events import Event
+from statemachine.states import State
+
+from . import codec
+from .errors import LedgerError
+
+__all__ = [
+    "CONTENT", "COLUMNS", "CONTENT_SLICE", "FINISHED_TYPES", "ContentRow", "StoredRow", "LatestRow", "RunRecord",
+    "Mapper", "row_json", "chain_hash", "check_continues", "run_record", "stored_row", "latest_row", "no_mask",
+]
+
+
+class ContentRow(NamedTuple):
+    """The hashed content of an event, as stored text (states are ``codec`` JSON)."""
+
+    event_id: str
+    run_id: str
+    timestamp: str  # ISO-8601 UTC
+    kind: str  # "task" | "flow"
+    name: str
+    key: str
+    flow: str
+    attempt: int
+    state: str  # the new state's library type name, e.g. "Failed" (an index for queries)
+    old_state: str
+    new_state: str
+    proposed_state: str | None
+    rewritten_by: str  # JSON list of handler names, "[]" when none
+    actor: str | None
+
+
+class StoredRow(NamedTuple):
+    """A row as a recorder returns it: ``seq``, the content, then the chain's two hashes."""
+
+    seq: int
+    event_id: str
+    run_id: str
+    timestamp: str
+    kind: str
+    name: str
+    key: str
+    flow: str
+    attempt: int
+    state: str
+    old_state: str
+    new_state: str
+    proposed_state: str | None
+    rewritten_by: str
+    actor: str | None
+    prev_hash: str | None
+    hash: str
+
+    @property
+    def content(self) -> ContentRow:
+        """The hashed part of the row."""
+        return ContentRow._make(self[CONTENT_SLICE])
+
+
+class LatestRow(NamedTuple):
+    """The last event of one task or flow in a run (what ``rebuild``/``state_at`` need)."""
+
+    seq: int
+    kind: str
+    key: str
+    name: str
+    flow: str
+    new_state: str
+
+
+#: The hashed content of an event, in row order.
+CONTENT: tuple[str, ...] = ContentRow._fields
+#: A stored row: seq, the content, prev_hash, hash.
+COLUMNS: tuple[str, ...] = StoredRow._fields
+
+#: Where the content lies in a stored row (``StoredRow.content``, for hot loops).
+CONTENT_SLICE = slice(1, 1 + len(CONTENT))
+
+#: ``state`` names that end a flow run (its ``ended`` time is set).
+FINISHED_TYPES = frozenset(
+    {"Finished", "Success", "Cached", "Skipped", "Failed", "TriggerFailed", "TimedOut", "Cancelled"}
+)
+
+#: Canonical JSON of a content row: ``codec.to_json``'s output (compact, deterministic),
+#: without its circular-reference bookkeeping, which a flat row of str/int/None never needs.
+row_json: Callable[[Any], str] = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
+_sha256 = hashlib.sha256
+
+# Named rows made from a tuple of values in field order without NamedTuple's Python-level
+# ``__new__``: recorders and the mapper build one per event, so these run in C.
+_content_row: Callable[[Iterable[Any]], ContentRow] = functools.partial(tuple.__new__, ContentRow)
+#: ``StoredRow`` of a row's values in ``COLUMNS`` order (what recorders call per row read).
+stored_row: Callable[[Iterable[Any]], StoredRow] = functools.partial(tuple.__new__, StoredRow)
+#: ``LatestRow`` of ``(seq, kind, key, name, flow, new_state)``.
+latest_row: Callable[[Iterable[Any]], LatestRow] = functools.partial(tuple.__new__, LatestRow)
+
+
+def chain_hash(prev_hash: str | None, row: Sequence[Any]) -> str:
+    """The hash of a content row chained to the run's previous hash (``None``: the run starts)."""
+    return _sha256(((prev_hash or "") + row_json(row)).encode()).hexdigest()
+
+
+def check_continues(where: str, row: ContentRow, last: str | None, prev_hash: str | None) -> None:
+    """Refuse an imported row whose ``prev_hash`` is not the run's last hash (``LedgerError``)."""
+    if (last or None) != (prev_hash or None):
+        raise LedgerError(
+            f"Cannot import event {row.event_id} of run {row.run_id} into ledger {where}: it follows hash "
+            f"{prev_hash or '(none: the run starts here)'} but the ledger's run ends with "
+            f"{last or '(nothing: the run is not in this ledger)'}. Import a run once, whole, into a "
+            "ledger that does not hold it yet.", where)
+
+
+@dataclass(slots=True, frozen=True)
+class RunRecord:
+    """One run as the runs summary keeps it: the flow's latest state, times and event count."""
+
+    run_id: str
+    flow: str
+    state: str  # the flow's latest state type, e.g. "Running", "Failed"
+    started: datetime.datetime
+    ended: datetime.datetime | None
+    events: int
+
+    @property
+    def finished(self) -> bool:
+        return self.ended is not None
+
+
+def run_record(run_id: str, flow: str, state: str, started: str, ended: str | None, events: int) -> RunRecord:
+    """A ``RunRecord`` of the stored runs-summary columns (times as ISO text)."""
+    return RunRecord(
+        run_id, flow, state, datetime.datetime.fromisoformat(started),
+        datetime.datetime.fromisoformat(ended) if ended else None, events,
+    )
+
+
+def no_mask(text: str) -> str:
+    """The identity: a mapper that masks nothing."""
+    return text
+
+
+class _TextMask:
+    """A plain ``mask(text) -> text`` function seen as a masker: applied to whole texts."""
+
+    generation = 0
+
+    def __init__(self, mask: Callable[[str], str]) -> None:
+        self.mask = mask
+
+    def __bool__(self) -> bool:
+        return self.mask is not no_mask
+
+    def found_in(self, text: str) -> bool:
+        return self.mask(text) != text
+
+    def mask_data(self, data: Any) -> Any:
+        if type(data) is str:
+            return self.mask(data)
+        if isinstance(data, dict):
+            return {self.mask_data(k): self.mask_data(v) for k, v in data.items()}
+        if isinstance(data, (list, tuple)):
+            return type(data)(self.mask_data(v) for v in data) if type(data) is tuple else [
+                self.mask_data(v) for v in data]
+        return data
+
+
+class Mapper:
+    """Events to content rows and stored rows back to events.
+
+    ``mask`` hides secrets in every text stored: the states (masked *before*
+    a long message or result is cut, so no prefix of a secret survives a cut),
+    run id, names, key, flow, handler names and actor. Give a
+    ``statemachine.masking.Masker`` (``EventStore`` passes the process's
+    ``MASKER``: every encoding of every known secret, data masked field by
+    field), or any ``mask(text) -> text`` function (applied to each text).
+    An event's old state is usually the previous event's new state: its text
+    is reused rather than encoded twice (a cache per run, dropped when the
+    flow finishes or when a new secret becomes known).
+    """
+
+    def __init__(self, mask: Callable[[str], str] = no_mask) -> None:
+        self.mask = mask
+        self._masker: Any = mask if hasattr(mask, "mask_data") else _TextMask(mask)
+        #: run_id -> key -> (state, its stored text, the masker's generation then)
+        self._texts: dict[str, dict[str, tuple[State, str, int]]] = {}
+
+    def to_row(self, event: Event) -> ContentRow:
+        """The content row of ``event`` (its texts masked)."""
+        m, clean = self._masker, codec.clean_text
+        masker = m if m else None
+        texts = self._texts.get(event.run_id)
+        if texts is None:
+            texts = self._texts[event.run_id] = {}
+        key = event.key if event.kind == "task" else "\x00flow"
+        old, new = event.old_state, event.new_state
+        generation = m.generation
+        cached = texts.get(key)
+        old_text = cached[1] if cached is not None and cached[0] is old and cached[2] == generation \
+            else codec.state_to_json(old, masker)
+        new_text = codec.state_to_json(new, masker)
+        proposed = event.proposed_state
+        row = _content_row((
+            event.event_id, clean(event.run_id, masker), codec.iso(event.timestamp), event.kind,
+            clean(event.name, masker), clean(event.key, masker), clean(event.flow, masker), event.attempt,
+            codec.type_name(new), old_text, new_text,
+            codec.state_to_json(proposed, masker) if proposed is not None else None,
+            codec.to_json([clean(n, masker) for n in event.rewritten_by]) if event.rewritten_by else "[]",
+            clean(event.actor, masker) if event.actor is not None else None,
+        ))
+        texts[key] = (new, new_text, generation)
+        if event.kind == "flow" and new.is_finished():
+            del self._texts[event.run_id]
+        return row
+
+    def forget(self, run_id: str) -> None:
+        """Drop the text cache of a run (after a failed append, say)."""
+        self._texts.pop(run_id, None)
+
+    @staticmethod
+    def to_events(rows: Iterable[Any]) -> list[Event]:
+        """Events of stored rows, in the given order.
+
+        An old state whose text is the object's previous new state reuses that
+        State object, as in the live run (and is not decoded twice).
+        """
+        out: list[Event] = []
+        append = out.append
+        last: dict[str, tuple[str, State, str, str]] = {}  # key -> (text, state, run_id, kind)
+        get = last.get
+        from_json, parse, loads = codec.state_from_json, codec.parse_time, json.loads
+        for (seq, event_id, run_id, ts, kind, name, key, flow, attempt, _state, old_t, new_t,
+             proposed_t, rewritten_t, actor, prev_hash, hash_) in rows:
+            prev = get(key)
+            if prev is not None and prev[0] == old_t and prev[2] == run_id and prev[3] == kind:
+                old = prev[1]
+            else:
+                old = from_json(old_t)
+            new = from_json(new_t)
+            last[key] = (new_t, new, run_id, kind)
+            append(Event(
+                run_id, parse(ts), kind, name, key, attempt, old, new,
+                from_json(proposed_t) if proposed_t is not None else None,
+                tuple(loads(rewritten_t)) if rewritten_t != "[]" else (),
+                actor, event_id, seq, prev_hash, hash_, flow,
+            ))
+        return out

@@ -1,0 +1,226 @@
+"""What a ledger backend must do: the ``Recorder`` protocol, and the ``Query`` it answers.
+
+``EventStore`` is written against this protocol only; ``SQLiteRecorder``
+(``eventstore.sqlite``), ``MemoryRecorder`` (``eventstore.memory``) and a
+PostgreSQL recorder implement it, and one test suite runs on each
+(``tests/test_recorders.py``, the ``recorder`` fixture). ``EventStore``
+opens a ``postgresql://`` target as
+``eventstore.postgres.PostgresRecorder(url, durability=..., timeout=...)``. A recorder
+stores rows, never events: ``eventstore.mapper`` turns events into
+``ContentRow``s and ``StoredRow``s back into events, and owns the hash chain
+(``mapper.chain_hash``). Every text a recorder is given is stored and returned
+byte for byte, so the chain can be recomputed from what it returns.
+
+The rules every recorder keeps:
+
+* **seq**: each appended row gets a ``seq``, an int unique in the ledger and
+  increasing in commit order (gaps allowed, never reused). Readers return rows
+  in ``seq`` order.
+* **The per-run chain**: a run's rows are chained: ``hash =
+  chain_hash(prev_hash, row)`` where ``prev_hash`` is the hash of the run's
+  previous row (``None`` for its first). The append that reads the run's last
+  hash and the insert are one atomic step, even with several writers (other
+  threads, processes, hosts): two appends to one run never chain to the same
+  ``prev_hash``.
+* **The runs summary** is updated in the same transaction as the row: per run,
+  its flow, the latest *flow* event's ``state`` ("Pending" until the first
+  flow event), ``started`` (the first row's timestamp), ``ended`` (the
+  timestamp of the flow event whose ``state`` is in ``mapper.FINISHED_TYPES``,
+  else ``None``), the number of rows, and its first seq, last seq and last
+  hash. ``verify`` compares it with the rows.
+* **Errors**: a recorder raises only ``eventstore.errors`` classes where it
+  meets its database (never ``sqlite3.Error``/``psycopg.Error``):
+  ``LedgerWriteError`` when a write fails (locked past its timeout, disk full,
+  read-only, the ledger removed or closed; ``.reason`` says which),
+  ``LedgerError`` when a read fails, and ``NotALedgerError``,
+  ``SchemaVersionError``, ``LedgerLocationError`` when opening finds something
+  that is not a ledger it can use. Nothing half-written remains after an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import ContextManager, Iterable, Iterator, Protocol, runtime_checkable
+
+from statemachine.events import Event
+
+from .errors import RunNotFoundError
+from .mapper import ContentRow, LatestRow, Mapper, RunRecord, StoredRow
+
+__all__ = ["Recorder", "Query", "iter_events", "run_not_found"]
+
+
+@dataclass(slots=True, frozen=True)
+class Query:
+    """Which rows to read; each field left ``None`` means "no condition". All given conditions must hold."""
+
+    run_id: str | None = None
+    kind: str | None = None  # "task" | "flow"
+    key: str | None = None
+    name: str | None = None
+    types: frozenset[str] | None = None  # the rows' ``state`` column is one of these names
+    since: str | None = None  # ISO UTC timestamp, inclusive (compared as text: ``codec.iso`` sorts)
+    until: str | None = None  # ISO UTC timestamp, inclusive
+    rewritten: bool | None = None  # True: ``rewritten_by != "[]"``; False: ``== "[]"``
+    after_seq: int | None = None  # exclusive
+    until_seq: int | None = None  # inclusive
+    limit: int | None = None  # at most this many rows (the first ones in seq order)
+
+    def but(self, **changes: object) -> "Query":
+        """A copy with some fields changed."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@runtime_checkable
+class Recorder(Protocol):
+    """A ledger backend. See the module docstring for the rules every method keeps."""
+
+    #: Where the ledger is, for messages: an absolute file path, ``":memory:"``,
+    #: or a URL without its password.
+    path: str
+
+    # --- writing ------------------------------------------------------------------
+
+    def append(self, row: ContentRow, prev_hash: str | None = None,
+               hash: str | None = None) -> tuple[int, str | None, str]:
+        """Commit one row durably; return its ``(seq, prev_hash, hash)``.
+
+        Without ``hash`` (the normal case): read the run's last hash, chain
+        the row to it (``mapper.chain_hash``) and insert it, atomically with
+        respect to every other writer, then update the runs summary in the
+        same transaction. With ``prev_hash`` and ``hash`` given (an import,
+        ``export.import_jsonl``): store them as given; ``prev_hash`` must be
+        the run's current last hash (``None`` for a run not in the ledger),
+        else raise ``LedgerError`` (``mapper.check_continues``) and store
+        nothing. The caller has checked that ``hash`` matches the row.
+
+        Returns only once the row is committed (``durability`` of the backend
+        permitting). Raises ``LedgerWriteError`` when the write fails or the
+        recorder was closed; nothing of the row is then stored.
+        """
+        ...
+
+    # --- reading ------------------------------------------------------------------
+
+    def select(self, q: Query, *, tail: bool = False) -> list[StoredRow]:
+        """Every stored row matching ``q``, in seq order (``q.limit``: the first that many).
+
+        With ``q.run_id`` the recorder may read only between the run's first
+        and last seq (runs summary); ``tail=True`` reads from its first seq to
+        the end of the ledger instead, so ``verify`` sees rows of the run
+        inserted after its recorded last one. An unknown run gives ``[]``.
+        Raises ``LedgerError`` when the read fails.
+        """
+        ...
+
+    def iter_rows(self, q: Query, *, batch: int = 5000, tail: bool = False) -> Iterator[StoredRow]:
+        """The rows of ``select(q, tail=tail)``, read ``batch`` at a time (constant memory).
+
+        Lazy: nothing is read before the first ``next()``. Rows appended while
+        iterating may or may not be included; inside ``snapshot()`` they are not.
+        """
+        ...
+
+    def latest(self, run_id: str, *, until_seq: int | None = None,
+               until: str | None = None) -> list[LatestRow]:
+        """The last row of each ``(kind, key)`` of the run, in seq order.
+
+        Only rows with ``seq <= until_seq`` and ``timestamp <= until`` (ISO
+        UTC) count when given. An unknown run, or nothing before the bounds,
+        gives ``[]``. Raises ``LedgerError`` when the read fails.
+        """
+        ...
+
+    def runs(self, *, flow: str | None = None, types: Iterable[str] | None = None,
+             since: str | None = None, until: str | None = None, limit: int | None = None,
+             run_id: str | None = None) -> list[RunRecord]:
+        """Runs of the runs summary, newest first (by their first seq).
+
+        ``flow``: only this flow's; ``types``: only runs whose ``state`` is one
+        of these names; ``since``/``until``: only runs *started* within these
+        ISO UTC times (inclusive); ``run_id``: only that run; ``limit``: the
+        first that many after filtering. Raises ``LedgerError`` when the read fails.
+        """
+        ...
+
+    def run_chain_ends(self) -> dict[str, tuple[int, str]]:
+        """``run_id -> (row count, last hash)`` as the runs summary records them (for ``verify``)."""
+        ...
+
+    def max_seq(self) -> int:
+        """The highest seq in the ledger; 0 when it holds no row."""
+        ...
+
+    def snapshot(self) -> ContextManager[None]:
+        """A context in which every read of this recorder sees one consistent state of the ledger.
+
+        Rows other writers commit meanwhile stay invisible until the context
+        exits (SQLite: one read transaction; PostgreSQL: a REPEATABLE READ
+        transaction), so ``verify`` of a ledger being written never raises a
+        false alarm. Writes through this recorder inside it are not allowed.
+        Reentrant: a nested ``snapshot()`` joins the outer one.
+        """
+        ...
+
+    def wait(self, after_seq: int, timeout: float) -> None:
+        """Block until a row with seq > ``after_seq`` may exist, or ``timeout`` seconds passed.
+
+        Used by ``EventStore.tail`` between reads. May return early; callers
+        read again and wait again. A polling backend simply sleeps
+        ``timeout``; PostgreSQL wakes on LISTEN/NOTIFY.
+        """
+        ...
+
+    # --- durable-subscription cursors --------------------------------------------
+
+    def load_cursor(self, name: str) -> tuple[int, str] | None:
+        """``(seq, filter JSON text)`` saved under ``name``, or ``None`` if none was."""
+        ...
+
+    def save_cursor(self, name: str, seq: int, filter_text: str, updated: str) -> None:
+        """Create or replace the cursor ``name`` (``updated``: ISO UTC time), committed at once.
+
+        Raises ``LedgerWriteError`` like ``append``.
+        """
+        ...
+
+    # --- lifetime -----------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the connection(s). Idempotent; later appends raise ``LedgerWriteError``.
+
+        A recorder that never wrote leaves its file exactly as it found it.
+        (``MemoryRecorder`` holds nothing to release: its rows stay readable
+        and writable, as a ``":memory:"`` store always kept its events.)
+        """
+        ...
+
+
+# --- shared by every reader of a recorder (EventStore, verify, export, replay) ----------
+
+
+def run_not_found(recorder: Recorder, run_id: str) -> RunNotFoundError:
+    """The ``RunNotFoundError`` for ``run_id``, naming a few recent runs of the ledger."""
+    known = [r.run_id for r in recorder.runs(limit=3)]
+    hint = f" Recent runs: {', '.join(known)}." if known else " The ledger holds no run yet."
+    return RunNotFoundError(
+        f"No run {run_id!r} in ledger {recorder.path}.{hint} List them with store.runs() "
+        "(or `stateledger runs`).", recorder.path, run_id)
+
+
+def iter_events(recorder: Recorder, run_id: str, batch: int = 5000) -> Iterator[Event]:
+    """The run's events in seq order, decoded a batch at a time (constant memory).
+
+    Raises ``RunNotFoundError`` (on the first ``next()``) if the run has no event.
+    """
+    chunk: list[StoredRow] = []
+    seen = False
+    for row in recorder.iter_rows(Query(run_id=run_id), batch=batch):
+        chunk.append(row)
+        if len(chunk) == batch:
+            seen = True
+            yield from Mapper.to_events(chunk)
+            chunk = []
+    if not seen and not chunk:
+        raise run_not_found(recorder, run_id)
+    yield from Mapper.to_events(chunk)

@@ -1,0 +1,166 @@
+"""The outside of a SQLite ledger file: where it may live, its schema, its errors in our words.
+
+Used by ``eventstore.sqlite`` only: the checks before a file is opened
+(missing folder, a folder, a dangling link, a FIFO or a device, not SQLite,
+unwritable), a new file created private (0600), the schema's SQL (made
+with sqlite-utils), and the translation of ``sqlite3`` errors into
+``LedgerWriteError`` with a message saying what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+
+import sqlite_utils
+
+from .errors import LedgerError, LedgerLocationError, LedgerWriteError, NotALedgerError
+from .mapper import COLUMNS
+
+__all__ = ["check_location", "create_private", "schema_sql", "write_error"]
+
+
+def check_location(path: str) -> bool:
+    """Refuse a missing or unwritable folder, and files that are not SQLite; True if new."""
+    _refuse_special(path)
+    folder = os.path.dirname(path)
+    if not os.path.isdir(folder):
+        raise LedgerLocationError(
+            f"Cannot create ledger {path}: the folder {folder} does not exist. Create it "
+            "first, or point STATELEDGER_DB at a file in an existing folder.", path, folder)
+    if os.path.isdir(path):
+        raise NotALedgerError(
+            f"{path} is a folder, not a ledger file. Give the path of a file (e.g. "
+            f"{os.path.join(path, 'ledger.db')}).", path, "a folder")
+    exists = os.path.exists(path)
+    if not exists or os.path.getsize(path) == 0:
+        if not _writable(folder) or (exists and not _writable(path)):
+            raise LedgerLocationError(
+                f"Cannot create ledger {path}: the folder {folder} cannot be written. "
+                "Choose a folder you can write to.", path, folder)
+        return not exists
+    try:
+        with open(path, "rb") as f:
+            header = f.read(16)
+    except OSError as exc:
+        raise LedgerError(f"Cannot read ledger {path}: {exc}", path) from exc
+    if header != b"SQLite format 3\x00":
+        raise NotALedgerError(
+            f"{path} is not a ledger: it is not a SQLite database (it starts with "
+            f"{header[:8]!r}). Point STATELEDGER_DB (or EventStore's path) at a ledger file or "
+            "at a new file.", path, "not SQLite")
+    return False
+
+
+def create_private(path: str) -> bool:
+    """Create the empty ledger file mode 0600 whatever the umask (SQLite gives its -wal and -shm
+    the same mode); False if another process created it at this very moment."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return False
+    return True
+
+
+def _refuse_special(path: str) -> None:
+    """Refuse a dangling symbolic link, a FIFO, a device or a socket before anything is created."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise LedgerLocationError(
+                f"Cannot use {path} as a ledger: it is a symbolic link to {os.readlink(path)}, which does "
+                "not exist. Point --db (or STATELEDGER_DB) at a file, or remove the link.",
+                path, os.path.dirname(path)) from None
+        return
+    except OSError:
+        return  # a folder we cannot search: check_location says so
+    kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a character device" if stat.S_ISCHR(mode)
+            else "a block device" if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else None)
+    if kind is not None:
+        raise NotALedgerError(
+            f"{path} is {kind}, not a ledger file. Point --db (or STATELEDGER_DB) at a regular file "
+            "(e.g. ledger.db in a folder you own).", path, kind)
+
+
+def schema_sql() -> list[str]:
+    """The schema, written by sqlite-utils (executed inside our own transaction)."""
+    db = sqlite_utils.Database(memory=True)
+    try:
+        events = db.create_table_sql(
+            "events",
+            {c: (int if c in ("seq", "attempt") else str) for c in COLUMNS},
+            pk="seq", not_null={"event_id", "run_id", "timestamp", "kind", "key", "state", "hash"},
+            if_not_exists=True,
+        )
+        runs = db.create_table_sql(
+            "runs",
+            {"run_id": str, "flow": str, "state": str, "started": str, "ended": str,
+             "events": int, "first_seq": int, "last_seq": int, "last_hash": str},
+            pk="run_id", if_not_exists=True,
+        )
+        cursors = db.create_table_sql(
+            "cursors", {"name": str, "seq": int, "filter": str, "updated": str},
+            pk="name", if_not_exists=True,
+        )
+    finally:
+        db.close()
+    return [
+        events, runs, cursors,
+        "CREATE INDEX IF NOT EXISTS runs_first ON runs (first_seq)",
+    ]
+
+
+def write_error(exc: sqlite3.Error, path: str, timeout: float, doing: str) -> LedgerWriteError:
+    code = getattr(exc, "sqlite_errorname", "") or _code_from_message(str(exc))
+    if code.startswith("SQLITE_BUSY") or code.startswith("SQLITE_LOCKED"):
+        return LedgerWriteError(
+            f"Could not {doing} ledger {path}: another process kept it locked for more than "
+            f"{timeout:g} s ({exc}). Retry, or give EventStore a longer timeout=.", path, "locked")
+    if code.startswith("SQLITE_FULL") or (code.startswith("SQLITE_IOERR") and _out_of_space(path)):
+        return LedgerWriteError(
+            f"Could not {doing} ledger {path}: the disk is full, or the file reached the size this "
+            f"process may write ({exc}). Free some space, or point STATELEDGER_DB at another disk.",
+            path, "full")
+    if code.startswith("SQLITE_READONLY"):
+        return LedgerWriteError(
+            f"Could not {doing} ledger {path}: the file is read-only ({exc}). Make it writable, or "
+            "use another ledger file.", path, "read-only")
+    return LedgerWriteError(
+        f"Could not {doing} ledger {path}: {exc} ({code or type(exc).__name__}). Check that the file "
+        "still exists, is writable and that its disk is healthy.", path, "io")
+
+
+def _code_from_message(message: str) -> str:
+    """The SQLite error code of a message (Python 3.10's sqlite3 has no ``sqlite_errorname``)."""
+    for needle, code in (("locked", "SQLITE_BUSY"), ("is full", "SQLITE_FULL"),
+                         ("readonly", "SQLITE_READONLY"), ("disk I/O", "SQLITE_IOERR")):
+        if needle in message:
+            return code
+    return ""
+
+
+def _out_of_space(path: str) -> bool:
+    """Whether a write error is a full disk, or a file at the process's size limit (EFBIG)."""
+    try:
+        vfs = os.statvfs(os.path.dirname(path))
+        if vfs.f_bavail * vfs.f_frsize < 1 << 20:
+            return True
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if limit != resource.RLIM_INFINITY:
+            sizes = [os.path.getsize(p) for p in (path, path + "-wal") if os.path.exists(p)]
+            return any(size + (1 << 16) > limit for size in sizes)
+    except (OSError, ImportError, ValueError):
+        pass
+    return False
+
+
+def _writable(path: str) -> bool:
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return os.access(path, os.W_OK) and bool(mode & 0o222)
