@@ -26,6 +26,7 @@ from .mapper import (
     latest_row, run_record, stored_row,
 )
 from .protocol import Query
+from . import sqlite_leases
 from .sqlite_files import check_location, create_private, schema_sql, write_error
 
 __all__ = ["SQLiteRecorder", "SCHEMA_VERSION", "APPLICATION_ID", "COLUMNS", "chain_hash"]
@@ -207,25 +208,7 @@ class SQLiteRecorder:
         self._wrote = True
         cur.execute("BEGIN IMMEDIATE")
         try:
-            if cached is None:
-                found = cur.execute(_LAST, (run_id,)).fetchone()
-                exists, last = found is not None, (found[0] if found is not None else None)
-            else:
-                exists, last = True, cached
-            if hash is None:
-                prev_hash, hash = last, chain_hash(last, row)
-            else:
-                check_continues(self.path, row, last, prev_hash)
-            cur.execute(_INSERT, (*row, prev_hash, hash))
-            seq = cur.lastrowid
-            state = row.state if row.kind == "flow" else None
-            ended = row.timestamp if state in FINISHED_TYPES else None
-            if exists:
-                cur.execute(_UPDATE_RUN, (seq, hash, state, ended, run_id, last))
-                if cur.rowcount != 1:
-                    raise _StaleCache()
-            else:
-                cur.execute(_NEW_RUN, (run_id, row.flow, state or "Pending", row.timestamp, ended, seq, seq, hash))
+            seq, prev_hash, hash, ended = self._insert(row, prev_hash, hash, cached)
             cur.execute("COMMIT")
         except BaseException:
             if self._conn.in_transaction:
@@ -236,6 +219,62 @@ class SQLiteRecorder:
         else:
             self._last.pop(run_id, None)
         return seq, prev_hash, hash
+
+    def _insert(self, row: ContentRow, prev_hash: str | None, hash: str | None,
+                cached: str | None) -> tuple[int, str | None, str, str | None]:
+        """Insert one row and update its run's summary, inside the caller's write transaction.
+
+        Returns (seq, prev_hash, hash, ended); raises ``_StaleCache`` when
+        ``cached`` is no longer the run's last hash.
+        """
+        cur, run_id = self._cur, row.run_id
+        if cached is None:
+            found = cur.execute(_LAST, (run_id,)).fetchone()
+            exists, last = found is not None, (found[0] if found is not None else None)
+        else:
+            exists, last = True, cached
+        if hash is None:
+            prev_hash, hash = last, chain_hash(last, row)
+        else:
+            check_continues(self.path, row, last, prev_hash)
+        cur.execute(_INSERT, (*row, prev_hash, hash))
+        seq = cur.lastrowid
+        state = row.state if row.kind == "flow" else None
+        ended = row.timestamp if state in FINISHED_TYPES else None
+        if exists:
+            cur.execute(_UPDATE_RUN, (seq, hash, state, ended, run_id, last))
+            if cur.rowcount != 1:
+                raise _StaleCache()
+        else:
+            cur.execute(_NEW_RUN, (run_id, row.flow, state or "Pending", row.timestamp, ended, seq, seq, hash))
+        return seq, prev_hash, hash, ended
+
+    def import_rows(self, rows: Iterable[tuple[ContentRow, str | None, str]]) -> int:
+        """Store every (row, prev_hash, hash) in one transaction, all or nothing; see ``Importing``."""
+        with self._lock:
+            self._check_file()
+            wrote, touched, n = self._wrote, set(), 0
+            conn = self._conn
+            try:
+                self._wrote = True
+                self._cur.execute("BEGIN IMMEDIATE")
+                try:
+                    for row, prev_hash, hash in rows:
+                        touched.add(row.run_id)
+                        self._insert(row, prev_hash, hash, None)
+                        n += 1
+                    self._cur.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    self._wrote = wrote  # nothing was written: close() treats the file as untouched
+                    raise
+            except sqlite3.Error as exc:
+                raise write_error(exc, self.path, self.timeout, "import into") from exc
+            finally:
+                for run_id in touched:
+                    self._last.pop(run_id, None)
+            return n
 
     # --- reading --------------------------------------------------------------------
 
@@ -366,6 +405,30 @@ class SQLiteRecorder:
                     "updated = excluded.updated", (name, seq, filter_text, updated))
             except sqlite3.Error as exc:
                 raise write_error(exc, self.path, self.timeout, "save a cursor in") from exc
+
+    # --- leases (eventstore.sqlite_leases) ------------------------------------------------
+
+    def acquire_lease(self, name: str, holder: str, ttl: float, *,
+                      replacing: str | None = None) -> tuple[str, float] | None:
+        """Take the lease ``name`` for ``ttl`` s; None if taken, else (holder, seconds left). See ``Leasing``."""
+        return self._lease_write("take a lease in", sqlite_leases.acquire, name, holder, ttl, replacing)
+
+    def renew_lease(self, name: str, holder: str, ttl: float) -> bool:
+        """Extend ``holder``'s lease to ``ttl`` s from now; False if it no longer holds it."""
+        return bool(self._lease_write("renew a lease in", sqlite_leases.renew, name, holder, ttl))
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give up ``holder``'s lease (nothing if it does not hold it)."""
+        self._lease_write("release a lease in", sqlite_leases.release, name, holder)
+
+    def _lease_write(self, doing: str, fn: Any, *args: Any) -> Any:
+        with self._lock:
+            self._check_file()
+            self._wrote = True
+            try:
+                return fn(self._conn, *args)
+            except sqlite3.Error as exc:
+                raise write_error(exc, self.path, self.timeout, doing) from exc
 
     def close(self) -> None:
         """Close the file. A store that never wrote leaves it exactly as it found it.

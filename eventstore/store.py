@@ -329,11 +329,16 @@ class EventStore:
 
         return export(self.recorder, file, format, run_id)
 
-    def import_jsonl(self, file: Any) -> int:
-        """Append the events of a JSON-lines export, keeping every hash verifiable."""
-        from .export import import_jsonl
+    def import_jsonl(self, file: Any, *, max_line_bytes: int | None = None) -> int:
+        """Append the events of a JSON-lines export, all or nothing, keeping every hash verifiable.
 
-        return import_jsonl(self.recorder, file)
+        A bad line raises ``ImportLineError`` (its line number and what was
+        wrong) and leaves the ledger as it was; see ``eventstore.export``.
+        ``max_line_bytes``: the longest line accepted (default 8 MiB).
+        """
+        from .export import MAX_LINE_BYTES, import_jsonl
+
+        return import_jsonl(self.recorder, file, max_line_bytes=max_line_bytes or MAX_LINE_BYTES)
 
     def report(self, run_id: str, *, flow: Any = None) -> str:
         """The run as one self-contained HTML page; see ``eventstore.report``."""
