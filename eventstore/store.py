@@ -26,7 +26,7 @@ from statemachine.states import STATE_CLASSES, State
 from . import codec
 from .errors import LedgerError
 from .mapper import Mapper, RunRecord
-from .protocol import Query, Recorder, iter_events, run_not_found
+from .protocol import Leasing, Query, Recorder, iter_events, run_not_found
 from .views import Report, RunView, run_view
 
 __all__ = ["EventStore", "default_path", "open_recorder", "DEFAULT_TIMEOUT"]
@@ -314,6 +314,33 @@ class EventStore:
     def save_cursor(self, name: str, seq: int, filter: dict[str, Any]) -> None:  # noqa: A002
         """Record a durable subscription's cursor (committed at once)."""
         self.recorder.save_cursor(name, int(seq), codec.to_json(filter), codec.iso(codec.utcnow()))
+
+    # --- leases (eventstore.protocol.Leasing): one consumer per durable subscription ------
+
+    def acquire_lease(self, name: str, holder: str, ttl: float, *,
+                      replacing: str | None = None) -> tuple[str, float] | None:
+        """Take the lease ``name`` for ``ttl`` seconds: None if taken, else (holder, seconds left).
+
+        A recorder that keeps no leases (one written before them) grants every
+        request, with a warning: consumers are then not kept apart.
+        """
+        if not isinstance(self.recorder, Leasing):
+            logging.getLogger("stateledger").warning(
+                "Ledger %s (%s) keeps no leases: a second consumer of %r would not be refused.",
+                self.path, type(self.recorder).__name__, name)
+            return None
+        return self.recorder.acquire_lease(name, holder, ttl, replacing=replacing)
+
+    def renew_lease(self, name: str, holder: str, ttl: float) -> bool:
+        """Extend ``holder``'s lease ``name`` by ``ttl`` seconds from now; False if it lost it."""
+        if not isinstance(self.recorder, Leasing):
+            return True
+        return self.recorder.renew_lease(name, holder, ttl)
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give up ``holder``'s lease ``name``."""
+        if isinstance(self.recorder, Leasing):
+            self.recorder.release_lease(name, holder)
 
     # --- replay and export (eventstore.replay, eventstore.export) ------------------------
 

@@ -30,6 +30,8 @@ in brackets when it is not this one)::
     │       └── DeliveryTimeout                no answer in time [subscribers.notifiers]
     ├── SubscriptionConflictError (ValueError) a durable subscription name reused with another
     │                                          filter [subscribers.durable]
+    ├── SubscriptionBusyError                  another consumer holds the subscription's name
+    │                                          [subscribers.durable]
     └── SubscriptionStoreError (TypeError)     a store that cannot keep a durable cursor
                                                [subscribers.durable]
 

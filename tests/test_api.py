@@ -92,7 +92,7 @@ DOCUMENTED = {
     "statemachine": {"Task", "Flow", "task", "Parameter", "Secret", "signals", "triggers",
                      "register_secret"},  # the README's secrets section
     "subscribers": {"callback_factory", "subscribe", "add_state_handler", "DurableSubscription",
-                    "SubscriptionConflictError"},
+                    "SubscriptionConflictError", "SubscriptionBusyError"},
     "subscribers.notifiers": {"slack_notifier", "webhook_notifier", "email_notifier", "apprise_notifier",
                               # what the README's notifier section uses besides the four
                               "Notifier", "Notice", "format_text", "format_title", "event_payload",
