@@ -43,6 +43,17 @@ def test_the_ledger_its_wal_and_shm_and_exports_are_created_0600(tmp_path, umask
     assert mode(tmp_path / "out.jsonl") == 0o600 and mode(tmp_path / "out.csv") == 0o600
 
 
+def test_a_report_file_is_created_0600(tmp_path, umask):
+    from eventstore.report import write_report
+
+    with EventStore(tmp_path / "ledger.db") as store:
+        Flow("f", [task(lambda: 1, name="one")]).run(store=store, run_id="r")
+        write_report(store, "r", tmp_path / "run.html")
+        write_report(store, "r", str(tmp_path / "again.html"))
+    assert mode(tmp_path / "run.html") == mode(tmp_path / "again.html") == 0o600
+    assert (tmp_path / "run.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
 def test_an_existing_ledger_keeps_its_mode(tmp_path, umask):
     path = tmp_path / "ledger.db"
     EventStore(path).close()

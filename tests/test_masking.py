@@ -23,6 +23,7 @@ import pytest
 
 from eventstore import EventStore
 from eventstore.codec import MESSAGE_LIMIT, RESULT_LIMIT
+from report_fixtures import data_of
 from servers import http_receiver
 from statemachine import Flow, masking, register_secret, task
 from statemachine.errors import LedgerError, StateLedgerError
@@ -135,6 +136,26 @@ def test_a_secret_only_in_the_environment_never_reaches_the_ledger_in_any_encodi
     messages = "\n".join(str(e.new_state.message) for e in history)
     assert "login refused: *** | " in messages
     assert leaked(repr([(e.new_state, e.new_state.result) for e in history])) == []
+
+
+def test_the_html_report_holds_no_secret_even_from_the_live_flow(tmp_path, monkeypatch):
+    """The report draws the graph from the flow object itself: its task names were never stored."""
+    monkeypatch.setenv("STATELEDGER_SECRET_API_TOKEN", SECRET)
+    flow = leaky_flow(SECRET)
+
+    @task
+    def use(x):
+        return x
+
+    with flow:
+        use(next(t for t in flow.tasks if t.name.startswith("fetch-")))
+    with EventStore(tmp_path / "ledger.db") as store:
+        run_id = flow.run(store=store).context["run_id"]
+        page = store.report(run_id, flow=flow)
+    assert "fetch-***" in page and leaked(page) == []
+    data = data_of(page)
+    keys = [t["key"] for t in data["tasks"]]
+    assert [[keys[a], keys[b]] for a, b in data["edges"]] == [["fetch-***-1", "use-1"]]
 
 
 def test_a_secret_straddling_the_64_kib_cut_leaves_no_prefix(tmp_path, monkeypatch):
