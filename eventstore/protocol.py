@@ -48,7 +48,7 @@ before them still works (``EventStore`` falls back, and says how):
   durable subscription at once (``subscribers.durable``). Without them a
   durable subscription runs without that protection, with a warning.
 
-``SQLiteRecorder`` and ``MemoryRecorder`` implement both.
+``SQLiteRecorder``, ``MemoryRecorder`` and ``PostgresRecorder`` implement both.
 """
 
 from __future__ import annotations

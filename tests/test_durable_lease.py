@@ -211,10 +211,17 @@ def test_the_recorders_keep_leases(recorder):
     assert recorder.acquire_lease("s", "e", 30) is None  # c's lease expired
 
 
-def test_a_lease_is_seen_by_another_connection_to_the_ledger_file(tmp_path):
-    from eventstore.sqlite import SQLiteRecorder
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_a_lease_is_seen_by_another_connection_to_the_ledger(tmp_path, request, kind):
+    if kind == "sqlite":
+        from eventstore.sqlite import SQLiteRecorder as Opened
 
-    one, two = SQLiteRecorder(str(tmp_path / "l.db")), SQLiteRecorder(str(tmp_path / "l.db"))
+        where = str(tmp_path / "l.db")
+    else:
+        from eventstore.postgres import PostgresRecorder as Opened
+
+        where = request.getfixturevalue("pg_url")
+    one, two = Opened(where), Opened(where)
     try:
         assert one.acquire_lease("s", "a", 30) is None
         assert two.acquire_lease("s", "b", 30)[0] == "a"
