@@ -174,6 +174,7 @@ class DurableSubscription:
         return int(seq)
 
     def _save(self, seq: int) -> None:
+        self._lease.keep()  # raises if another consumer took the name meanwhile
         if not self._lease.lost:  # a consumer that lost its lease leaves the cursor to its successor
             self.store.save_cursor(self.name, seq, self.filter.to_dict())
 
@@ -226,7 +227,8 @@ class DurableSubscription:
                 if len(events) < batch_size:
                     break
         except BaseException as exc:
-            if event is not None and event.seq != seq and hasattr(exc, "add_note"):
+            if (event is not None and event.seq != seq and hasattr(exc, "add_note")
+                    and not isinstance(exc, SubscriptionBusyError)):  # the listener did not raise
                 exc.add_note(
                     f"(durable subscription {self.name!r}: listener {_name_of(listener)} raised on event "
                     f"seq={event.seq}; the cursor stays at seq={seq} and the next catch_up() retries it)"
@@ -286,7 +288,8 @@ class DurableSubscription:
                 if time.monotonic() - last_save >= self.checkpoint_interval:
                     save(seq)
         except BaseException as exc:
-            if event is not None and event.seq != seq and hasattr(exc, "add_note"):
+            if (event is not None and event.seq != seq and hasattr(exc, "add_note")
+                    and not isinstance(exc, SubscriptionBusyError)):  # the listener did not raise
                 exc.add_note(
                     f"(durable subscription {self.name!r}: listener {_name_of(listener)} raised on event "
                     f"seq={event.seq}; the cursor stays at seq={seq} and the next catch_up() retries it)"

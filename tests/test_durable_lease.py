@@ -187,6 +187,25 @@ def test_two_subscriptions_of_one_name_in_one_process_do_not_deliver_at_once(sto
     assert second.catch_up() == 0 and second.cursor == store.max_seq()  # released when follow returned
 
 
+def test_a_consumer_whose_lease_ran_out_stops_and_leaves_the_cursor_to_its_successor(store, failing_flow):
+    failing_flow().run(store=store, run_id="r")
+    first_saw, second_saw = [], []
+    second = DurableSubscription("pager", second_saw.append, store=store, lease_ttl=0.3)
+
+    def slow(event):
+        first_saw.append(event.seq)
+        if len(first_saw) == 1:
+            time.sleep(0.4)  # longer than lease_ttl: meanwhile a successor takes over and finishes
+            assert second.catch_up() == len(store.events())
+
+    first = DurableSubscription("pager", slow, store=store, lease_ttl=0.3, checkpoint_interval=0)
+    with pytest.raises(SubscriptionBusyError, match="lost its lease") as info:
+        first.catch_up()
+    assert info.value.lost and not getattr(info.value, "__notes__", None)  # no "the listener raised" note
+    assert first_saw == [1] and [e.seq for e in second_saw] == [e.seq for e in store.events()]
+    assert store.load_cursor("pager")[0] == store.max_seq()  # the successor's cursor, not moved back
+
+
 def test_lease_ttl_must_be_a_positive_number(store):
     for bad in (0, -1, "30", True):
         with pytest.raises(ValueError, match="lease_ttl must be a positive number of seconds"):
