@@ -231,7 +231,8 @@ def copy_ledger(source: Recorder, target: Recorder, *, append: bool = False) -> 
     Read in one snapshot of ``source``. A ``target`` that holds rows is refused
     unless ``append``, and then if a run is in both; a source row whose hash does
     not match its content is refused (verify the source). Nothing is written
-    before these checks pass.
+    before these checks pass, and a target that imports in one transaction
+    (``protocol.Importing``) gets the whole ledger or nothing.
     """
     with source.snapshot():
         if target.max_seq() and not append:
@@ -244,14 +245,22 @@ def copy_ledger(source: Recorder, target: Recorder, *, append: bool = False) -> 
             raise LedgerError(
                 f"Cannot copy {source.path} into {target.path}: {len(both)} run(s) are in both, e.g. "
                 f"{', '.join(both[:3])}. Nothing was copied; copy into a ledger without them.", target.path)
-        n = 0
-        for row in source.iter_rows(Query()):
-            content = row.content
-            if chain_hash(row.prev_hash, content) != row.hash:
-                raise LedgerError(
-                    f"Event seq {row.seq} of run {row.run_id} in {source.path} does not match its hash: the "
-                    f"source was changed (stateledger verify --db SOURCE). {n} events were copied before it.",
-                    source.path)
-            target.append(content, row.prev_hash, row.hash)
-            n += 1
-    return n
+        copied = [0]
+
+        def checked() -> Iterator[tuple[ContentRow, str | None, str]]:
+            for row in source.iter_rows(Query()):
+                content = row.content
+                if chain_hash(row.prev_hash, content) != row.hash:
+                    done = ("Nothing was copied" if isinstance(target, Importing)
+                            else f"{copied[0]} events were copied before it")
+                    raise LedgerError(
+                        f"Event seq {row.seq} of run {row.run_id} in {source.path} does not match its hash: the "
+                        f"source was changed (stateledger verify --db SOURCE). {done}.", source.path)
+                yield content, row.prev_hash, row.hash
+
+        if isinstance(target, Importing):  # one transaction: the whole ledger or nothing
+            return target.import_rows(checked())
+        for content, prev_hash, hash_ in checked():
+            target.append(content, prev_hash, hash_)
+            copied[0] += 1
+    return copied[0]

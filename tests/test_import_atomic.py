@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from eventstore import EventStore
+from eventstore import EventStore, LedgerError
 from eventstore.errors import ImportLineError
 from eventstore.export import import_jsonl
 from eventstore.mapper import ContentRow
@@ -241,3 +241,25 @@ def test_a_recorder_without_import_rows_gets_the_whole_file_checked_first(export
     with pytest.raises(ImportLineError, match="cut off"):
         import_jsonl(rec, export)
     assert rec.inner.rows == []
+
+
+def test_copying_a_ledger_with_a_changed_event_copies_nothing(tmp_path):
+    """copy_to (stateledger copy) goes through import_rows: a tampered row half-way undoes the rows before it."""
+    from ledger_fixtures import raw
+
+    source_path = tmp_path / "source.db"
+    with EventStore(source_path) as source:
+        chain(3).run(store=source, run_id="first")
+        chain(3).run(store=source, run_id="second")
+        middle = source.history("second")[2].seq
+    with raw(source_path) as conn:
+        conn.execute("UPDATE events SET actor = 'mallory' WHERE seq = ?", (middle,))
+    with EventStore(tmp_path / "target.db") as target:
+        chain(2, "before").run(store=target, run_id="before")
+    before = folder_state(tmp_path / "target.db")
+    with EventStore(source_path) as source, EventStore(tmp_path / "target.db") as target:
+        with pytest.raises(LedgerError, match=rf"Event seq {middle} of run second .* does not match its hash.* "
+                                            "Nothing was copied"):
+            source.copy_to(target, append=True)
+        assert [r.run_id for r in target.runs()] == ["before"] and target.verify().ok
+    assert folder_state(tmp_path / "target.db") == before
