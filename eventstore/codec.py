@@ -60,24 +60,9 @@ from statemachine import signals as sm_signals
 from statemachine.states import STATE_CLASSES, State, utcnow
 
 __all__ = [
-    "RESULT_LIMIT",
-    "PART_LIMIT",
-    "encode_state",
-    "decode_state",
-    "state_to_json",
-    "state_from_json",
-    "to_json",
-    "describe",
-    "DescribedResult",
-    "CutResult",
-    "CutMessage",
-    "MESSAGE_LIMIT",
-    "clean_text",
-    "iso",
-    "parse_time",
-    "type_name",
-    "type_name_of_class",
-    "utcnow",
+    "RESULT_LIMIT", "PART_LIMIT", "encode_state", "decode_state", "state_to_json", "state_from_json",
+    "to_json", "describe", "DescribedResult", "CutResult", "CutMessage", "MESSAGE_LIMIT",
+    "clean_text", "iso", "parse_time", "type_name", "type_name_of_class", "utcnow",
 ]
 
 #: Results whose JSON is longer than this many characters are cut (64 KiB).
@@ -391,7 +376,12 @@ def encode_state(state: State, masker: Any = None) -> dict[str, Any]:
         _encode_result(state.result, data, masker)
     for field in cls.extra_fields:
         value = getattr(state, field, None)
-        data[field] = _plain(iso(value) if isinstance(value, datetime.datetime) else value, masker)
+        if isinstance(value, datetime.datetime):
+            value = iso(value)
+        elif isinstance(value, list) and value and isinstance(value[0], State):  # Mapped.map_states
+            data[field] = [encode_state(s, masker) for s in value]
+            continue
+        data[field] = _plain(value, masker)
     if state.context:
         data["context"] = {
             _masked(k, masker): _plain(v, masker) for k, v in state.context.items() if isinstance(k, str)
@@ -441,6 +431,8 @@ def decode_state(data: dict[str, Any]) -> State:
         value = data.get(field)
         if field == "start_time" and isinstance(value, str):
             value = parse_time(value)
+        elif field == "map_states" and isinstance(value, list):
+            value = [decode_state(s) for s in value]
         setattr(state, field, value)
     return state
 
