@@ -209,6 +209,24 @@ def test_a_secret_registered_by_user_code_is_masked_from_then_on(tmp_path):
         assert leaked(ledger_bytes(tmp_path), vault_value) == []
 
 
+def test_mapped_children_hold_no_secret(tmp_path, monkeypatch):
+    """A map over values holding the secret: no child event (inputs, results) keeps it."""
+    monkeypatch.setenv("STATELEDGER_SECRET_API_TOKEN", SECRET)
+
+    @task
+    def echo(value):
+        return f"got {value}"
+
+    with Flow("mapped") as flow:
+        echo.map([f"a {SECRET}", f"b {SECRET}"])
+    with EventStore(tmp_path / "ledger.db") as store:
+        state = flow.run(store=store, run_id="m")
+        assert state.is_successful()
+        assert leaked(ledger_bytes(tmp_path)) == []
+        results = [s.result for k, s in store.rebuild("m").tasks.items() if k.endswith("]")]
+        assert sorted(results) == ["got a ***", "got b ***"]
+
+
 def test_a_long_multiline_secret_is_masked_in_every_encoding(tmp_path):
     """A private key in the secrets file: thousands of characters, newlines escaped at each level."""
     key = "-----BEGIN PRIVATE KEY-----\n" + "\n".join(os.urandom(48).hex() for _ in range(40)) + "\n-----END"
