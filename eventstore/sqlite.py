@@ -26,8 +26,8 @@ from .mapper import (
     latest_row, run_record, stored_row,
 )
 from .protocol import Query
-from . import sqlite_leases
 from .sqlite_files import check_location, create_private, schema_sql, write_error
+from .sqlite_leases import SQLiteLeasing
 
 __all__ = ["SQLiteRecorder", "SCHEMA_VERSION", "APPLICATION_ID", "COLUMNS", "chain_hash"]
 
@@ -49,7 +49,7 @@ _SELECT = f"SELECT {', '.join(COLUMNS)} FROM events"
 _RUN_COLUMNS = "run_id, flow, state, started, ended, events"
 
 
-class SQLiteRecorder:
+class SQLiteRecorder(SQLiteLeasing):
     """Event rows in one SQLite file. See the module docstring."""
 
     def __init__(self, path: str, *, durability: str = "normal", timeout: float = 10.0) -> None:
@@ -405,30 +405,6 @@ class SQLiteRecorder:
                     "updated = excluded.updated", (name, seq, filter_text, updated))
             except sqlite3.Error as exc:
                 raise write_error(exc, self.path, self.timeout, "save a cursor in") from exc
-
-    # --- leases (eventstore.sqlite_leases) ------------------------------------------------
-
-    def acquire_lease(self, name: str, holder: str, ttl: float, *,
-                      replacing: str | None = None) -> tuple[str, float] | None:
-        """Take the lease ``name`` for ``ttl`` s; None if taken, else (holder, seconds left). See ``Leasing``."""
-        return self._lease_write("take a lease in", sqlite_leases.acquire, name, holder, ttl, replacing)
-
-    def renew_lease(self, name: str, holder: str, ttl: float) -> bool:
-        """Extend ``holder``'s lease to ``ttl`` s from now; False if it no longer holds it."""
-        return bool(self._lease_write("renew a lease in", sqlite_leases.renew, name, holder, ttl))
-
-    def release_lease(self, name: str, holder: str) -> None:
-        """Give up ``holder``'s lease (nothing if it does not hold it)."""
-        self._lease_write("release a lease in", sqlite_leases.release, name, holder)
-
-    def _lease_write(self, doing: str, fn: Any, *args: Any) -> Any:
-        with self._lock:
-            self._check_file()
-            self._wrote = True
-            try:
-                return fn(self._conn, *args)
-            except sqlite3.Error as exc:
-                raise write_error(exc, self.path, self.timeout, doing) from exc
 
     def close(self) -> None:
         """Close the file. A store that never wrote leaves it exactly as it found it.

@@ -1,4 +1,4 @@
-"""Leases in a SQLite ledger: the ``leases`` table behind ``SQLiteRecorder``'s ``Leasing`` methods.
+"""Leases in a SQLite ledger: the ``leases`` table, and ``SQLiteRecorder``'s ``Leasing`` methods (a mixin).
 
 One row per lease name: who holds it and until when (Unix time, this host's
 clock: every process writing a SQLite file shares it). The table is created
@@ -13,13 +13,50 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from typing import Any
 
-__all__ = ["acquire", "renew", "release"]
+from .sqlite_files import write_error
+
+__all__ = ["SQLiteLeasing", "acquire", "renew", "release"]
 
 _TABLE = (
     "CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, "
     "expires REAL NOT NULL, taken TEXT NOT NULL)"
 )
+
+
+class SQLiteLeasing:
+    """``protocol.Leasing`` for ``SQLiteRecorder``, over its connection, lock and file checks."""
+
+    # SQLiteRecorder's
+    path: str
+    timeout: float
+    _lock: Any
+    _conn: sqlite3.Connection
+    _wrote: bool
+    _check_file: Any
+
+    def acquire_lease(self, name: str, holder: str, ttl: float, *,
+                      replacing: str | None = None) -> tuple[str, float] | None:
+        """Take the lease ``name`` for ``ttl`` s; None if taken, else (holder, seconds left). See ``Leasing``."""
+        return self._lease_write("take a lease in", acquire, name, holder, ttl, replacing)  # type: ignore[no-any-return]
+
+    def renew_lease(self, name: str, holder: str, ttl: float) -> bool:
+        """Extend ``holder``'s lease to ``ttl`` s from now; False if it no longer holds it."""
+        return bool(self._lease_write("renew a lease in", renew, name, holder, ttl))
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give up ``holder``'s lease (nothing if it does not hold it)."""
+        self._lease_write("release a lease in", release, name, holder)
+
+    def _lease_write(self, doing: str, fn: Any, *args: Any) -> Any:
+        with self._lock:
+            self._check_file()
+            self._wrote = True
+            try:
+                return fn(self._conn, *args)
+            except sqlite3.Error as exc:
+                raise write_error(exc, self.path, self.timeout, doing) from exc
 
 
 def acquire(conn: sqlite3.Connection, name: str, holder: str, ttl: float,
