@@ -26,7 +26,8 @@ from .mapper import (
     latest_row, run_record, stored_row,
 )
 from .protocol import Query
-from .sqlite_files import check_location, hold_file, release_file, schema_sql, write_error
+from .sqlite_files import LedgerFile, check_location, create_private, schema_sql, write_error
+from .sqlite_leases import SQLiteLeasing
 
 __all__ = ["SQLiteRecorder", "SCHEMA_VERSION", "APPLICATION_ID", "COLUMNS", "chain_hash"]
 
@@ -48,7 +49,7 @@ _SELECT = f"SELECT {', '.join(COLUMNS)} FROM events"
 _RUN_COLUMNS = "run_id, flow, state, started, ended, events"
 
 
-class SQLiteRecorder:
+class SQLiteRecorder(SQLiteLeasing):
     """Event rows in one SQLite file. See the module docstring."""
 
     def __init__(self, path: str, *, durability: str = "normal", timeout: float = 10.0) -> None:
@@ -59,10 +60,14 @@ class SQLiteRecorder:
         self._lock = threading.RLock()
         self._wrote = False  # see close()
         created = check_location(self.path)
+        if created:  # private from the start, whatever the umask: -wal and -shm take this mode
+            created = create_private(self.path)
         try:
             self._conn = sqlite3.connect(
                 self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
+            if created:
+                os.unlink(self.path)
             raise LedgerError(f"Could not open ledger {self.path}: {exc}", self.path) from exc
         try:
             self._open(durability, created)
@@ -75,9 +80,7 @@ class SQLiteRecorder:
         self._last: dict[str, str] = {}  # run_id -> last hash this process wrote (see _append)
         self._closed = False
         self._snapshots = 0  # depth of nested snapshot() contexts
-        st = os.stat(self.path)
-        self._ino = (st.st_dev, st.st_ino)
-        self._held: tuple[tuple[int, int], int | None] | None = None  # hold_file's, at the first write
+        self._file = LedgerFile(self.path)  # checked before each write
 
     # --- opening ------------------------------------------------------------------
 
@@ -159,54 +162,12 @@ class SQLiteRecorder:
     # --- writing --------------------------------------------------------------------
 
     def _check_file(self) -> None:
-        """The file must still be the one we opened, and writable (root ignores file modes).
-
-        Checked before each write with ``fstat`` on a descriptor held on the
-        file (``sqlite_files.hold_file``): a link count of 0 means the file was
-        removed, or replaced by another one. A ledger renamed to another path
-        on the same disk is still the file this run writes into.
-        """
+        """The file must still be the one we opened, and writable (``sqlite_files.LedgerFile``)."""
         if self._closed:
             raise LedgerWriteError(
                 f"Could not append to ledger {self.path}: this EventStore was closed. Open the "
                 "ledger again (EventStore(path)).", self.path, "closed")
-        held = self._held if self._held is not None else self._hold()
-        st = os.fstat(held[1]) if held[1] is not None else self._stat_path()
-        if not st.st_nlink:
-            raise LedgerWriteError(
-                f"Could not append to ledger {self.path}: the file was removed (or replaced by another "
-                "file) since it was opened. Nothing more of this run is recorded; restore the file or "
-                "use another ledger.", self.path, "removed")
-        if not st.st_mode & 0o222:
-            raise LedgerWriteError(
-                f"Could not append to ledger {self.path}: the file was made read-only. Make it "
-                "writable (chmod u+w), or use another ledger.", self.path, "read-only")
-
-    def _hold(self) -> tuple[tuple[int, int], int | None]:
-        """At the first write: a descriptor on the file, which must still be the one opened."""
-        try:
-            self._held = hold_file(self.path)
-        except OSError:
-            self._held = (self._ino, None)
-        if self._held[0] != self._ino:
-            raise LedgerWriteError(
-                f"Could not append to ledger {self.path}: the file was replaced by another file since "
-                "it was opened. Open the ledger again.", self.path, "removed")
-        return self._held
-
-    def _stat_path(self) -> os.stat_result:
-        """The path's stat, when no descriptor could be held: the path must name the file opened."""
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            raise LedgerWriteError(
-                f"Could not append to ledger {self.path}: the file was removed. Nothing more of this "
-                "run is recorded; restore the file or use another ledger.", self.path, "removed") from None
-        if (st.st_dev, st.st_ino) != self._ino:
-            raise LedgerWriteError(
-                f"Could not append to ledger {self.path}: the file was replaced by another file since "
-                "it was opened. Open the ledger again.", self.path, "removed")
-        return st
+        self._file.check()
 
     def append(self, row: ContentRow, prev_hash: str | None = None,
                hash: str | None = None) -> tuple[int, str | None, str]:
@@ -233,25 +194,7 @@ class SQLiteRecorder:
         self._wrote = True
         cur.execute("BEGIN IMMEDIATE")
         try:
-            if cached is None:
-                found = cur.execute(_LAST, (run_id,)).fetchone()
-                exists, last = found is not None, (found[0] if found is not None else None)
-            else:
-                exists, last = True, cached
-            if hash is None:
-                prev_hash, hash = last, chain_hash(last, row)
-            else:
-                check_continues(self.path, row, last, prev_hash)
-            cur.execute(_INSERT, (*row, prev_hash, hash))
-            seq = cur.lastrowid
-            state = row.state if row.kind == "flow" else None
-            ended = row.timestamp if state in FINISHED_TYPES else None
-            if exists:
-                cur.execute(_UPDATE_RUN, (seq, hash, state, ended, run_id, last))
-                if cur.rowcount != 1:
-                    raise _StaleCache()
-            else:
-                cur.execute(_NEW_RUN, (run_id, row.flow, state or "Pending", row.timestamp, ended, seq, seq, hash))
+            seq, prev_hash, hash, ended = self._insert(row, prev_hash, hash, cached)
             cur.execute("COMMIT")
         except BaseException:
             if self._conn.in_transaction:
@@ -262,6 +205,62 @@ class SQLiteRecorder:
         else:
             self._last.pop(run_id, None)
         return seq, prev_hash, hash
+
+    def _insert(self, row: ContentRow, prev_hash: str | None, hash: str | None,
+                cached: str | None) -> tuple[int, str | None, str, str | None]:
+        """Insert one row and update its run's summary, inside the caller's write transaction.
+
+        Returns (seq, prev_hash, hash, ended); raises ``_StaleCache`` when
+        ``cached`` is no longer the run's last hash.
+        """
+        cur, run_id = self._cur, row.run_id
+        if cached is None:
+            found = cur.execute(_LAST, (run_id,)).fetchone()
+            exists, last = found is not None, (found[0] if found is not None else None)
+        else:
+            exists, last = True, cached
+        if hash is None:
+            prev_hash, hash = last, chain_hash(last, row)
+        else:
+            check_continues(self.path, row, last, prev_hash)
+        cur.execute(_INSERT, (*row, prev_hash, hash))
+        seq = cur.lastrowid
+        state = row.state if row.kind == "flow" else None
+        ended = row.timestamp if state in FINISHED_TYPES else None
+        if exists:
+            cur.execute(_UPDATE_RUN, (seq, hash, state, ended, run_id, last))
+            if cur.rowcount != 1:
+                raise _StaleCache()
+        else:
+            cur.execute(_NEW_RUN, (run_id, row.flow, state or "Pending", row.timestamp, ended, seq, seq, hash))
+        return seq, prev_hash, hash, ended
+
+    def import_rows(self, rows: Iterable[tuple[ContentRow, str | None, str]]) -> int:
+        """Store every (row, prev_hash, hash) in one transaction, all or nothing; see ``Importing``."""
+        with self._lock:
+            self._check_file()
+            wrote, touched, n = self._wrote, set(), 0
+            conn = self._conn
+            try:
+                self._wrote = True
+                self._cur.execute("BEGIN IMMEDIATE")
+                try:
+                    for row, prev_hash, hash in rows:
+                        touched.add(row.run_id)
+                        self._insert(row, prev_hash, hash, None)
+                        n += 1
+                    self._cur.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    self._wrote = wrote  # nothing was written: close() treats the file as untouched
+                    raise
+            except sqlite3.Error as exc:
+                raise write_error(exc, self.path, self.timeout, "import into") from exc
+            finally:
+                for run_id in touched:
+                    self._last.pop(run_id, None)
+            return n
 
     # --- reading --------------------------------------------------------------------
 
@@ -416,8 +415,7 @@ class SQLiteRecorder:
             self._conn.close()
             if guard is not None:
                 guard.close()
-            if self._held is not None:  # after the connection: closing the descriptor drops POSIX locks
-                release_file(*self._held)
+            self._file.release()  # after the connection: closing a descriptor drops POSIX locks
 
 
 class _StaleCache(Exception):

@@ -1,8 +1,10 @@
 """The outside of a SQLite ledger file: where it may live, its schema, its errors in our words.
 
 Used by ``eventstore.sqlite`` only: the checks before a file is opened
-(missing folder, a folder, not SQLite, unwritable), the schema's SQL (made
-with sqlite-utils, imported only then), and the translation of ``sqlite3`` errors into
+(missing folder, a folder, a dangling link, a FIFO or a device, not SQLite,
+unwritable), a new file created private (0600), the schema's SQL (made
+with sqlite-utils, imported only then), a descriptor held on the file for the
+per-write check, and the translation of ``sqlite3`` errors into
 ``LedgerWriteError`` with a message saying what to do.
 """
 
@@ -10,16 +12,18 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import threading
 
 from .errors import LedgerError, LedgerLocationError, LedgerWriteError, NotALedgerError
 from .mapper import COLUMNS
 
-__all__ = ["check_location", "schema_sql", "write_error", "hold_file", "release_file"]
+__all__ = ["check_location", "create_private", "schema_sql", "write_error", "LedgerFile"]
 
 
 def check_location(path: str) -> bool:
     """Refuse a missing or unwritable folder, and files that are not SQLite; True if new."""
+    _refuse_special(path)
     folder = os.path.dirname(path)
     if not os.path.isdir(folder):
         raise LedgerLocationError(
@@ -47,6 +51,37 @@ def check_location(path: str) -> bool:
             f"{header[:8]!r}). Point STATELEDGER_DB (or EventStore's path) at a ledger file or "
             "at a new file.", path, "not SQLite")
     return False
+
+
+def create_private(path: str) -> bool:
+    """Create the empty ledger file mode 0600 whatever the umask (SQLite gives its -wal and -shm
+    the same mode); False if another process created it at this very moment."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return False
+    return True
+
+
+def _refuse_special(path: str) -> None:
+    """Refuse a dangling symbolic link, a FIFO, a device or a socket before anything is created."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise LedgerLocationError(
+                f"Cannot use {path} as a ledger: it is a symbolic link to {os.readlink(path)}, which does "
+                "not exist. Point --db (or STATELEDGER_DB) at a file, or remove the link.",
+                path, os.path.dirname(path)) from None
+        return
+    except OSError:
+        return  # a folder we cannot search: check_location says so
+    kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a character device" if stat.S_ISCHR(mode)
+            else "a block device" if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else None)
+    if kind is not None:
+        raise NotALedgerError(
+            f"{path} is {kind}, not a ledger file. Point --db (or STATELEDGER_DB) at a regular file "
+            "(e.g. ledger.db in a folder you own).", path, kind)
 
 
 def schema_sql() -> list[str]:
@@ -129,56 +164,98 @@ def _out_of_space(path: str) -> bool:
     return False
 
 
-#: (st_dev, st_ino) of a ledger file -> [a read-only descriptor on it, how many recorders use it]
+class LedgerFile:
+    """The file a recorder writes: its identity when opened, and the check before each write.
+
+    ``check`` runs ``os.fstat`` on a descriptor held on the file (cheaper than
+    a ``stat`` of the path): a link count of 0 is a file removed, or replaced
+    by another one; no write bit, a file made read-only (root ignores modes).
+    A ledger renamed on the same disk is still the file the run writes into.
+    Closing any descriptor on a file drops every POSIX lock the process holds
+    on it, SQLite's included: so the descriptor is opened at the first write,
+    once per file and process (shared by its recorders), and closed only after
+    the last of them closed its connection (``release``).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        st = os.stat(path)
+        self.identity = (st.st_dev, st.st_ino)
+        self._fd: int | None = None
+        self._held = False
+
+    def check(self) -> None:
+        """Raise ``LedgerWriteError`` (reason "removed" or "read-only") unless the file can take a write."""
+        if not self._held:
+            self._hold()
+        st = os.fstat(self._fd) if self._fd is not None else self._stat_path()
+        if not st.st_nlink:
+            raise LedgerWriteError(
+                f"Could not append to ledger {self.path}: the file was removed (or replaced by another "
+                "file) since it was opened. Nothing more of this run is recorded; restore the file or "
+                "use another ledger.", self.path, "removed")
+        if not st.st_mode & 0o222:
+            raise LedgerWriteError(
+                f"Could not append to ledger {self.path}: the file was made read-only. Make it "
+                "writable (chmod u+w), or use another ledger.", self.path, "read-only")
+
+    def _hold(self) -> None:
+        with _held_lock:
+            try:
+                st = os.stat(self.path)
+            except OSError:
+                st = None
+            if st is None or (st.st_dev, st.st_ino) != self.identity:
+                self._stat_path()  # raises: removed or replaced
+            entry = _held.get(self.identity)
+            if entry is None:
+                try:
+                    fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                except OSError:  # cannot be read: the path is checked on each write instead
+                    self._held = True
+                    return
+                st = os.fstat(fd)
+                if (st.st_dev, st.st_ino) != self.identity:  # replaced this very moment: the path is
+                    self._held = True  # checked from now on; this descriptor stays open (see above)
+                    self._stat_path()
+                    return
+                entry = _held[self.identity] = [fd, 0]
+            entry[1] += 1
+            self._fd, self._held = entry[0], True
+
+    def _stat_path(self) -> os.stat_result:
+        """The path's stat (no descriptor held): the path must name the file opened."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            raise LedgerWriteError(
+                f"Could not append to ledger {self.path}: the file was removed. Nothing more of this "
+                "run is recorded; restore the file or use another ledger.", self.path, "removed") from None
+        if (st.st_dev, st.st_ino) != self.identity:
+            raise LedgerWriteError(
+                f"Could not append to ledger {self.path}: the file was replaced by another file since "
+                "it was opened. Open the ledger again.", self.path, "removed")
+        return st
+
+    def release(self) -> None:
+        """This recorder closed its connection; the last one of the file closes the descriptor."""
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        with _held_lock:
+            entry = _held.get(self.identity)
+            if entry is None or entry[0] != fd:
+                return
+            entry[1] -= 1
+            if entry[1] > 0:
+                return
+            del _held[self.identity]
+        os.close(fd)
+
+
+#: (st_dev, st_ino) of a ledger file -> [a read-only descriptor on it, how many recorders hold it]
 _held: dict[tuple[int, int], list[int]] = {}
 _held_lock = threading.Lock()
-
-
-def hold_file(path: str) -> tuple[tuple[int, int], int | None]:
-    """The file's identity and a descriptor on it, shared by this process's recorders of that file.
-
-    A writer checks the file before each append with ``os.fstat`` on this
-    descriptor (a link count of 0: removed or replaced; no write bit:
-    made read-only), cheaper than a ``stat`` of the path. Closing any
-    descriptor on a file drops every POSIX lock the process holds on it,
-    SQLite's included, so the descriptor is opened once per file and closed
-    only when the last recorder of the file closed its connection
-    (``release_file``). ``None``: the file could not be opened for reading;
-    the caller stats the path instead.
-    """
-    with _held_lock:
-        st = os.stat(path)
-        entry = _held.get((st.st_dev, st.st_ino))
-        if entry is not None:
-            entry[1] += 1
-            return (st.st_dev, st.st_ino), entry[0]
-        try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except OSError:
-            return (st.st_dev, st.st_ino), None
-        st = os.fstat(fd)
-        key = (st.st_dev, st.st_ino)
-        entry = _held.get(key)
-        if entry is not None:  # replaced meanwhile by a file already held: this descriptor stays open,
-            entry[1] += 1      # as closing it would drop SQLite's locks on that file
-            return key, entry[0]
-        _held[key] = [fd, 1]
-        return key, fd
-
-
-def release_file(key: tuple[int, int], fd: int | None) -> None:
-    """One recorder fewer uses the descriptor; the last one closes it (after its connection)."""
-    if fd is None:
-        return
-    with _held_lock:
-        entry = _held.get(key)
-        if entry is None or entry[0] != fd:
-            return
-        entry[1] -= 1
-        if entry[1] > 0:
-            return
-        del _held[key]
-    os.close(fd)
 
 
 def _writable(path: str) -> bool:
