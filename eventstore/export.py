@@ -24,8 +24,8 @@ __all__ = ["export", "import_jsonl", "CSV_HEADER"]
 
 #: The CSV columns: the stored columns plus the new state's message; states as JSON text.
 CSV_HEADER = ("seq", "run_id", "timestamp", "kind", "name", "key", "flow", "attempt", "state", "message",
-              "old_state", "new_state", "proposed_state", "rewritten_by", "actor", "event_id",
-              "prev_hash", "hash")
+              "old_state", "new_state", "proposed_state", "rewritten_by", "actor", "reason",
+              "event_id", "prev_hash", "hash")
 _STATE_COLUMNS = ("old_state", "new_state", "proposed_state", "rewritten_by")
 
 
@@ -76,7 +76,8 @@ def import_jsonl(recorder: Recorder, file: Any) -> int:
             try:
                 rec = json.loads(line)
                 row = ContentRow._make(
-                    (to_json(rec[c]) if rec[c] is not None else None) if c in _STATE_COLUMNS else rec[c]
+                    (to_json(rec[c]) if rec[c] is not None else None) if c in _STATE_COLUMNS
+                    else rec.get(c) if c == "reason" else rec[c]  # exports before schema 2 have no reason
                     for c in CONTENT
                 )
                 prev_hash, hash_ = rec["prev_hash"], rec["hash"]

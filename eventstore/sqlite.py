@@ -6,6 +6,13 @@ append (``BEGIN IMMEDIATE``: several processes may write at once, ``seq`` is
 the rowid assigned inside the write lock, so it is unique and increasing);
 the ``runs`` summary is updated in the same transaction. ``sqlite3`` errors
 become ``eventstore.errors`` where they meet the database.
+
+Schema version 2 added the ``reason`` column (why a state was marked by hand).
+A version-1 ledger is read as it is (``reason`` reads as NULL) and migrated by
+its first write, never by a reader. ``read_only=True`` opens a ledger this
+process cannot (or must not) write: a read-only connection, ``immutable`` when
+no writer is live (no ``-wal`` file) or the folder cannot be written, so not
+even ``-wal``/``-shm`` files are created beside it.
 """
 
 from __future__ import annotations
@@ -23,14 +30,14 @@ from .errors import (
 )
 from .mapper import (
     COLUMNS, FINISHED_TYPES, ContentRow, LatestRow, RunRecord, StoredRow, chain_hash, check_continues,
-    latest_row, run_record, stored_row,
+    latest_row, run_record, stored_row, stored_values,
 )
 from .protocol import Query
 from .sqlite_files import check_location, schema_sql, write_error
 
 __all__ = ["SQLiteRecorder", "SCHEMA_VERSION", "APPLICATION_ID", "COLUMNS", "chain_hash"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: ``PRAGMA application_id`` of a ledger file ("STLG"): tells a ledger from other SQLite files.
 APPLICATION_ID = 0x53544C47
 
@@ -41,27 +48,34 @@ _NEW_RUN = (
     "VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)"
 )
 _UPDATE_RUN = (
-    "UPDATE runs SET events = events + 1, last_seq = ?, last_hash = ?, "
-    "state = coalesce(?, state), ended = coalesce(?, ended) WHERE run_id = ? AND last_hash = ?"
+    "UPDATE runs SET events = events + 1, last_seq = ?, last_hash = ?, state = coalesce(?, state), "
+    "ended = CASE WHEN ? IS NULL THEN ended WHEN ? THEN coalesce(ended, ?) ELSE NULL END "
+    "WHERE run_id = ? AND last_hash = ?"
 )
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM events"
+#: A version-1 ledger has no ``reason`` column: it reads as NULL.
+_SELECT_V1 = f"SELECT {', '.join(COLUMNS[:-1])}, NULL AS reason FROM events"
 _RUN_COLUMNS = "run_id, flow, state, started, ended, events"
 
 
 class SQLiteRecorder:
     """Event rows in one SQLite file. See the module docstring."""
 
-    def __init__(self, path: str, *, durability: str = "normal", timeout: float = 10.0) -> None:
+    def __init__(self, path: str, *, durability: str = "normal", timeout: float = 10.0,
+                 read_only: bool = False) -> None:
         if durability not in ("normal", "full"):
             raise ValueError(f'durability must be "normal" or "full", got {durability!r}')
         self.path = os.path.abspath(path)
         self.timeout = timeout
+        self.read_only = read_only
         self._lock = threading.RLock()
         self._wrote = False  # see close()
-        created = check_location(self.path)
+        self._select = _SELECT
+        created = False if read_only else check_location(self.path)
         try:
             self._conn = sqlite3.connect(
-                self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+                self._read_only_uri() if read_only else self.path, timeout=timeout, isolation_level=None,
+                check_same_thread=False, uri=read_only)
         except sqlite3.Error as exc:
             raise LedgerError(f"Could not open ledger {self.path}: {exc}", self.path) from exc
         try:
@@ -79,6 +93,16 @@ class SQLiteRecorder:
         self._ino = (st.st_dev, st.st_ino)
 
     # --- opening ------------------------------------------------------------------
+
+    def _read_only_uri(self) -> str:
+        """A read-only URI; ``immutable`` when nothing is being written or nothing may be created."""
+        if not os.path.isfile(self.path):
+            raise LedgerLocationError(
+                f"No ledger at {self.path}: the file does not exist.", self.path, os.path.dirname(self.path))
+        folder = os.path.dirname(self.path)
+        idle = not os.path.exists(self.path + "-wal")
+        locked_folder = not (os.access(folder, os.W_OK) and os.stat(folder).st_mode & 0o222)
+        return f"file:{quote(self.path)}?mode=ro" + ("&immutable=1" if idle or locked_folder else "")
 
     def _open(self, durability: str, created: bool) -> None:
         """Check the file is a ledger we can read (no writes yet), then configure it."""
@@ -103,7 +127,15 @@ class SQLiteRecorder:
                 f"{self.path} is not a ledger: it is {found}. Point STATELEDGER_DB (or EventStore's "
                 "path) at a ledger file or at a new file.", self.path, found)
         conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-        if app_id != APPLICATION_ID or version < SCHEMA_VERSION:
+        if version < 2 and app_id == APPLICATION_ID:
+            self._select = _SELECT_V1  # migrated by the first write (_migrate)
+        if self.read_only:
+            if app_id != APPLICATION_ID:
+                raise NotALedgerError(
+                    f"{self.path} is not a ledger: it holds no ledger tables. Point STATELEDGER_DB at "
+                    "a ledger file.", self.path, "empty")
+            return
+        if app_id != APPLICATION_ID:
             self._wrote = True
             self._create_schema()
         try:
@@ -144,6 +176,23 @@ class SQLiteRecorder:
         except sqlite3.Error as exc:
             raise write_error(exc, self.path, self.timeout, "create") from exc
 
+    def _migrate(self) -> None:
+        """Bring a version-1 ledger to version 2 (the ``reason`` column), under the write lock."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("PRAGMA user_version").fetchone()[0] < 2:
+                columns = {r[1] for r in conn.execute("PRAGMA table_info(events)")}
+                if "reason" not in columns:
+                    conn.execute("ALTER TABLE events ADD COLUMN reason TEXT")
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self._select = _SELECT
+
     def _retry(self, fn: Any) -> Any:
         """Retry a statement SQLite refuses with BUSY without calling the busy handler."""
         deadline = time.monotonic() + self.timeout
@@ -163,6 +212,10 @@ class SQLiteRecorder:
             raise LedgerWriteError(
                 f"Could not append to ledger {self.path}: this EventStore was closed. Open the "
                 "ledger again (EventStore(path)).", self.path, "closed")
+        if self.read_only:
+            raise LedgerWriteError(
+                f"Could not write to ledger {self.path}: it was opened read-only. Open it with "
+                "EventStore(path) in a process that can write it.", self.path, "read-only")
         try:
             st = os.stat(self.path)
         except OSError:
@@ -201,6 +254,8 @@ class SQLiteRecorder:
         """
         cur, run_id = self._cur, row.run_id
         self._wrote = True
+        if self._select is _SELECT_V1:
+            self._migrate()
         cur.execute("BEGIN IMMEDIATE")
         try:
             if cached is None:
@@ -212,12 +267,12 @@ class SQLiteRecorder:
                 prev_hash, hash = last, chain_hash(last, row)
             else:
                 check_continues(self.path, row, last, prev_hash)
-            cur.execute(_INSERT, (*row, prev_hash, hash))
+            cur.execute(_INSERT, stored_values(row, prev_hash, hash))
             seq = cur.lastrowid
             state = row.state if row.kind == "flow" else None
             ended = row.timestamp if state in FINISHED_TYPES else None
             if exists:
-                cur.execute(_UPDATE_RUN, (seq, hash, state, ended, run_id, last))
+                cur.execute(_UPDATE_RUN, (seq, hash, state, state, ended is not None, row.timestamp, run_id, last))
                 if cur.rowcount != 1:
                     raise _StaleCache()
             else:
@@ -255,7 +310,7 @@ class SQLiteRecorder:
                 return []
             run_range = (found[0], None if tail else found[1])
         where, params = _where(q, run_range)
-        sql = _SELECT + where + " ORDER BY seq"
+        sql = self._select + where + " ORDER BY seq"
         if q.limit is not None:
             sql += f" LIMIT {int(q.limit)}"
         return list(map(stored_row, self._read(sql, params)))
@@ -356,6 +411,8 @@ class SQLiteRecorder:
             self._check_file()
             self._wrote = True
             try:
+                if self._select is _SELECT_V1:
+                    self._migrate()
                 self._conn.execute(
                     "INSERT INTO cursors (name, seq, filter, updated) VALUES (?, ?, ?, ?) "
                     "ON CONFLICT(name) DO UPDATE SET seq = excluded.seq, filter = excluded.filter, "

@@ -40,6 +40,7 @@ class Event:
     prev_hash: str | None = None
     hash: str | None = None
     flow: str = ""  # the flow's name (for task events too)
+    reason: str | None = None  # why a person marked this state by hand (``store.mark``); None otherwise
 
     def __repr__(self) -> str:
         return (
@@ -56,6 +57,7 @@ class Event:
 _COMPARED = (
     "seq", "event_id", "run_id", "timestamp", "kind", "name", "key", "attempt",
     "old_state", "new_state", "proposed_state", "rewritten_by", "actor", "prev_hash", "hash", "flow",
+    "reason",
 )
 
 
