@@ -315,6 +315,16 @@ class EventStore:
 
         return import_jsonl(self.recorder, file)
 
+    def mark(self, run_id: str, key: str, state: Any, *, reason: str, by: str | None = None) -> Event:
+        """Set a task's (or the flow's) state by hand, through the pipeline; see ``eventstore.marks``.
+
+        ``reason`` is recorded in the event, ``by`` (default: the OS user) as
+        its ``actor``; the flow's state is recomputed from its reference tasks.
+        """
+        from .marks import mark
+
+        return mark(self, run_id, key, state, reason=reason, by=by)
+
     def report(self, run_id: str, *, flow: Any = None) -> str:
         """The run as one self-contained HTML page; see ``eventstore.report``."""
         from .report import render_report

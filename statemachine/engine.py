@@ -22,6 +22,7 @@ from .context import current_run_id, running
 from .errors import ArgumentError, ParameterError
 from .flow import Flow
 from .pipeline import Runtime, Subject, transition
+from .restart import REFERENCE_TASKS, Restart
 from .signals import ENDRUN, StateSignal
 from .states import (
     Failed, Pending, Retrying, Running, Scheduled, Skipped, State, Success, TimedOut, TriggerFailed, utcnow,
@@ -57,22 +58,30 @@ class FlowRunner:
         parameters: Mapping[str, Any] | None = None,
         store: Any = None,
         run_id: str | None = None,
+        restart: str | None = None,
     ) -> None:
         self.flow = flow
         self.order = flow.sorted_tasks()  # raises CycleError before anything is recorded
-        self.parameters = flow.check_parameters(parameters)
         if run_id is not None and (not isinstance(run_id, str) or not run_id):
             raise ParameterError(f"run_id must be a non-empty string, got {run_id!r}")
-        self.run_id = run_id or new_run_id(flow.name)
+        if restart is not None and run_id is not None and run_id != restart:
+            raise ArgumentError(f"restart={restart!r} continues that run; leave run_id= out", "run_id", run_id)
+        self.run_id = restart or run_id or new_run_id(flow.name)
         ledger = store if store is not None else wiring.default_ledger()
         if not callable(getattr(ledger, "append", None)):
             raise ArgumentError(f"store must be an EventStore (or have append(event)), got {store!r}", "store", store)
-        self.rt = Runtime(self.run_id, flow.name, ledger, wiring.default_bus(), wiring.global_handlers())
         self.states: dict[Task, State] = {}
         self.run_counts: dict[Task, int] = {}
+        self.attempt_base: dict[Task, int] = {}  # attempts of earlier runs of this run (a restart)
+        self.done: dict[Task, State] = {}  # tasks a restart does not run again
         self.subjects = {
             t: Subject(t, "task", t.name, flow.key_of(t), t.state_handlers) for t in self.order
         }
+        self.restart = Restart(self, ledger, restart) if restart is not None else None
+        if self.restart is not None:
+            parameters = self.restart.parameters(parameters)
+        self.parameters = flow.check_parameters(parameters)
+        self.rt = Runtime(self.run_id, flow.name, ledger, wiring.default_bus(), wiring.global_handlers())
 
     # --- the flow -------------------------------------------------------------
 
@@ -80,13 +89,17 @@ class FlowRunner:
         flow = self.flow
         subject = Subject(flow, "flow", flow.name, flow.name, flow.state_handlers)
         log.info("flow %s: run %s starting (%d tasks)", flow.name, self.run_id, len(self.order))
+        refs = {REFERENCE_TASKS: sorted(flow.key_of(t) for t in flow.reference_tasks())}  # for store.mark
+        attempt = self.restart.flow_attempt if self.restart is not None else 1
         with running(self.run_id):
-            state, halted = transition(subject, Scheduled(), Running("Running flow."), self.rt)
+            state, halted = self.restart.open(self, subject) if self.restart is not None else (Scheduled(), False)
+            if not halted:
+                state, halted = transition(subject, state, Running("Running flow.", context=refs), self.rt, attempt)
             if not halted:
                 self.run_tasks()
                 final = self.final_flow_state()
                 if final is not None:
-                    state, _ = transition(subject, state, final, self.rt)
+                    state, _ = transition(subject, state, final, self.rt, attempt)
         if state.result is None:
             state.result = dict(self.states)
         state.context["run_id"] = self.run_id
@@ -120,7 +133,7 @@ class FlowRunner:
                     time.sleep(delay)
             else:
                 t = ready.popleft()
-            state = states[t] = self.run_task(t, states.get(t) or Pending())
+            state = states[t] = self.done[t] if t in self.done else self.run_task(t, states.get(t) or Pending())
             if isinstance(state, Retrying):
                 tie += 1
                 heapq.heappush(waiting, (state.start_time, tie, t))
@@ -151,12 +164,13 @@ class FlowRunner:
         if halted:
             return state
 
-        if state.is_failed() and not isinstance(state, TriggerFailed) and attempt <= task.max_retries:
+        tries = attempt - self.attempt_base.get(task, 0)  # a restart's retries count afresh
+        if state.is_failed() and not isinstance(state, TriggerFailed) and tries <= task.max_retries:
             retry = Retrying(
-                f"Retrying Task (after attempt {attempt} of {task.max_retries + 1})",
+                f"Retrying Task (after attempt {tries} of {task.max_retries + 1})",
                 result=state.result,
                 start_time=utcnow() + task.retry_delay,
-                run_count=attempt,
+                run_count=tries,
             )
             state, halted = transition(subject, state, retry, rt, attempt)
         return state

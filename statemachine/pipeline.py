@@ -65,18 +65,21 @@ class Move:
 
 
 def transition(
-    subject: Subject, old: State, proposed: State, rt: Runtime, attempt: int = 1
+    subject: Subject, old: State, proposed: State, rt: Runtime, attempt: int = 1, *,
+    via: str = "engine", reason: str | None = None, actor: str | None = None,
 ) -> tuple[State, bool]:
     """Move ``subject`` from ``old`` towards ``proposed``; return (committed state, halted).
 
     ``halted`` is true when a state handler failed or made an illegal rewrite:
-    the object's run ends in the committed ``Failed`` state.
+    the object's run ends in the committed ``Failed`` state. ``via``: which
+    edges of the graph the move may take (``"manual"`` for a mark, with its
+    ``reason`` and ``actor`` recorded; ``"restart"``; see ``graph``).
     """
     handlers = (*subject.handlers, *rt.global_handlers.get(subject.kind, ()))
     move = Move(old, proposed, proposed)
     move = run_handlers(subject, move, handlers)
-    move = check_legality(move)
-    event = commit(rt, subject, move, attempt)
+    move = check_legality(move, via)
+    event = commit(rt, subject, move, attempt, reason, actor)
     broadcast(rt, subject, event)
     return move.final, move.halted
 
@@ -111,15 +114,19 @@ def run_handlers(subject: Subject, move: Move, handlers: Sequence[StateHandler])
     return Move(old, move.proposed, state, rewritten_by)
 
 
-def check_legality(move: Move) -> Move:
+def check_legality(move: Move, via: str = "engine") -> Move:
     """Refuse an illegal move: the engine's is a bug, a handler's rewrite becomes Failed.
 
     A refused rewrite is recorded as the proposal so the audit shows what was
     refused, and halts the object's run.
     """
     old, final = move.old, move.final
-    if graph.is_legal(old, final):
+    if graph.is_legal(old, final, via):
         return move
+    if not move.rewritten_by and via != "engine":
+        raise IllegalTransitionError(
+            f"{type(old).__name__} -> {type(final).__name__} is not a legal {via} transition "
+            f"(`stateledger graph --manual` draws the edges a {via} may take).", old, final)
     if not move.rewritten_by:
         raise IllegalTransitionError(
             f"The engine proposed {old!r} -> {final!r}, which the legal state graph refuses. "
@@ -136,10 +143,12 @@ def check_legality(move: Move) -> Move:
     return Move(old, final, failed, move.rewritten_by, True)
 
 
-def commit(rt: Runtime, subject: Subject, move: Move, attempt: int) -> Event:
+def commit(rt: Runtime, subject: Subject, move: Move, attempt: int, reason: str | None = None,
+           actor: str | None = None) -> Event:
     """Append the event to the ledger; if that fails, the run stops here.
 
-    The proposal is recorded exactly when a handler rewrote it.
+    The proposal is recorded exactly when a handler rewrote it; ``actor``
+    defaults to this process (``user@host:pid``).
     """
     old, final = move.old, move.final
     event = Event(
@@ -153,9 +162,10 @@ def commit(rt: Runtime, subject: Subject, move: Move, attempt: int) -> Event:
         new_state=final,
         proposed_state=move.proposed if move.rewritten_by else None,
         rewritten_by=move.rewritten_by,
-        actor=current_actor(),
+        actor=actor or current_actor(),
         event_id=new_event_id(),
         flow=rt.flow,
+        reason=reason,
     )
     try:
         return rt.ledger.append(event)
