@@ -9,7 +9,7 @@ and ``reason`` = why, and the bus broadcasts it (durable subscriptions read it
 from the ledger like any event). A refused mark writes nothing.
 
 After a task is marked, the flow's state is recomputed from its reference
-tasks (the keys the flow's run recorded in its ``Running`` state; every task
+tasks (the keys the flow's run recorded in its ``Scheduled`` state; every task
 of the run for a ledger written before that was recorded): a flow event is
 committed when the flow's state changes, e.g. ``Failed -> Success`` once the
 failed task was marked ``Success``.
@@ -120,10 +120,13 @@ def _recompute_flow(store: EventStore, rt: Runtime, run_id: str, reason: str, wh
         return
     flow_event = Mapper.to_events(flows[-1:])[0]
     refs: list[str] | None = None
-    for row in reversed(flows):  # the latest Running state of the flow records its reference tasks
-        found = codec.state_from_json(row.new_state).context.get(REFERENCE_TASKS)
-        if found is not None:
-            refs = list(found)
+    for row in reversed(flows):  # the flow's latest Scheduled state records its reference tasks
+        for text in (row.new_state, row.old_state):
+            found = codec.state_from_json(text).context.get(REFERENCE_TASKS) if REFERENCE_TASKS in text else None
+            if found is not None:
+                refs = list(found)
+                break
+        if refs is not None:
             break
     tasks = {r.key: r for r in store.recorder.latest(run_id) if r.kind == "task"}
     states = [codec.state_from_json(tasks[k].new_state) for k in (refs if refs is not None else tasks) if k in tasks]

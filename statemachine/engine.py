@@ -89,12 +89,13 @@ class FlowRunner:
         flow = self.flow
         subject = Subject(flow, "flow", flow.name, flow.name, flow.state_handlers)
         log.info("flow %s: run %s starting (%d tasks)", flow.name, self.run_id, len(self.order))
-        refs = {REFERENCE_TASKS: sorted(flow.key_of(t) for t in flow.reference_tasks())}  # for store.mark
+        # the flow is scheduled with its reference tasks: store.mark recomputes the flow's state from them
+        scheduled = Scheduled(context={REFERENCE_TASKS: sorted(flow.key_of(t) for t in flow.reference_tasks())})
         attempt = self.restart.flow_attempt if self.restart is not None else 1
         with running(self.run_id):
-            state, halted = self.restart.open(self, subject) if self.restart is not None else (Scheduled(), False)
+            state, halted = self.restart.open(self, subject, scheduled) if self.restart else (scheduled, False)
             if not halted:
-                state, halted = transition(subject, state, Running("Running flow.", context=refs), self.rt, attempt)
+                state, halted = transition(subject, state, Running("Running flow."), self.rt, attempt)
             if not halted:
                 self.run_tasks()
                 final = self.final_flow_state()

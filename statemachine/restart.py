@@ -37,7 +37,7 @@ __all__ = ["Restart", "REFERENCE_TASKS", "is_json"]
 
 log = logging.getLogger("stateledger")
 
-#: The context key under which a flow's ``Running`` state records its reference tasks' keys
+#: The context key under which a flow's ``Scheduled`` state records its reference tasks' keys
 #: (``store.mark`` recomputes the flow's state from them).
 REFERENCE_TASKS = "reference_tasks"
 
@@ -119,10 +119,10 @@ class Restart:
                 values[task.name] = state.result
         return values
 
-    def open(self, runner: FlowRunner, subject: Subject) -> tuple[State, bool]:
-        """Move the flow back to ``Scheduled`` and the tasks to ``Pending``; return the flow's (state, halted)."""
+    def open(self, runner: FlowRunner, subject: Subject, scheduled: State) -> tuple[State, bool]:
+        """Move the flow back to ``scheduled`` and the tasks to ``Pending``; return the flow's (state, halted)."""
         rt = runner.rt
-        state, halted = transition(subject, self.flow_state, Scheduled(), rt, self.flow_attempt, via="restart")
+        state, halted = transition(subject, self.flow_state, scheduled, rt, self.flow_attempt, via="restart")
         if halted:
             return state, halted
         for task, old in self.reopen.items():
