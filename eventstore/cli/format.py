@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import shutil
-import sys
 from collections.abc import Mapping
 from typing import Any, Callable, Iterable, Sequence
 
@@ -23,6 +21,7 @@ import click
 from statemachine.states import State
 
 from ..codec import encode_state
+from .fit import cut, more_footer, terminal_width
 
 __all__ = [
     "fmt_time", "fmt_duration", "fmt_state", "event_dict", "json_line", "transition_line",
@@ -142,66 +141,6 @@ def json_line(event: Any) -> str:
 
 
 # --- transitions -----------------------------------------------------------------
-
-
-def terminal_width() -> int | None:
-    """The width output must fit on a terminal (``$COLUMNS`` overrides it); None when piped: nothing cut."""
-    if sys.stdout.isatty():
-        return max(shutil.get_terminal_size().columns, 40)
-    return None
-
-
-def cut(text: str, width: int, how: str = "end") -> str:
-    """``text`` in at most ``width`` characters, "…" marking what was left out.
-
-    ``how``: ``"end"`` keeps the start; ``"middle"`` the start and the end (run
-    ids, keys); ``"message"`` the state and the end of its message (where an
-    error's type and text are): ``Failed("Error dur…ValueError('printer on fire')")``.
-    """
-    if len(text) <= width:
-        return text
-    if width <= 1:
-        return "…"[:max(width, 0)]
-    if how == "end":
-        return text[: width - 1] + "…"
-    if how == "message":
-        return _cut_message(text, width)
-    head = (width - 1) // 2
-    tail = width - 1 - head
-    return text[:head] + "…" + (text[len(text) - tail:] if tail > 0 else "")
-
-
-_GENERIC = "Error during execution of task: "
-
-
-def _cut_message(text: str, width: int) -> str:
-    """Keep, in this order: the new state, its message's start (an error's type) and end, the old state."""
-    shorter = text.replace(_GENERIC, "…", 1)  # the task failure's standard prefix says nothing here
-    if len(shorter) <= width:
-        return shorter
-    arrow = shorter.find(" -> ")
-    state = shorter[arrow + 4:] if arrow >= 0 and shorter.find('("') > arrow else shorter
-    if len(state) <= width:
-        return state
-    opened = state.find('("')
-    head = opened + 2 if 0 <= opened < width // 2 else 0
-    room = width - head - 1
-    if room <= 0:
-        return state[: width - 1] + "…"
-    body = state[head:].removeprefix("…")
-    start = room // 3
-    return state[:head] + body[:start] + "…" + body[len(body) - (room - start):]
-
-
-def more_footer(shown: int, total: int, what: str) -> str | None:
-    """``… 12 more runs; use --limit N to see more (--limit 0: all)``, or None when nothing was left out.
-
-    ``what``: the singular noun (``run``, ``transition``).
-    """
-    if total <= shown:
-        return None
-    more = total - shown
-    return f"… {more} more {what}{'' if more == 1 else 's'}; use --limit N to see more (--limit 0: all)"
 
 
 def transition_text(event: Any, room: int | None = None) -> str:
@@ -358,12 +297,17 @@ def show_text(events: Sequence[Any], only: Callable[[Any], bool] | None = None) 
     ended = "unfinished"
     if finished:
         ended = f"ended {fmt_time(events[-1].timestamp, date=False)}, took {fmt_duration(took)}"
-    lines = [
-        f"Run {first.run_id}  flow {first.flow or first.name}  " + colour(fmt_state(final), final),
-        f"started {fmt_time(first.timestamp)} UTC, {ended}, {len(events)} events",
-    ]
     width = terminal_width()
+    head = f"Run {first.run_id}  flow {first.flow or first.name}  "
+    final_text = fmt_state(final)
+    if width is not None:
+        final_text = cut(final_text, max(width - len(head), 20), "message")
+    lines = [head + colour(final_text, final), f"started {fmt_time(first.timestamp)} UTC, {ended}, {len(events)} events"]
     room = None if width is None else max(width - 30, 20)
+
+    def note(text: str) -> str:
+        return text if width is None else cut(text, max(width, 40), "end")
+
     groups = _grouped(events)
     shown = 0
     for (kind, key), group in groups.items():
@@ -382,9 +326,9 @@ def show_text(events: Sequence[Any], only: Callable[[Any], bool] | None = None) 
                 f"  {attempt:<3} {transition_text(e, room)}"
             )
             if e.rewritten_by:
-                lines.append(f"  {'':26}  ^ {rewrite_note(e)}")
+                lines.append(note(f"  {'':26}  ^ {rewrite_note(e)}"))
             if e.reason is not None:
-                lines.append(f"  {'':26}  ^ marked by {e.actor}: {e.reason}")
+                lines.append(note(f"  {'':26}  ^ marked by {e.actor}: {e.reason}"))
             previous = e.timestamp
     if only is not None and not shown:
         lines += ["", "No task or flow of this run ends in a state --state names."]

@@ -95,11 +95,13 @@ def _import_file(path: str) -> Any:
 def _where(exc: BaseException, file: Path) -> str:
     """``FILE:LINE: `` where the import failed: the flow file's last line in the traceback, else the last frame."""
     if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
-        return f"{exc.filename}:{exc.lineno}: "
+        same = Path(exc.filename).resolve() == file.resolve()
+        return f"{file if same else exc.filename}:{exc.lineno}: "
     frames = traceback.extract_tb(exc.__traceback__)
     mine = [f for f in frames if Path(f.filename).resolve() == file.resolve()]
-    frame = (mine or frames or [None])[-1]
-    return f"{frame.filename}:{frame.lineno}: " if frame is not None else ""
+    if mine:
+        return f"{file}:{mine[-1].lineno}: "
+    return f"{frames[-1].filename}:{frames[-1].lineno}: " if frames else ""
 
 
 def load_handler(spec: str) -> Callable[..., Any]:
