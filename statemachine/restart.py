@@ -122,6 +122,8 @@ class Restart:
     def open(self, runner: FlowRunner, subject: Subject, scheduled: State) -> tuple[State, bool]:
         """Move the flow back to ``scheduled`` and the tasks to ``Pending``; return the flow's (state, halted)."""
         rt = runner.rt
+        log.info("restart of run %s: %d tasks done, %d run again", self.run_id, len(self.done),
+                 len(runner.order) - len(self.done))
         state, halted = transition(subject, self.flow_state, scheduled, rt, self.flow_attempt, via="restart")
         if halted:
             return state, halted
@@ -134,6 +136,4 @@ class Restart:
         runner.states.update(runner.done)
         runner.run_counts.update(self.attempts)
         runner.attempt_base.update(self.attempts)
-        log.info("restart of run %s: %d tasks done, %d run again", self.run_id, len(self.done),
-                 len(runner.order) - len(self.done))
         return state, False
