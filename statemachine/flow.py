@@ -234,17 +234,21 @@ class Flow:
         *,
         store: Any = None,
         run_id: str | None = None,
+        executor: Any = None,
         restart: str | None = None,
     ) -> State:
         """Run every task; return the flow's final state (``.result``: each Task's state).
 
         ``store`` is where the run is recorded (default: the ledger at
         ``STATELEDGER_DB``); ``run_id`` names the run (default: generated). The
-        returned state's ``context["run_id"]`` names it either way.
+        returned state's ``context["run_id"]`` names it either way. ``executor``
+        is where task bodies run (``statemachine.executors``; default
+        ``LocalExecutor()``: one after another, in this thread).
         ``restart=RUN_ID`` continues that finished run as its next attempt:
         tasks that succeeded with a JSON result are not run again (see
         ``statemachine.restart``).
         """
         from .engine import FlowRunner
 
-        return FlowRunner(self, parameters=parameters, store=store, run_id=run_id, restart=restart).run()
+        return FlowRunner(self, parameters=parameters, store=store, run_id=run_id, executor=executor,
+                          restart=restart).run()

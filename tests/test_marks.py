@@ -217,3 +217,29 @@ def test_export_and_import_keep_the_reason_and_old_exports_still_import(tmp_path
     (tmp_path / "old.jsonl").write_text("".join(json.dumps(r) + "\n" for r in old))
     with EventStore(tmp_path / "c.db") as c:
         assert c.import_jsonl(tmp_path / "old.jsonl") == 6 and c.verify().ok
+
+
+def test_a_version_1_postgresql_ledger_is_read_as_it_is_and_migrated_by_its_first_append(pg_url):
+    import psycopg
+
+    from eventstore.postgres_schema import schema_sql
+
+    with EventStore(pg_url) as store:
+        failed_run(store)
+    schema = pg_url.rsplit("schema=", 1)[1]
+    s = f'"{schema}"'
+    function = next(sql for sql in schema_sql(schema) if sql.startswith("CREATE FUNCTION"))
+    v1_function = function.replace(", p_reason text", "").replace(", reason) VALUES", ") VALUES").replace(
+        ", p_reason)", ")")
+    server = pg_url.rsplit("?", 1)[0]
+    with psycopg.connect(server, autocommit=True) as conn:  # what a version-1 ledger is
+        conn.execute(f"DROP FUNCTION {s}.append_event")
+        conn.execute(f"ALTER TABLE {s}.events DROP COLUMN reason")
+        conn.execute(v1_function)
+        conn.execute(f"UPDATE {s}.meta SET value = '1' WHERE key = 'schema_version'")
+    with EventStore(pg_url) as store:
+        assert [e.reason for e in store.history("m1")] == [None] * 6 and store.verify().ok
+        store.mark("m1", "publish-1", "Success", reason="migrated", by="erin")
+        assert store.history("m1")[-2].reason == "migrated" and store.verify().ok
+    with psycopg.connect(server, autocommit=True) as conn:
+        assert conn.execute(f"SELECT value FROM {s}.meta WHERE key = 'schema_version'").fetchone()[0] == "2"

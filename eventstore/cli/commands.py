@@ -29,9 +29,8 @@ from statemachine.errors import StateLedgerError
 from . import format as out
 from .loading import load_flow, load_handler, parse_params
 from .options import (
-    complete_run_ids, db_option, flow_option, json_option, kind_option, ledger_path, limit_option, open_ledger,
-    resolve_run,
-    run_argument, run_option, state_option, task_option, time_options, traceback_option,
+    complete_run_ids, db_option, flow_option, json_option, kind_option, limit_option, open_ledger, resolve_run,
+    run_argument, run_option, shown_path, state_option, task_option, time_options, traceback_option,
 )
 from .pipes import SafeWriter, flush_quietly, silence_stdout
 
@@ -142,11 +141,15 @@ def main() -> None:
     help="A flow parameter (VALUE as JSON when valid JSON). Repeatable.",
 )
 @click.option("--run-id", metavar="ID", help="Name the run (default: FLOW-TIME-RANDOM).")
+@click.option(
+    "--executor", "executor_spec", default="local", show_default=True, metavar="SPEC",
+    help="Where task bodies run: local, threads[:N], dask (a local cluster) or dask:tcp://HOST:PORT.",
+)
 @db_option
 @json_option
 @traceback_option
-def run(target: str, params: tuple[str, ...], run_id: str | None, db: str | None, as_json: bool,
-        show_traceback: bool) -> int:
+def run(target: str, params: tuple[str, ...], run_id: str | None, executor_spec: str, db: str | None,
+        as_json: bool, show_traceback: bool) -> int:
     """Run the flow in FILE, printing each transition as it commits.
 
     FLOW names the module variable holding the flow, or the flow's name; it
@@ -157,16 +160,19 @@ def run(target: str, params: tuple[str, ...], run_id: str | None, db: str | None
     \b
     Example:
       stateledger run examples/etl.py --param day=2024-06-01 --run-id etl-june
+      stateledger run examples/etl.py --executor threads:8
     """
     from statemachine.engine import new_run_id
+    from statemachine.executors import executor_from_spec
 
     want_traceback(show_traceback)
+    executor = executor_from_spec(executor_spec)
     flow = load_flow(target)
     parameters = flow.check_parameters(parse_params(params))  # before the ledger is opened
     run_id = run_id or new_run_id(flow.name)
-    header = [] if as_json else [f"Running flow {flow.name} as run {run_id} (ledger {ledger_path(db)}; times UTC)"]
+    header = [] if as_json else [f"Running flow {flow.name} as run {run_id} (ledger {shown_path(db)}; times UTC)"]
     with open_ledger(db, create=True) as store:
-        state = run_flow(flow, parameters, store, run_id, as_json, header, run_id=run_id)
+        state = run_flow(flow, parameters, store, run_id, as_json, header, run_id=run_id, executor=executor)
     return 0 if state.is_successful() else 1
 
 
@@ -326,7 +332,7 @@ def verify(run_id: str | None, db: str | None, as_json: bool) -> int:
         if run_id is not None:
             run_id = resolve_run(store, run_id)
         report = store.verify(run_id)
-    click.echo(out.verify_text(report, ledger_path(db), run_id, as_json))
+    click.echo(out.verify_text(report, shown_path(db), run_id, as_json))
     return 0 if report.ok else 1
 
 
@@ -362,7 +368,8 @@ def export(fmt: str, run_id: str | None, output: str, db: str | None) -> int:
 @state_option
 @click.option("--from-start", is_flag=True, help="Print the transitions already in the ledger first.")
 @click.option(
-    "--interval", type=click.FloatRange(min=0.01), default=0.25, show_default=True, help="Seconds between polls."
+    "--interval", type=click.FloatRange(min=0.01), default=0.25, show_default=True,
+    help="Seconds between polls (a PostgreSQL ledger wakes on each commit instead).",
 )
 @click.option("--count", type=click.IntRange(min=1), metavar="N", help="Stop after this many transitions.")
 @db_option
@@ -381,7 +388,7 @@ def follow(run_id: str | None, flow: str | None, task: str | None, kind: str | N
             cursor = 0 if from_start else store.max_seq()
             if run_id is not None:
                 run_id = _follow_run(store, run_id)
-            click.echo(f"Following {ledger_path(db)} after seq {cursor} (times UTC); press Ctrl-C to stop",
+            click.echo(f"Following {shown_path(db)} after seq {cursor} (times UTC); press Ctrl-C to stop",
                        err=True)
             events = store.tail(cursor, run_id=run_id, flow=flow, task=task, states=states, kinds=kind,
                                 poll_interval=interval)
@@ -406,6 +413,28 @@ def _follow_run(store: Any, run_id: str) -> str:
         click.echo(f"stateledger: note: no run {run_id!r} in ledger {store.path}{known}; waiting for it "
                    "to start. Check the id, or press Ctrl-C to stop.", err=True)
         return run_id
+
+
+@main.command()
+@click.option("--from", "source", metavar="PATH|URL", required=True, help="The ledger to copy.")
+@click.option("--to", "target", metavar="PATH|URL", required=True, help="The ledger to copy into.")
+@click.option("--append", is_flag=True, help="Copy into a ledger that holds runs already (none of the copied ones).")
+def copy(source: str, target: str, append: bool) -> int:
+    """Copy every run of one ledger into another: SQLite <-> PostgreSQL.
+
+    Events keep their hashes (verify passes on the copy); seqs are the
+    target's. A target that holds events is refused unless --append is
+    given, and then no run may be in both.
+
+    \b
+    Example:
+      stateledger copy --from ledger.db --to postgresql://me@db.example/ledger
+    """
+    with open_ledger(source) as src, open_ledger(target, create=True) as dst:
+        events = src.copy_to(dst, append=append)
+        runs = len(src.runs())
+    click.echo(f"Copied {events} events of {runs} runs from {shown_path(source)} to {shown_path(target)}")
+    return 0
 
 
 @main.command()

@@ -18,7 +18,7 @@ import click
 from . import format as out
 from .commands import main, run_flow, want_traceback
 from .loading import load_flow, parse_params
-from .options import db_option, json_option, ledger_path, open_ledger, resolve_run, run_argument, traceback_option
+from .options import db_option, json_option, open_ledger, resolve_run, run_argument, shown_path, traceback_option
 
 __all__ = ["restart", "mark"]
 
@@ -51,7 +51,7 @@ def restart(run_id: str, target: str, params: tuple[str, ...], db: str | None, a
     flow = load_flow(target)
     with open_ledger(db, write=True) as store:
         run_id = resolve_run(store, run_id)
-        header = [] if as_json else [f"Restarting run {run_id} of flow {flow.name} (ledger {ledger_path(db)}; "
+        header = [] if as_json else [f"Restarting run {run_id} of flow {flow.name} (ledger {shown_path(db)}; "
                                      "times UTC)"]
         with _restart_log():
             state = run_flow(flow, parse_params(params), store, run_id, as_json, header, restart=run_id)

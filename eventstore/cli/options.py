@@ -19,12 +19,12 @@ from statemachine.errors import CommandInputError, LedgerError
 from statemachine.filters import FilterError, parse_states
 from statemachine.states import STATE_CLASSES, State
 
-from ..store import EventStore, default_path
+from ..store import EventStore, default_path, is_url, open_recorder, without_password
 
 __all__ = [
     "db_option", "json_option", "state_option", "run_option", "flow_option", "task_option", "kind_option",
-    "time_options", "parse_when", "ledger_path", "open_ledger", "limit_option", "resolve_run", "complete_run_ids",
-    "run_argument", "traceback_option",
+    "time_options", "parse_when", "ledger_path", "shown_path", "open_ledger", "limit_option", "resolve_run",
+    "complete_run_ids", "run_argument", "traceback_option",
 ]
 
 
@@ -40,8 +40,9 @@ def _check_db(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 
 
 db_option = click.option(
-    "--db", metavar="PATH", default=None, callback=_check_db, is_eager=True,
-    help="Ledger file. Default: $STATELEDGER_DB, else ~/.stateledger/ledger.db.",
+    "--db", metavar="PATH|URL", default=None, callback=_check_db, is_eager=True,
+    help="Ledger: a file, or postgresql://USER:PASS@HOST:PORT/DB[?schema=NAME]. "
+    "Default: $STATELEDGER_DB, else ~/.stateledger/ledger.db.",
 )
 traceback_option = click.option(
     "--traceback", "show_traceback", is_flag=True, help="On an error in the flow file, print its whole traceback.")
@@ -140,17 +141,27 @@ def ledger_path(db: str | None) -> str:
     return str(default_path())
 
 
+def shown_path(db: str | None) -> str:
+    """The ledger as messages print it: a URL's password is shown as ``***``."""
+    return without_password(ledger_path(db))
+
+
 @contextlib.contextmanager
 def open_ledger(db: str | None, *, create: bool = False, write: bool = False, live: bool = False) -> Iterator[Any]:
-    """The EventStore at ``--db``; a read command (``create=False``) never creates or changes the file.
+    """The EventStore at ``--db``; a read command (``create=False``) never creates or changes a ledger.
 
-    A read command opens a SQLite ledger read-only (``immutable`` when no
-    writer is live), so an archived copy, a read-only file or folder, or
+    A file that does not exist, or a PostgreSQL schema that holds no ledger, is
+    refused. A read command opens a SQLite ledger read-only (``immutable`` when
+    no writer is live), so an archived copy, a read-only file or folder, or
     another user's ledger can be read and is never changed; ``live`` (follow)
     opens it read-only only when it cannot be written, to see new commits.
     ``write`` (mark, restart): the ledger must exist and is opened to write.
     """
     path = ledger_path(db)
+    if is_url(path):
+        with EventStore(recorder=open_recorder(path, create=create)) as store:
+            yield store
+        return
     file = path[len("sqlite://"):] if path.startswith("sqlite://") else path
     local = "://" not in file and file != ":memory:"
     if not create and local and (not os.path.exists(file) or os.path.getsize(file) == 0):
