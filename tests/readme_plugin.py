@@ -2,13 +2,16 @@
 
 Each block runs in a fresh folder with its own HOME and ledger, as a reader
 would in an empty directory. A block that needs a server says so in its fence
-(```` ```python fixture:slack_webhook ````) and gets a real one on 127.0.0.1.
+(```` ```python fixture:slack_webhook ````) and gets a real one on 127.0.0.1;
+``fixture:postgresql`` gets a schema of its own on the test server
+(``STATELEDGER_TEST_PG``; skipped without one, failed when ``CI`` is set).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -39,3 +42,20 @@ def slack_webhook(reader_folder, monkeypatch):
         monkeypatch.setenv("STATELEDGER_SECRET_SLACK_WEBHOOK_URL", receiver.url)
         yield receiver
     assert receiver.requests, "the block posted nothing to the Slack stand-in"
+
+
+@pytest.fixture
+def postgresql(reader_folder, monkeypatch):
+    """STATELEDGER_DB: a schema of its own on the test PostgreSQL server, dropped afterwards."""
+    server = os.environ.get("STATELEDGER_TEST_PG") or os.environ.get("STATELEDGER_TEST_POSTGRES")
+    if not server:
+        if os.environ.get("CI"):
+            pytest.fail("no PostgreSQL server for the README's PostgreSQL block: set STATELEDGER_TEST_PG")
+        pytest.skip("no PostgreSQL server: set STATELEDGER_TEST_PG=postgresql://USER:PASS@HOST:PORT/DB")
+    import psycopg
+
+    schema = f"readme_{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("STATELEDGER_DB", f"{server}{'&' if '?' in server else '?'}schema={schema}")
+    yield
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

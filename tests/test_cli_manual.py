@@ -64,7 +64,7 @@ def test_restart_reruns_the_failed_task_only_and_both_attempts_are_in_one_histor
     shown = sl("show", "nightly-1", env=env, cwd=path).stdout
     assert ", 12 events" in shown.splitlines()[1]
     assert sl("verify", "nightly-1", env=env, cwd=path).stdout.startswith("OK: 12 events verified (run nightly-1")
-    again = sl("restart", "nightly-1", "nightly.py", env=env, cwd=path)  # everything succeeded: nothing reruns
+    again = sl("restart", "nightly-1", "nightly.py", "--executor", "threads:2", env=env, cwd=path)  # nothing reruns
     assert again.returncode == 0 and (path / "load.count").read_text() == "xx"
 
 
@@ -90,7 +90,7 @@ def test_mark_records_who_and_why_and_audit_manual_lists_marks(folder):
         'flow  nightly             Failed -> Success("All reference tasks succeeded.")  [marked by alice]',
     ]
     audit = sl("audit", "--manual", env=env, cwd=path).stdout.splitlines()
-    assert audit[0].split() == ["SEQ", "TIME", "(UTC)", "RUN", "KEY", "MARK", "BY", "REASON"]
+    assert audit[0].split() == ["SEQ", "TIME", "(UTC)", "RUN", "KEY", "STATE", "BY", "REASON"]
     assert [row.split()[3:] for row in audit[1:]] == [
         ["nightly-1", "load-1", "Failed", "->", "Success", "alice", "loaded", "by", "hand"],
         ["nightly-1", "nightly", "Failed", "->", "Success", "alice", "loaded", "by", "hand"],

@@ -243,3 +243,18 @@ def test_a_version_1_postgresql_ledger_is_read_as_it_is_and_migrated_by_its_firs
         assert store.history("m1")[-2].reason == "migrated" and store.verify().ok
     with psycopg.connect(server, autocommit=True) as conn:
         assert conn.execute(f"SELECT value FROM {s}.meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+
+
+def test_the_report_of_a_run_shows_who_marked_what_and_why():
+    store = EventStore(":memory:")
+    failed_run(store)
+    store.mark("m1", "publish-1", "Success", reason="printed by hand", by="alice")
+    page = store.report("m1")
+    assert '"by":"alice","why":"printed by hand"' in page
+
+
+def test_the_flow_itself_can_be_marked_by_its_name(store):
+    failed_run(store)
+    event = store.mark("m1", "report", "Cancelled", reason="abandoned for today", by="frank")
+    assert (event.kind, event.key, type(event.old_state).__name__) == ("flow", "report", "Failed")
+    assert store.history("m1")[-1] == event and store.runs()[0].state == "Cancelled"

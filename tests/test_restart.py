@@ -231,3 +231,15 @@ def test_the_engine_never_takes_a_restart_edge_on_its_own():
     with pytest.raises(IllegalTransitionError, match="This is a bug in stateledger"):
         check_legality(Move(Failed(), Pending(), Pending()))
     assert check_legality(Move(Failed(), Pending(), Pending()), "restart").final == Pending()
+
+
+def test_a_restart_behaves_the_same_on_a_thread_executor(store):
+    from statemachine.executors import ThreadExecutor
+
+    calls, broken = {}, {"load": True}
+    flow = etl(calls, broken)
+    flow.run(store=store, run_id="r1", executor=ThreadExecutor(max_workers=2))
+    broken["load"] = False
+    state = flow.run(store=store, restart="r1", executor=ThreadExecutor(max_workers=2))
+    assert state.is_successful() and calls == {"extract": 1, "transform": 1, "load": 2}
+    assert store.verify("r1").ok and len(store.history("r1")) == 14

@@ -82,6 +82,11 @@ def _fail(message: str) -> int:
     return 2
 
 
+executor_option = click.option(
+    "--executor", "executor_spec", default="local", show_default=True, metavar="SPEC",
+    help="Where task bodies run: local, threads[:N], dask (a local cluster) or dask:tcp://HOST:PORT.",
+)
+
 #: Set by a command whose --traceback was given: print the cause of a flow file's error in full.
 _TRACEBACK: list[bool] = []
 
@@ -141,10 +146,7 @@ def main() -> None:
     help="A flow parameter (VALUE as JSON when valid JSON). Repeatable.",
 )
 @click.option("--run-id", metavar="ID", help="Name the run (default: FLOW-TIME-RANDOM).")
-@click.option(
-    "--executor", "executor_spec", default="local", show_default=True, metavar="SPEC",
-    help="Where task bodies run: local, threads[:N], dask (a local cluster) or dask:tcp://HOST:PORT.",
-)
+@executor_option
 @db_option
 @json_option
 @traceback_option

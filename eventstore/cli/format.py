@@ -267,7 +267,7 @@ def marks_table(events: Sequence[Any]) -> str:
          (f"{state_name(e.old_state)} -> {state_name(e.new_state)}", e.new_state), e.actor or "-", e.reason or ""]
         for e in events
     ]
-    return table(["SEQ", "TIME (UTC)", "RUN", "KEY", "MARK", "BY", "REASON"], rows, colours=(4,),
+    return table(["SEQ", "TIME (UTC)", "RUN", "KEY", "STATE", "BY", "REASON"], rows, colours=(4,),
                  cuts={2: (12, "middle"), 3: (10, "middle"), 6: (16, "end"), 5: (8, "end")})
 
 

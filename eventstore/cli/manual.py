@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import click
 
 from . import format as out
-from .commands import main, run_flow, want_traceback
+from .commands import executor_option, main, run_flow, want_traceback
 from .loading import load_flow, parse_params
 from .options import db_option, json_option, open_ledger, resolve_run, run_argument, shown_path, traceback_option
 
@@ -30,10 +30,11 @@ __all__ = ["restart", "mark"]
     "--param", "params", multiple=True, metavar="KEY=VALUE",
     help="A parameter the run did not record (those it did keep their values). Repeatable.",
 )
+@executor_option
 @db_option
 @json_option
 @traceback_option
-def restart(run_id: str, target: str, params: tuple[str, ...], db: str | None, as_json: bool,
+def restart(run_id: str, target: str, params: tuple[str, ...], executor_spec: str, db: str | None, as_json: bool,
             show_traceback: bool) -> int:
     """Restart a finished run from where it failed: same run id, next attempt.
 
@@ -47,14 +48,18 @@ def restart(run_id: str, target: str, params: tuple[str, ...], db: str | None, a
       stateledger restart etl-20240601T090000-a1b2c3 examples/etl.py
       stateledger restart latest examples/etl.py
     """
+    from statemachine.executors import executor_from_spec
+
     want_traceback(show_traceback)
+    executor = executor_from_spec(executor_spec)
     flow = load_flow(target)
     with open_ledger(db, write=True) as store:
         run_id = resolve_run(store, run_id)
         header = [] if as_json else [f"Restarting run {run_id} of flow {flow.name} (ledger {shown_path(db)}; "
                                      "times UTC)"]
         with _restart_log():
-            state = run_flow(flow, parse_params(params), store, run_id, as_json, header, restart=run_id)
+            state = run_flow(flow, parse_params(params), store, run_id, as_json, header, restart=run_id,
+                             executor=executor)
     return 0 if state.is_successful() else 1
 
 
