@@ -8,8 +8,8 @@ nearest library state they derive from.
 Two more kinds of edge are in the machine, each taken by one caller only:
 
 - *manual edges* (``via="manual"``, ``store.mark``): any state to a finished
-  one (``Failed`` -> ``Success`` is "mark as success"); never back to
-  ``Running`` or a pending state;
+  one that tells an outcome (``Failed`` -> ``Success`` is "mark as success";
+  not ``Looped`` or ``Mapped``); never back to ``Running`` or a pending state;
 - *restart edges* (``via="restart"``, ``flow.run(restart=...)``): a finished
   (or paused) state back to ``Pending`` or ``Scheduled``.
 
@@ -28,36 +28,55 @@ __all__ = ["is_legal", "legal_edges", "manual_edges", "restart_edges", "mermaid"
 VIAS = ("engine", "manual", "restart")
 
 _NODES = (
-    s.Pending, s.Scheduled, s.Retrying, s.Paused, s.Resume, s.Running,
-    s.Success, s.Cached, s.Skipped, s.Failed, s.TriggerFailed, s.TimedOut, s.Cancelled,
+    s.Pending, s.Scheduled, s.Retrying, s.Paused, s.Resume, s.Running, s.Cancelling, s.Looped,
+    s.Success, s.Cached, s.Mapped, s.Skipped, s.Failed, s.TriggerFailed, s.TimedOut,
+    s.ValidationFailed, s.Crashed, s.Cancelled,
+)
+
+# Where a run that has not started yet may go: run, wait, be refused by its
+# trigger or an upstream skip, be mapped, or be cancelled or reaped.
+_NOT_STARTED = (
+    s.Running, s.Scheduled, s.Retrying, s.Skipped, s.TriggerFailed, s.Paused, s.Mapped,
+    s.Failed, s.Cancelled, s.Crashed,
+)
+# What a running task body may end in: any state a signal or ENDRUN names
+# (Prefect 1 lets a body end the run in a pending state too).
+_FROM_RUNNING = (
+    s.Success, s.Cached, s.Mapped, s.Skipped, s.Looped, s.Failed, s.TriggerFailed, s.TimedOut,
+    s.ValidationFailed, s.Retrying, s.Paused, s.Pending, s.Scheduled, s.Resume,
+    s.Cancelling, s.Cancelled, s.Crashed,
 )
 
 # Where the engine (or a handler's rewrite) may move an object. Any state that
 # can be the source of a proposal may also go to Failed: that is how a failing
 # state handler ends a run.
 _EDGES: dict[type[s.State], tuple[type[s.State], ...]] = {
-    s.Pending: (s.Running, s.Scheduled, s.Skipped, s.TriggerFailed, s.Paused, s.Failed, s.Cancelled),
-    s.Scheduled: (s.Running, s.Skipped, s.TriggerFailed, s.Paused, s.Failed, s.Cancelled),
-    s.Retrying: (s.Running, s.Failed, s.Cancelled),
-    s.Paused: (s.Resume, s.Running, s.Failed, s.Cancelled),
-    s.Resume: (s.Running, s.Failed, s.Cancelled),
-    s.Running: (
-        s.Success, s.Cached, s.Skipped, s.Failed, s.TriggerFailed, s.TimedOut,
-        s.Retrying, s.Paused, s.Cancelled,
-    ),
+    s.Pending: _NOT_STARTED,
+    s.Scheduled: tuple(x for x in _NOT_STARTED if x is not s.Scheduled),
+    s.Retrying: (s.Running, s.Failed, s.Cancelled, s.Crashed),
+    s.Paused: (s.Resume, s.Running, s.Failed, s.Cancelled, s.Crashed),
+    s.Resume: (s.Running, s.Failed, s.Cancelled, s.Crashed),
+    s.Running: _FROM_RUNNING,
+    s.Cancelling: (s.Cancelled, s.Failed, s.Success, s.Crashed),
+    s.Looped: (s.Pending, s.Failed, s.Cancelled, s.Crashed),  # Pending: the next iteration
     s.Failed: (s.Retrying, s.Failed),
     s.TimedOut: (s.Retrying, s.Failed),
+    s.ValidationFailed: (s.Retrying, s.Failed),
     s.TriggerFailed: (),
+    s.Crashed: (),
     s.Success: (),
     s.Cached: (),
+    s.Mapped: (),
     s.Skipped: (),
     s.Cancelled: (),
 }
 
 
 _FINISHED = tuple(n for n in _NODES if issubclass(n, s.Finished))
-#: Marks: any state to a finished one.
-_MANUAL: dict[type[s.State], tuple[type[s.State], ...]] = {src: _FINISHED for src in _NODES}
+#: Marks: any state to a finished one that tells an outcome (not Looped or Mapped, the engine's
+#: own steps of a loop and of a map).
+_MARKABLE = tuple(n for n in _FINISHED if n not in (s.Looped, s.Mapped))
+_MANUAL: dict[type[s.State], tuple[type[s.State], ...]] = {src: _MARKABLE for src in _NODES}
 #: Restarts: a finished or paused state back to a pending one.
 _RESTART: dict[type[s.State], tuple[type[s.State], ...]] = {
     src: (s.Pending, s.Scheduled) for src in (*_FINISHED, s.Paused)

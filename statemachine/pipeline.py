@@ -15,10 +15,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from . import graph
+from . import graph, taskcontext
 from .errors import IllegalTransitionError, LedgerError
 from .events import Bus, Event, Ledger, current_actor, new_event_id
 from .handlers import StateHandler
+from .signals import ENDRUN, PAUSE, StateSignal
 from .states import Failed, State, utcnow
 
 __all__ = ["Runtime", "Subject", "Move", "transition", "handler_name", "StateHandler"]
@@ -103,15 +104,24 @@ def transition(
 
 
 def run_handlers(subject: Subject, move: Move, handlers: Sequence[StateHandler]) -> Move:
-    """Fold the handlers over the proposal; a raise or a non-State ends the chain as Failed."""
+    """Fold the handlers over the proposal; a raise or a non-State ends the chain as Failed.
+
+    A handler that raises a signal sets that signal's state, as in Prefect 1:
+    ``PAUSE`` and ``ENDRUN`` also end the object's run there (halted).
+    """
     old, state = move.old, move.proposed
     rewritten_by: tuple[str, ...] = ()
     for handler in handlers:
         try:
             out = handler(subject.obj, old, state)
+        except (StateSignal, ENDRUN) as signal:
+            rewriters = (*rewritten_by, handler_name(handler))
+            return Move(old, move.proposed, signal.state, rewriters, isinstance(signal, (PAUSE, ENDRUN)))
         except Exception as exc:
             name = handler_name(handler)
-            log.warning("state handler %s raised %r on %s %s", name, exc, subject.kind, subject.key)
+            if taskcontext.get("raise_on_exception"):
+                raise
+            log.error("state handler %s raised %r on %s %s", name, exc, subject.kind, subject.key, exc_info=True)
             failed = Failed(f"State handler {name} raised {exc!r}", result=exc)
             return Move(old, move.proposed, failed, (*rewritten_by, name), True)
         if out is None or out is state:
@@ -124,7 +134,7 @@ def run_handlers(subject: Subject, move: Move, handlers: Sequence[StateHandler])
             )
             failed = Failed(f"State handler {name} returned a {type(out).__name__}, not a State", result=exc)
             return Move(old, move.proposed, failed, (*rewritten_by, name), True)
-        if out != state:
+        if out != state or out.message != state.message:  # equality ignores the message
             rewritten_by = (*rewritten_by, handler_name(handler))
         state = out
     if state is move.proposed:

@@ -8,6 +8,7 @@ when it restarts a run, else ``None``):
   They do not run again; their recorded state (and result) feeds downstream
   tasks as if they had just run. A successful task whose result is not JSON
   (an object the ledger could only describe) runs again, and the log says so;
+  so does a mapped task (its children run again);
 - how to *reopen* the run: the flow moves from its last (finished) state back
   to ``Scheduled`` and every other task that ran back to ``Pending``, through
   the graph's *restart edges*, which only a restart may take; the same
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from .errors import ArgumentError, RestartError
 from .pipeline import Subject, transition
-from .states import Pending, Scheduled, State
+from .states import Mapped, Pending, Scheduled, State
 from .task import Parameter, Task
 
 if TYPE_CHECKING:
@@ -96,10 +97,13 @@ class Restart:
                 continue
             state, key = event.new_state, event.key
             self.attempts[task] = event.attempt
-            if state.is_successful() and is_json(state.result):
+            if isinstance(state, Mapped):  # its children's results are not one recorded result: map again
+                log.info("restart of run %s: task %s is mapped, so it maps (and its children run) again",
+                         run_id, key)
+            elif state.is_successful() and is_json(state.result):
                 self.done[task] = state
                 continue
-            if state.is_successful():
+            elif state.is_successful():
                 log.info("restart of run %s: task %s succeeded but its result (%s) is not JSON, so it runs "
                          "again", run_id, key, type(state.result).__name__)
             if state.is_pending() and not state.is_paused():

@@ -111,7 +111,7 @@ def test_an_illegal_mark_exits_2_and_writes_nothing(folder):
     assert refused.returncode == 2
     assert error_line(refused) == (
         "Cannot mark task load-1 of run nightly-1 as Running: it is Failed, and a mark may only move a state to a "
-        "finished one (Cached, Cancelled, Failed, Skipped, Success, TimedOut, TriggerFailed), never back to "
+        "finished one (Cached, Cancelled, Crashed, Failed, Skipped, Success, TimedOut, TriggerFailed, ValidationFailed), never back to "
         "Running or a pending state. Nothing was written (`stateledger graph --manual` draws the edges).")
     missing = sl("mark", "nightly-1", "load-1", "Success", env=env, cwd=path)
     assert missing.returncode == 2 and "Missing option '--reason'" in missing.stderr
@@ -123,7 +123,7 @@ def test_graph_manual_draws_the_mark_and_restart_edges():
     plain = sl("graph", env=make_env_none()).stdout
     manual = sl("graph", "--manual", env=make_env_none()).stdout
     assert "Failed --> Success : mark" not in plain and "Failed --> Success : mark" in manual
-    assert "    Failed --> Pending : restart" in manual and "    Running --> Pending" not in manual
+    assert "    Failed --> Pending : restart" in manual and "    Running --> Pending : restart" not in manual
     assert manual.startswith(plain.rstrip("\n"))
     dot = sl("graph", "--manual", "--format", "dot", env=make_env_none()).stdout
     assert '    Failed -> Success [style=dashed, label="mark"];' in dot

@@ -64,7 +64,7 @@ def test_an_illegal_mark_is_refused_and_writes_nothing(store):
             store.mark("m1", "publish-1", target, reason="try again")
         assert str(err.value).startswith(
             f"Cannot mark task publish-1 of run m1 as {target}: it is Failed, and a mark may only move a state "
-            "to a finished one (Cached, Cancelled, Failed, Skipped, Success, TimedOut, TriggerFailed), never "
+            "to a finished one (Cached, Cancelled, Crashed, Failed, Skipped, Success, TimedOut, TriggerFailed, ValidationFailed), never "
             "back to Running or a pending state. Nothing was written")
     assert store.max_seq() == before and store.verify().ok
 
@@ -87,7 +87,11 @@ def test_the_manual_edges_go_to_finished_states_only():
     assert graph.is_legal(Running(), Cancelled(), "manual")
     assert not graph.is_legal(Success(), Running(), "manual")
     assert {b for _, b in graph.manual_edges()} == {
-        "Success", "Cached", "Skipped", "Failed", "TriggerFailed", "TimedOut", "Cancelled"}
+        "Success", "Cached", "Skipped", "Failed", "TriggerFailed", "TimedOut", "ValidationFailed", "Crashed",
+        "Cancelled"}
+    from statemachine.states import Looped, Mapped
+
+    assert not graph.is_legal(Failed(), Looped(), "manual") and not graph.is_legal(Failed(), Mapped(), "manual")
 
 
 def test_global_handlers_see_a_mark_and_may_rewrite_it_listeners_hear_it(store):

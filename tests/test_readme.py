@@ -52,8 +52,8 @@ def test_every_example_with_a_flow_runs_it_exactly_once_under_stateledger_run(tm
     env = {k: v for k, v in os.environ.items() if not k.startswith("STATELEDGER")}
     env.update(HOME=str(tmp_path), PYTHONPATH=str(ROOT))
     examples = sorted(p for p in (ROOT / "examples").glob("*.py") if "Flow(" in p.read_text())
-    assert [p.name for p in examples] == ["etl.py", "post_on_finish.py", "post_on_retry.py", "report.py",
-                                          "warehouse.py"]
+    assert [p.name for p in examples] == ["etl.py", "loop.py", "mapped.py", "post_on_finish.py",
+                                          "post_on_retry.py", "report.py", "warehouse.py"]
     with http_receiver() as receiver:
         env["STATELEDGER_SECRET_SLACK_WEBHOOK_URL"] = receiver.url
         for example in examples:

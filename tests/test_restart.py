@@ -129,7 +129,7 @@ def test_a_successful_task_whose_result_is_not_json_runs_again_and_the_log_says_
 def test_a_restarted_task_gets_its_retries_again_and_its_attempts_continue(store):
     tries = []
 
-    @task(max_retries=1)
+    @task(max_retries=1, retry_delay=0)
     def flaky():
         tries.append(1)
         raise ValueError(f"try {len(tries)}")
@@ -243,3 +243,30 @@ def test_a_restart_behaves_the_same_on_a_thread_executor(store):
     state = flow.run(store=store, restart="r1", executor=ThreadExecutor(max_workers=2))
     assert state.is_successful() and calls == {"extract": 1, "transform": 1, "load": 2}
     assert store.verify("r1").ok and len(store.history("r1")) == 14
+
+
+def test_a_mapped_task_maps_again_on_a_restart(store):
+    from statemachine import unmapped
+
+    broken = {"Oslo": True}
+    calls = []
+
+    @task
+    def fetch(city, unit):
+        calls.append(city)
+        if broken.get(city):
+            raise ConnectionError(f"{city} unreachable")
+        return f"{city} 12{unit}"
+
+    @task
+    def summary(readings):
+        return "; ".join(readings)
+
+    with Flow("weather") as flow:
+        text = summary(fetch.map(["Lyon", "Oslo"], unit=unmapped("C")))
+    flow.run(store=store, run_id="w1")
+    broken.clear()
+    state = flow.run(store=store, restart="w1")
+    assert state.is_successful() and state.result[text].result == "Lyon 12C; Oslo 12C"
+    assert calls == ["Lyon", "Oslo", "Lyon", "Oslo"]
+    assert store.verify("w1").ok
