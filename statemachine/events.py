@@ -34,7 +34,7 @@ class Event:
     new_state: State
     proposed_state: State | None = None  # the proposal, when a handler rewrote it
     rewritten_by: tuple[str, ...] = ()  # "module.qualname" of each rewriting handler
-    actor: str = ""  # "user@host:pid" of the committing process
+    actor: str = ""  # "user@host:pid" of the committing process; for a manual mark, who marked it
     event_id: str = ""
     seq: int | None = None
     prev_hash: str | None = None
