@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from statemachine.events import Event
 
-from .codec import CutResult, DescribedResult
+from .codec import CutMessage, CutResult, DescribedResult
 from .errors import (
     LedgerError, LedgerLocationError, LedgerWriteError, NotALedgerError, RunNotFoundError,
     SchemaVersionError,
@@ -35,6 +35,7 @@ __all__ = [
     "StandIn",
     "DescribedResult",
     "CutResult",
+    "CutMessage",
     "default_path",
     "LedgerError",
     "NotALedgerError",

@@ -27,6 +27,8 @@ writers on several hosts: ``EventStore("postgresql://user:pass@host/db")``
   ``event_id``, so an append that did commit is never written twice. Past the
   timeout it raises ``LedgerWriteError`` (``reason="connection"``): the run
   stops, nothing is silently lost.
+* **Imports and leases** (``protocol.Importing``, ``protocol.Leasing``) are in
+  ``eventstore.postgres_extras``.
 * **Durability**: ``"normal"`` commits as the server is configured (by default
   ``synchronous_commit = on``: a committed event survives a server crash);
   ``"full"`` sets ``synchronous_commit = on`` even where the server's default
@@ -49,9 +51,9 @@ from .errors import LedgerConnectionError, LedgerError, LedgerWriteError, NotALe
 from .mapper import COLUMNS, FINISHED_TYPES, ContentRow, LatestRow, RunRecord, StoredRow, chain_hash, \
     check_continues, run_record, stored_values
 from .postgres_schema import (
-    SCHEMA_VERSION, channel_name, connect_error, lock_keys, migration_sql, parse_target, schema_sql, where_sql,
-    write_error,
+    SCHEMA_VERSION, channel_name, connect_error, lock_keys, parse_target, schema_sql, where_sql, write_error,
 )
+from .postgres_extras import PostgresExtras
 from .protocol import Query
 
 __all__ = ["PostgresRecorder", "FALLBACK"]
@@ -62,7 +64,7 @@ FALLBACK = 30.0
 T = TypeVar("T")
 
 
-class PostgresRecorder:
+class PostgresRecorder(PostgresExtras):
     """Event rows in a PostgreSQL schema. See the module docstring.
 
     ``create=False`` refuses a database whose schema holds no ledger yet
@@ -229,19 +231,6 @@ class PostgresRecorder:
         except psycopg.Error as exc:
             raise write_error(exc, self._target, "create") from exc
 
-    def _migrate(self) -> None:
-        """Bring a version-1 ledger to version 2 (``postgres_schema.migration_sql``), under the ledger's lock."""
-        try:
-            with self._lock, self._conn.transaction():
-                self._conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", lock_keys(self.schema))
-                if (self._version() or 0) < 2:
-                    for sql in migration_sql(self.schema):
-                        self._conn.execute(sql)
-        except psycopg.Error as exc:
-            raise write_error(exc, self._target, "migrate") from exc
-        self._version_found = SCHEMA_VERSION
-        self._select_sql = f"SELECT {', '.join(COLUMNS)} FROM {self._s}.events"
-
     # --- writing --------------------------------------------------------------------
 
     def append(self, row: ContentRow, prev_hash: str | None = None,
@@ -251,8 +240,7 @@ class PostgresRecorder:
         run_id = row.run_id
         if self._closed:
             raise self._write_failed(LedgerWriteError("closed", self.path, "closed"), run_id)
-        if self._version_found < 2:
-            self._migrate()
+        self._migrate_if_old()
         flow_state = row.state if row.kind == "flow" else None
         ended = row.timestamp if flow_state in FINISHED_TYPES else None
         last: str | None = self._last.get(run_id) if not importing else prev_hash

@@ -6,13 +6,8 @@ append (``BEGIN IMMEDIATE``: several processes may write at once, ``seq`` is
 the rowid assigned inside the write lock, so it is unique and increasing);
 the ``runs`` summary is updated in the same transaction. ``sqlite3`` errors
 become ``eventstore.errors`` where they meet the database.
-
-Schema version 2 added the ``reason`` column (why a state was marked by hand).
-A version-1 ledger is read as it is (``reason`` reads as NULL) and migrated by
-its first write, never by a reader. ``read_only=True`` opens a ledger this
-process cannot (or must not) write: a read-only connection, ``immutable`` when
-no writer is live (no ``-wal`` file) or the folder cannot be written, so not
-even ``-wal``/``-shm`` files are created beside it.
+Schema 2 added ``reason``: a version-1 ledger is read as it is, migrated by its first write.
+``read_only=True``: a read-only connection creating nothing beside the file (``read_only_uri``).
 """
 
 from __future__ import annotations
@@ -33,7 +28,8 @@ from .mapper import (
     latest_row, run_record, stored_row, stored_values,
 )
 from .protocol import Query
-from .sqlite_files import check_location, schema_sql, write_error
+from .sqlite_files import check_location, create_private, migrate, read_only_uri, schema_sql, write_error
+from .sqlite_leases import SQLiteLeasing
 
 __all__ = ["SQLiteRecorder", "SCHEMA_VERSION", "APPLICATION_ID", "COLUMNS", "chain_hash"]
 
@@ -48,17 +44,15 @@ _NEW_RUN = (
     "VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)"
 )
 _UPDATE_RUN = (
-    "UPDATE runs SET events = events + 1, last_seq = ?, last_hash = ?, state = coalesce(?, state), "
-    "ended = CASE WHEN ? IS NULL THEN ended WHEN ? THEN coalesce(ended, ?) ELSE NULL END "
-    "WHERE run_id = ? AND last_hash = ?"
+    "UPDATE runs SET events = events + 1, last_seq = ?, last_hash = ?, state = coalesce(?, state), ended = CASE "
+    "WHEN ? IS NULL THEN ended WHEN ? THEN coalesce(ended, ?) ELSE NULL END WHERE run_id = ? AND last_hash = ?"
 )
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM events"
-#: A version-1 ledger has no ``reason`` column: it reads as NULL.
-_SELECT_V1 = f"SELECT {', '.join(COLUMNS[:-1])}, NULL AS reason FROM events"
+_SELECT_V1 = f"SELECT {', '.join(COLUMNS[:-1])}, NULL AS reason FROM events"  # a version-1 ledger
 _RUN_COLUMNS = "run_id, flow, state, started, ended, events"
 
 
-class SQLiteRecorder:
+class SQLiteRecorder(SQLiteLeasing):
     """Event rows in one SQLite file. See the module docstring."""
 
     def __init__(self, path: str, *, durability: str = "normal", timeout: float = 10.0,
@@ -72,11 +66,15 @@ class SQLiteRecorder:
         self._wrote = False  # see close()
         self._select = _SELECT
         created = False if read_only else check_location(self.path)
+        if created:  # private from the start, whatever the umask: -wal and -shm take this mode
+            created = create_private(self.path)
         try:
             self._conn = sqlite3.connect(
-                self._read_only_uri() if read_only else self.path, timeout=timeout, isolation_level=None,
+                read_only_uri(self.path) if read_only else self.path, timeout=timeout, isolation_level=None,
                 check_same_thread=False, uri=read_only)
         except sqlite3.Error as exc:
+            if created:
+                os.unlink(self.path)
             raise LedgerError(f"Could not open ledger {self.path}: {exc}", self.path) from exc
         try:
             self._open(durability, created)
@@ -93,16 +91,6 @@ class SQLiteRecorder:
         self._ino = (st.st_dev, st.st_ino)
 
     # --- opening ------------------------------------------------------------------
-
-    def _read_only_uri(self) -> str:
-        """A read-only URI; ``immutable`` when nothing is being written or nothing may be created."""
-        if not os.path.isfile(self.path):
-            raise LedgerLocationError(
-                f"No ledger at {self.path}: the file does not exist.", self.path, os.path.dirname(self.path))
-        folder = os.path.dirname(self.path)
-        idle = not os.path.exists(self.path + "-wal")
-        locked_folder = not (os.access(folder, os.W_OK) and os.stat(folder).st_mode & 0o222)
-        return f"file:{quote(self.path)}?mode=ro" + ("&immutable=1" if idle or locked_folder else "")
 
     def _open(self, durability: str, created: bool) -> None:
         """Check the file is a ledger we can read (no writes yet), then configure it."""
@@ -129,11 +117,9 @@ class SQLiteRecorder:
         conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
         if version < 2 and app_id == APPLICATION_ID:
             self._select = _SELECT_V1  # migrated by the first write (_migrate)
+        if self.read_only and app_id != APPLICATION_ID:
+            raise NotALedgerError(f"{self.path} is not a ledger: it holds no ledger tables.", self.path, "empty")
         if self.read_only:
-            if app_id != APPLICATION_ID:
-                raise NotALedgerError(
-                    f"{self.path} is not a ledger: it holds no ledger tables. Point STATELEDGER_DB at "
-                    "a ledger file.", self.path, "empty")
             return
         if app_id != APPLICATION_ID:
             self._wrote = True
@@ -176,22 +162,11 @@ class SQLiteRecorder:
         except sqlite3.Error as exc:
             raise write_error(exc, self.path, self.timeout, "create") from exc
 
-    def _migrate(self) -> None:
-        """Bring a version-1 ledger to version 2 (the ``reason`` column), under the write lock."""
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if conn.execute("PRAGMA user_version").fetchone()[0] < 2:
-                columns = {r[1] for r in conn.execute("PRAGMA table_info(events)")}
-                if "reason" not in columns:
-                    conn.execute("ALTER TABLE events ADD COLUMN reason TEXT")
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        self._select = _SELECT
+    def _migrate_if_old(self) -> None:
+        """Bring a version-1 ledger to version 2 (``sqlite_files.migrate``) before its first write."""
+        if self._select is _SELECT_V1:
+            migrate(self._conn, SCHEMA_VERSION)
+            self._select = _SELECT
 
     def _retry(self, fn: Any) -> Any:
         """Retry a statement SQLite refuses with BUSY without calling the busy handler."""
@@ -213,9 +188,8 @@ class SQLiteRecorder:
                 f"Could not append to ledger {self.path}: this EventStore was closed. Open the "
                 "ledger again (EventStore(path)).", self.path, "closed")
         if self.read_only:
-            raise LedgerWriteError(
-                f"Could not write to ledger {self.path}: it was opened read-only. Open it with "
-                "EventStore(path) in a process that can write it.", self.path, "read-only")
+            raise LedgerWriteError(f"Could not write to ledger {self.path}: it was opened read-only "
+                                   "(EventStore(path) opens it to write).", self.path, "read-only")
         try:
             st = os.stat(self.path)
         except OSError:
@@ -254,29 +228,10 @@ class SQLiteRecorder:
         """
         cur, run_id = self._cur, row.run_id
         self._wrote = True
-        if self._select is _SELECT_V1:
-            self._migrate()
+        self._migrate_if_old()
         cur.execute("BEGIN IMMEDIATE")
         try:
-            if cached is None:
-                found = cur.execute(_LAST, (run_id,)).fetchone()
-                exists, last = found is not None, (found[0] if found is not None else None)
-            else:
-                exists, last = True, cached
-            if hash is None:
-                prev_hash, hash = last, chain_hash(last, row)
-            else:
-                check_continues(self.path, row, last, prev_hash)
-            cur.execute(_INSERT, stored_values(row, prev_hash, hash))
-            seq = cur.lastrowid
-            state = row.state if row.kind == "flow" else None
-            ended = row.timestamp if state in FINISHED_TYPES else None
-            if exists:
-                cur.execute(_UPDATE_RUN, (seq, hash, state, state, ended is not None, row.timestamp, run_id, last))
-                if cur.rowcount != 1:
-                    raise _StaleCache()
-            else:
-                cur.execute(_NEW_RUN, (run_id, row.flow, state or "Pending", row.timestamp, ended, seq, seq, hash))
+            seq, prev_hash, hash, ended = self._insert(row, prev_hash, hash, cached)
             cur.execute("COMMIT")
         except BaseException:
             if self._conn.in_transaction:
@@ -287,6 +242,63 @@ class SQLiteRecorder:
         else:
             self._last.pop(run_id, None)
         return seq, prev_hash, hash
+
+    def _insert(self, row: ContentRow, prev_hash: str | None, hash: str | None,
+                cached: str | None) -> tuple[int, str | None, str, str | None]:
+        """Insert one row and update its run's summary, inside the caller's write transaction.
+
+        Returns (seq, prev_hash, hash, ended); raises ``_StaleCache`` when
+        ``cached`` is no longer the run's last hash.
+        """
+        cur, run_id = self._cur, row.run_id
+        if cached is None:
+            found = cur.execute(_LAST, (run_id,)).fetchone()
+            exists, last = found is not None, (found[0] if found is not None else None)
+        else:
+            exists, last = True, cached
+        if hash is None:
+            prev_hash, hash = last, chain_hash(last, row)
+        else:
+            check_continues(self.path, row, last, prev_hash)
+        cur.execute(_INSERT, stored_values(row, prev_hash, hash))
+        seq = cur.lastrowid
+        state = row.state if row.kind == "flow" else None
+        ended = row.timestamp if state in FINISHED_TYPES else None
+        if exists:
+            cur.execute(_UPDATE_RUN, (seq, hash, state, state, ended is not None, row.timestamp, run_id, last))
+            if cur.rowcount != 1:
+                raise _StaleCache()
+        else:
+            cur.execute(_NEW_RUN, (run_id, row.flow, state or "Pending", row.timestamp, ended, seq, seq, hash))
+        return seq, prev_hash, hash, ended
+
+    def import_rows(self, rows: Iterable[tuple[ContentRow, str | None, str]]) -> int:
+        """Store every (row, prev_hash, hash) in one transaction, all or nothing; see ``Importing``."""
+        with self._lock:
+            self._check_file()
+            wrote, touched, n = self._wrote, set(), 0
+            conn = self._conn
+            try:
+                self._wrote = True
+                self._migrate_if_old()
+                self._cur.execute("BEGIN IMMEDIATE")
+                try:
+                    for row, prev_hash, hash in rows:
+                        touched.add(row.run_id)
+                        self._insert(row, prev_hash, hash, None)
+                        n += 1
+                    self._cur.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    self._wrote = wrote  # nothing was written: close() treats the file as untouched
+                    raise
+            except sqlite3.Error as exc:
+                raise write_error(exc, self.path, self.timeout, "import into") from exc
+            finally:
+                for run_id in touched:
+                    self._last.pop(run_id, None)
+            return n
 
     # --- reading --------------------------------------------------------------------
 
@@ -411,8 +423,6 @@ class SQLiteRecorder:
             self._check_file()
             self._wrote = True
             try:
-                if self._select is _SELECT_V1:
-                    self._migrate()
                 self._conn.execute(
                     "INSERT INTO cursors (name, seq, filter, updated) VALUES (?, ?, ?, ?) "
                     "ON CONFLICT(name) DO UPDATE SET seq = excluded.seq, filter = excluded.filter, "

@@ -25,6 +25,7 @@ from typing import Any, Sequence
 import click
 
 from statemachine.errors import StateLedgerError
+from statemachine.masking import mask
 
 from . import format as out
 from .loading import load_flow, load_handler, parse_params
@@ -78,7 +79,7 @@ class StateLedgerGroup(click.Group):
 
 
 def _fail(message: str) -> int:
-    click.echo(f"stateledger: error: {message}", err=True)
+    click.echo(f"stateledger: error: {mask(message)}", err=True)
     return 2
 
 
@@ -115,14 +116,14 @@ def run_flow(flow: Any, parameters: Any, store: Any, label: str, as_json: bool, 
 
     def show(event: Any) -> None:
         while header:  # printed with the first transition: a refused parameter prints nothing
-            click.echo(header.pop(), file=stdout)
-        click.echo(echo(event), file=stdout)
+            click.echo(mask(header.pop()), file=stdout)
+        click.echo(mask(echo(event)), file=stdout)  # live states: not yet masked by the ledger
 
     tasks_print_to = SafeWriter(sys.stderr) if as_json else stdout
     started = time.perf_counter()
     with contextlib.redirect_stdout(tasks_print_to):  # type: ignore[type-var]
         state = flow.run(parameters, store=out.PrintingLedger(store, show), **how)
-    click.echo(out.run_summary(flow, state, label, time.perf_counter() - started, as_json), file=stdout)
+    click.echo(mask(out.run_summary(flow, state, label, time.perf_counter() - started, as_json)), file=stdout)
     return state
 
 
@@ -172,7 +173,8 @@ def run(target: str, params: tuple[str, ...], run_id: str | None, executor_spec:
     flow = load_flow(target)
     parameters = flow.check_parameters(parse_params(params))  # before the ledger is opened
     run_id = run_id or new_run_id(flow.name)
-    header = [] if as_json else [f"Running flow {flow.name} as run {run_id} (ledger {shown_path(db)}; times UTC)"]
+    header = [] if as_json else [
+        out.printable(f"Running flow {flow.name} as run {run_id} (ledger {shown_path(db)}; times UTC)")]
     with open_ledger(db, create=True) as store:
         state = run_flow(flow, parameters, store, run_id, as_json, header, run_id=run_id, executor=executor)
     return 0 if state.is_successful() else 1

@@ -55,8 +55,8 @@ def restart(run_id: str, target: str, params: tuple[str, ...], executor_spec: st
     flow = load_flow(target)
     with open_ledger(db, write=True) as store:
         run_id = resolve_run(store, run_id)
-        header = [] if as_json else [f"Restarting run {run_id} of flow {flow.name} (ledger {shown_path(db)}; "
-                                     "times UTC)"]
+        header = [] if as_json else [out.printable(
+            f"Restarting run {run_id} of flow {flow.name} (ledger {shown_path(db)}; times UTC)")]
         with _restart_log():
             state = run_flow(flow, parse_params(params), store, run_id, as_json, header, restart=run_id,
                              executor=executor)
