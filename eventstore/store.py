@@ -180,19 +180,34 @@ class EventStore:
         rewritten: bool | None = None,
         after_seq: int | None = None,
         limit: int | None = None,
+        newest: bool = False,
+        manual: bool | None = None,
     ) -> list[Event]:
         """Events matching every filter given, in commit (``seq``) order.
 
         ``states``: State classes (subclasses included) or their names;
         ``since``/``until``: inclusive UTC times; ``rewritten``: only events a
-        handler rewrote (True) or did not (False); ``after_seq``: exclusive.
+        handler rewrote (True) or did not (False); ``after_seq``: exclusive;
+        ``limit``: the first that many, or with ``newest=True`` the last that
+        many (still in commit order); ``manual=True``: only manual marks
+        (events with a ``reason``).
         """
-        if kind is not None and kind not in ("task", "flow"):
-            raise ValueError(f"kind= takes 'task' or 'flow', got {kind!r}")
-        q = Query(run_id=run_id, kind=kind, key=key, name=name, types=_type_names(states),
-                  since=_time(since, "since"), until=_time(until, "until"), rewritten=rewritten,
-                  after_seq=after_seq, limit=limit)
-        return Mapper.to_events(self.recorder.select(q))
+        q = _query(run_id, kind, key, name, states, since, until, rewritten, after_seq)
+        if manual:  # marks are few: scan the rows (not decoded) for a reason
+            rows = [r for r in self.recorder.iter_rows(q) if r.reason is not None]
+            if limit is not None:
+                rows = rows[-limit:] if newest else rows[:limit]
+            return Mapper.to_events(rows)
+        if newest and limit is not None:
+            return Mapper.to_events(_newest(self.recorder, q, limit))
+        return Mapper.to_events(self.recorder.select(q.but(limit=limit)))
+
+    def count(self, run_id: str | None = None, *, kind: str | None = None, key: str | None = None,
+              name: str | None = None, states: Any = None, since: datetime.datetime | None = None,
+              until: datetime.datetime | None = None, rewritten: bool | None = None) -> int:
+        """How many events ``events()`` with these filters would return (read in batches)."""
+        q = _query(run_id, kind, key, name, states, since, until, rewritten, None)
+        return sum(1 for _ in self.recorder.iter_rows(q))
 
     def history(self, run_id: str) -> list[Event]:
         """Every event of the run, in commit order; ``RunNotFoundError`` if there is none."""
@@ -383,6 +398,16 @@ class EventStore:
 
         return import_jsonl(self.recorder, file, max_line_bytes=max_line_bytes or MAX_LINE_BYTES)
 
+    def mark(self, run_id: str, key: str, state: Any, *, reason: str, by: str | None = None) -> Event:
+        """Set a task's (or the flow's) state by hand, through the pipeline; see ``eventstore.marks``.
+
+        ``reason`` is recorded in the event, ``by`` (default: the OS user) as
+        its ``actor``; the flow's state is recomputed from its reference tasks.
+        """
+        from .marks import mark
+
+        return mark(self, run_id, key, state, reason=reason, by=by)
+
     def report(self, run_id: str, *, flow: Any = None) -> str:
         """The run as one self-contained HTML page; see ``eventstore.report``."""
         from .report import render_report
@@ -397,6 +422,27 @@ class EventStore:
         from .export import copy_ledger
 
         return copy_ledger(self.recorder, other.recorder, append=append)
+
+
+def _query(run_id: str | None, kind: str | None, key: str | None, name: str | None, states: Any,
+           since: Any, until: Any, rewritten: bool | None, after_seq: int | None) -> Query:
+    if kind is not None and kind not in ("task", "flow"):
+        raise ValueError(f"kind= takes 'task' or 'flow', got {kind!r}")
+    return Query(run_id=run_id, kind=kind, key=key, name=name, types=_type_names(states),
+                 since=_time(since, "since"), until=_time(until, "until"), rewritten=rewritten,
+                 after_seq=after_seq)
+
+
+def _newest(recorder: Recorder, q: Query, limit: int) -> list[Any]:
+    """The last ``limit`` rows matching ``q``, read backwards in growing seq windows."""
+    hi, floor = recorder.max_seq(), q.after_seq or 0
+    window = max(4 * limit, 256)
+    found: list[Any] = []
+    while hi > floor and len(found) < limit:
+        lo = max(hi - window, floor)
+        found = recorder.select(q.but(after_seq=lo, until_seq=hi)) + found
+        hi, window = lo, window * 4
+    return found[-limit:] if limit else []
 
 
 def _stopper(stop: Any) -> Callable[[], bool]:
