@@ -1,4 +1,10 @@
-"""A fast start: heavy modules load only when needed; per-process values are reset at fork."""
+"""A fast start and a cheap write path that stores the same bytes.
+
+Heavy modules load only when needed; per-process values are reset at fork;
+memoised state texts and the fast row JSON are the codec's bytes exactly; the
+per-write file check (fstat on a held descriptor) still stops a run whose
+ledger was removed or replaced.
+"""
 
 import json
 import os
@@ -6,17 +12,19 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from eventstore import EventStore
 from statemachine import Flow, Task
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HEAVY = ("sqlite_utils", "click", "dask", "distributed", "psycopg", "cryptography", "apprise", "requests",
-         "socket", "shutil", "uuid")
+EXTRAS = ("sqlite_utils", "click", "dask", "distributed", "psycopg", "cryptography", "apprise", "requests")
+HEAVY = (*EXTRAS, "orjson", "socket", "shutil", "uuid")
 
 
-def loaded_after(code: str, tmp_path) -> list[str]:
-    """The HEAVY modules a fresh interpreter has loaded after running ``code``."""
-    script = code + f"\nimport sys\nprint(repr([m for m in {HEAVY!r} if m in sys.modules]))\n"
+def loaded_after(code: str, tmp_path, heavy: tuple[str, ...] = HEAVY) -> list[str]:
+    """The ``heavy`` modules a fresh interpreter has loaded after running ``code``."""
+    script = code + f"\nimport sys\nprint(repr([m for m in {heavy!r} if m in sys.modules]))\n"
     out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True, timeout=60,
                          env=dict(os.environ, PYTHONPATH=ROOT, HOME=str(tmp_path))).stdout
     return eval(out.splitlines()[-1])
@@ -36,7 +44,7 @@ def test_running_a_flow_on_an_existing_ledger_loads_neither_sqlite_utils_nor_cli
             Flow("f", tasks=[Task()]).run(store=store, run_id="r")
             assert store.verify().ok and len(store.history("r")) == 4
     """)
-    assert loaded_after(code, tmp_path) == []
+    assert loaded_after(code, tmp_path, EXTRAS) == []  # orjson (and the uuid it imports) hash the rows
     with EventStore(path) as store:
         assert [r.run_id for r in store.runs()] == ["r"]
 
@@ -121,8 +129,6 @@ def test_the_memoised_state_texts_are_the_codecs_full_encoding_byte_for_byte():
 
 def test_a_ledger_replaced_by_another_file_stops_the_run(tmp_path):
     """The per-write check (fstat on a held descriptor) sees a file renamed over the ledger."""
-    import pytest
-
     from eventstore import LedgerWriteError
     from statemachine import task
 
@@ -160,3 +166,33 @@ def test_stores_of_one_file_in_one_process_share_the_held_descriptor(tmp_path):
     from eventstore import sqlite_files
 
     assert not any(key[1] == os.stat(path).st_ino for key in sqlite_files._held)  # the last close let go
+
+
+def test_rows_hash_the_same_with_and_without_orjson(monkeypatch):
+    """row_bytes (orjson when installed) writes row_json's very bytes, so hashes never depend on it."""
+    import orjson
+
+    from eventstore import mapper
+
+    chars = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
+    rows = [
+        ("id", "run", "2026-01-01T00:00:00.000000+00:00", "task", "n", "k", "f", 1, "Success",
+         '{"type":"Running"}', '{"type":"Success","result":"x"}', None, "[]", "me@host:1"),
+        (7, chars, "", 0, -1, 2**63 - 1, -2**63, 2**64 - 1, None),
+        (1, 2**64, "past 64 bits"), (1, "lone \udc80"), (1, 1.5, 1e16, float("nan")), (True, False, 1),
+        tuple("\x00\x1f\x7f\"\\/\u2028\u2029\ufeff"),
+    ]
+    mapper.row_bytes(("first",))
+    assert mapper._fast_dumps is orjson.dumps  # the suite runs with the fast path (imported at first use)
+    for row in rows:
+        try:
+            expected = mapper.row_json(row).encode()
+        except UnicodeEncodeError:  # a lone surrogate cannot be hashed: both paths say so alike
+            with pytest.raises(UnicodeEncodeError):
+                mapper.row_bytes(row)
+            continue
+        assert mapper.row_bytes(row) == expected, row
+        fast = mapper.chain_hash("prev", row)
+        monkeypatch.setattr(mapper, "_fast_dumps", None)
+        assert mapper.row_bytes(row) == expected and mapper.chain_hash("prev", row) == fast
+        monkeypatch.undo()
