@@ -47,6 +47,8 @@ _UPDATE_RUN = (
     "UPDATE runs SET events = events + 1, last_seq = ?, last_hash = ?, state = coalesce(?, state), ended = CASE "
     "WHEN ? IS NULL THEN ended WHEN ? THEN coalesce(ended, ?) ELSE NULL END WHERE run_id = ? AND last_hash = ?"
 )
+#: ``_UPDATE_RUN`` for a task event, which changes neither the run's state nor its end.
+_COUNT_RUN = "UPDATE runs SET events = events + 1, last_seq = ?, last_hash = ? WHERE run_id = ? AND last_hash = ?"
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM events"
 _SELECT_V1 = f"SELECT {', '.join(COLUMNS[:-1])}, NULL AS reason FROM events"  # a version-1 ledger
 _RUN_COLUMNS = "run_id, flow, state, started, ended, events"
@@ -251,7 +253,10 @@ class SQLiteRecorder(SQLiteLeasing):
         state = row.state if row.kind == "flow" else None
         ended = row.timestamp if state in FINISHED_TYPES else None
         if exists:
-            cur.execute(_UPDATE_RUN, (seq, hash, state, state, ended is not None, row.timestamp, run_id, last))
+            if state is None:
+                cur.execute(_COUNT_RUN, (seq, hash, run_id, last))
+            else:
+                cur.execute(_UPDATE_RUN, (seq, hash, state, state, ended is not None, row.timestamp, run_id, last))
             if cur.rowcount != 1:
                 raise _StaleCache()
         else:
