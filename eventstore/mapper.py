@@ -317,14 +317,18 @@ class Mapper:
             else state_text(old, masker)
         new_text = state_text(new, masker)
         proposed = event.proposed_state
+        run_id, name, obj_key, flow, actor = event.run_id, event.name, event.key, event.flow, event.actor
+        if masker is not None or not (run_id.isascii() and name.isascii() and obj_key.isascii()
+                                      and flow.isascii() and (actor is None or actor.isascii())):
+            # something to mask, or a text that may hold a lone surrogate: clean_text (else it is a no-op)
+            run_id, name, obj_key, flow = (clean(t, masker) for t in (run_id, name, obj_key, flow))
+            actor = clean(actor, masker) if actor is not None else None
         row = _content_row((
-            event.event_id, clean(event.run_id, masker), codec.iso(event.timestamp), event.kind,
-            clean(event.name, masker), clean(event.key, masker), clean(event.flow, masker), event.attempt,
+            event.event_id, run_id, codec.iso(event.timestamp), event.kind, name, obj_key, flow, event.attempt,
             codec.type_name(new), old_text, new_text,
             codec.state_to_json(proposed, masker) if proposed is not None else None,
             codec.to_json([clean(n, masker) for n in event.rewritten_by]) if event.rewritten_by else "[]",
-            clean(event.actor, masker) if event.actor is not None else None,
-            clean(event.reason, masker) if event.reason is not None else None,
+            actor, clean(event.reason, masker) if event.reason is not None else None,
         ))
         texts[key] = (new, new_text, generation)
         if event.kind == "flow" and new.is_finished():

@@ -196,3 +196,25 @@ def test_rows_hash_the_same_with_and_without_orjson(monkeypatch):
         monkeypatch.setattr(mapper, "_fast_dumps", None)
         assert mapper.row_bytes(row) == expected and mapper.chain_hash("prev", row) == fast
         monkeypatch.undo()
+
+
+def test_names_with_a_lone_surrogate_or_a_secret_are_cleaned_on_the_fast_path_too(tmp_path):
+    """The mapper skips clean_text only for ASCII names with nothing to mask."""
+    from eventstore.mapper import Mapper
+    from statemachine.events import Event
+    from statemachine.masking import Masker
+    from statemachine.states import Pending, Running, utcnow
+
+    def row(name, masker):
+        mapper = Mapper(masker) if masker is not None else Mapper()
+        event = Event("r", utcnow(), "task", name, name, 1, Pending(), Running(), actor="me@host:1", flow="f")
+        return mapper.to_row(event)
+
+    plain = row("plain", None)
+    assert (plain.name, plain.key, plain.run_id, plain.flow, plain.actor) == ("plain", "plain", "r", "f", "me@host:1")
+    odd = row("odd \udc80", None)
+    assert odd.name == odd.key == "odd \\udc80"
+    masker = Masker()
+    masker.add("s3cret-value")
+    hidden = row("task-s3cret-value", masker)
+    assert "s3cret-value" not in hidden.name and "s3cret-value" not in hidden.key
