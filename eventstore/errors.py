@@ -8,6 +8,8 @@
     ├── LedgerWriteError                      an append (or the creation of the file) failed
     │   └── LedgerLocationError               the folder is missing or cannot be written
     └── RunNotFoundError (KeyError)           no event of that run id in the ledger
+    CheckpointError (statemachine.errors.StateLedgerError)
+                                              a checkpoint or key file that cannot be read or used
 
 Every message names the file, says what was expected and found and what to
 do; the facts are attributes too (``path`` always).
@@ -15,7 +17,7 @@ do; the facts are attributes too (``path`` always).
 
 from __future__ import annotations
 
-from statemachine.errors import LedgerError
+from statemachine.errors import LedgerError, StateLedgerError
 
 __all__ = [
     "LedgerError",
@@ -24,6 +26,7 @@ __all__ = [
     "LedgerWriteError",
     "LedgerLocationError",
     "RunNotFoundError",
+    "CheckpointError",
 ]
 
 
@@ -76,3 +79,15 @@ class RunNotFoundError(LedgerError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
+
+
+class CheckpointError(StateLedgerError):
+    """A checkpoint or key file that cannot be read, is not one, or cannot be used (``path``: the file).
+
+    Not a ``LedgerError``: the ledger is fine, the input is not. (A checkpoint
+    the ledger does not extend is not an error but a problem ``verify`` reports.)
+    """
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path

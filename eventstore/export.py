@@ -4,7 +4,10 @@ Every record (and the CSV header) has ``run_id``. A JSON-lines record holds
 every stored column, states as JSON objects, so ``import_jsonl`` can put the
 exact stored texts back: each event keeps its ``prev_hash`` and ``hash``, and
 the importing ledger verifies them before appending (a record whose hash does
-not match its content is refused).
+not match its content is refused). An event's hash covers the seq it was
+committed under; the importing ledger gives it a new seq and records which
+seq (``hashed_seq`` in a record of an event imported before) and which rule
+its hash covers (``Recorder.append(rule=...)``).
 """
 
 from __future__ import annotations
@@ -45,12 +48,16 @@ def export(recorder: Recorder, file: Any, format: str = "jsonl", run_id: str | N
     if run_id is not None and not recorder.runs(run_id=run_id):
         raise run_not_found(recorder, run_id)
     rows = recorder.iter_rows(Query(run_id=run_id))
+    moved = {seq: hashed for seq, (version, hashed) in recorder.hash_rules().exceptions.items() if version == 2}
     n = 0
     with _opened(file, "w") as out:
         if format == "jsonl":
             write = out.write
             for row in rows:
-                head = to_json({c: v for c, v in zip(COLUMNS, row) if c not in _STATE_COLUMNS})
+                rec = {c: v for c, v in zip(COLUMNS, row) if c not in _STATE_COLUMNS}
+                if row.seq in moved:
+                    rec["hashed_seq"] = moved[row.seq]
+                head = to_json(rec)
                 write(f'{head[:-1]},"old_state":{row.old_state},"new_state":{row.new_state},'
                       f'"proposed_state":{row.proposed_state or "null"},"rewritten_by":{row.rewritten_by}}}\n')
                 n += 1
@@ -84,11 +91,16 @@ def import_jsonl(recorder: Recorder, file: Any) -> int:
                 raise LedgerError(
                     f"Line {lineno} of {name} is not an exported event ({exc!r}); import only files "
                     "written by EventStore.export(format='jsonl').", recorder.path) from exc
-            if chain_hash(prev_hash, row) != hash_:
+            hashed = rec.get("hashed_seq", rec.get("seq"))
+            if type(hashed) is int and chain_hash(prev_hash, row, hashed) == hash_:
+                rule: tuple[int, int | None] = (2, hashed)
+            elif chain_hash(prev_hash, row) == hash_:
+                rule = (1, None)  # written by schema 1, whose hashes did not cover the seq
+            else:
                 raise LedgerError(
                     f"Line {lineno} of {name} (run {rec.get('run_id')}, seq {rec.get('seq')}) does not "
                     "match its hash: the export was changed. Nothing after it was imported.",
                     recorder.path)
-            recorder.append(row, prev_hash, hash_)
+            recorder.append(row, prev_hash, hash_, rule=rule)
             n += 1
     return n

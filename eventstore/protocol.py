@@ -16,12 +16,28 @@ The rules every recorder keeps:
 * **seq**: each appended row gets a ``seq``, an int unique in the ledger and
   increasing in commit order (gaps allowed, never reused). Readers return rows
   in ``seq`` order.
+* **seq is final when visible**: once a row with seq S can be read, no row
+  with a smaller seq may appear later (a checkpoint at S seals every row up
+  to S). PostgreSQL: take the seq under the same lock as the commit.
 * **The per-run chain**: a run's rows are chained: ``hash =
-  chain_hash(prev_hash, row)`` where ``prev_hash`` is the hash of the run's
-  previous row (``None`` for its first). The append that reads the run's last
-  hash and the insert are one atomic step, even with several writers (other
-  threads, processes, hosts): two appends to one run never chain to the same
-  ``prev_hash``.
+  chain_hash(prev_hash, row, seq)`` (rule 2: the seq is hashed too, so the
+  recorder knows the row's seq before it inserts it) where ``prev_hash`` is
+  the hash of the run's previous row (``None`` for its first). The append
+  that reads the run's last hash and the insert are one atomic step, even
+  with several writers (other threads, processes, hosts): two appends to one
+  run never chain to the same ``prev_hash``.
+* **The ledger's identity**: a random ``ledger_id`` made once, when the
+  ledger is created (or when a schema-1 ledger is first written to), and
+  never changed; checkpoints name it.
+* **Hash rules** (``hash_rules``): rows written before the schema-2 upgrade
+  keep their rule-1 hash (never recomputed); imported rows keep the hash
+  their source ledger gave them; the recorder records which rule each uses.
+* **Checkpoints** (``add_checkpoint``/``checkpoints``): the ledger keeps a
+  copy of each checkpoint taken (seq, count, root, time, signature), so the
+  next one only reads the rows after it (``hashes``).
+* **Cursors** keep a high-water mark: ``save_cursor`` also raises the
+  cursor's ``high`` to ``seq`` when ``seq`` is higher, so ``verify`` can see a
+  cursor moved backwards (``cursors``).
 * **The runs summary** is updated in the same transaction as the row: per run,
   its flow, the latest *flow* event's ``state`` ("Pending" until the first
   flow event), ``started`` (the first row's timestamp), ``ended`` (the
@@ -45,7 +61,7 @@ from typing import ContextManager, Iterable, Iterator, Protocol, runtime_checkab
 from statemachine.events import Event
 
 from .errors import RunNotFoundError
-from .mapper import ContentRow, LatestRow, Mapper, RunRecord, StoredRow
+from .mapper import CheckpointRow, ContentRow, HashRules, LatestRow, Mapper, RunRecord, RunRow, StoredRow
 
 __all__ = ["Recorder", "Query", "iter_events", "run_not_found"]
 
@@ -82,17 +98,21 @@ class Recorder(Protocol):
     # --- writing ------------------------------------------------------------------
 
     def append(self, row: ContentRow, prev_hash: str | None = None,
-               hash: str | None = None) -> tuple[int, str | None, str]:
+               hash: str | None = None, *, rule: tuple[int, int | None] | None = None,
+               ) -> tuple[int, str | None, str]:
         """Commit one row durably; return its ``(seq, prev_hash, hash)``.
 
-        Without ``hash`` (the normal case): read the run's last hash, chain
-        the row to it (``mapper.chain_hash``) and insert it, atomically with
-        respect to every other writer, then update the runs summary in the
-        same transaction. With ``prev_hash`` and ``hash`` given (an import,
-        ``export.import_jsonl``): store them as given; ``prev_hash`` must be
-        the run's current last hash (``None`` for a run not in the ledger),
-        else raise ``LedgerError`` (``mapper.check_continues``) and store
-        nothing. The caller has checked that ``hash`` matches the row.
+        Without ``hash`` (the normal case): pick the row's seq, read the run's
+        last hash, chain the row to both (``mapper.chain_hash(last, row,
+        seq)``) and insert it, atomically with respect to every other writer,
+        then update the runs summary in the same transaction. With
+        ``prev_hash`` and ``hash`` given (an import, ``export.import_jsonl``):
+        store them as given; ``prev_hash`` must be the run's current last hash
+        (``None`` for a run not in the ledger), else raise ``LedgerError``
+        (``mapper.check_continues``) and store nothing. ``rule`` is the hash's
+        ``(version, hashed seq)`` (``None``: ``(1, None)``, rule 1); record it
+        for the new seq in the same transaction (``hash_rules``). The caller
+        has checked that ``hash`` matches the row under that rule.
 
         Returns only once the row is committed (``durability`` of the backend
         permitting). Raises ``LedgerWriteError`` when the write fails or the
@@ -106,10 +126,11 @@ class Recorder(Protocol):
         """Every stored row matching ``q``, in seq order (``q.limit``: the first that many).
 
         With ``q.run_id`` the recorder may read only between the run's first
-        and last seq (runs summary); ``tail=True`` reads from its first seq to
-        the end of the ledger instead, so ``verify`` sees rows of the run
-        inserted after its recorded last one. An unknown run gives ``[]``.
-        Raises ``LedgerError`` when the read fails.
+        and last seq (runs summary); ``tail=True`` reads every row whose
+        ``run_id`` is ``q.run_id``, wherever it lies and whatever the summary
+        says (``verify``: rows hidden by an edited summary are found), in time
+        independent of the ledger's size (an index on ``run_id``). An unknown
+        run gives ``[]`` without ``tail``. Raises ``LedgerError`` when the read fails.
         """
         ...
 
@@ -149,6 +170,45 @@ class Recorder(Protocol):
 
     def max_seq(self) -> int:
         """The highest seq in the ledger; 0 when it holds no row."""
+        ...
+
+    # --- trust (verify, checkpoints) ---------------------------------------------------
+
+    def ledger_id(self) -> str | None:
+        """The ledger's random id, fixed when it was created; ``None`` for a schema-1
+        ledger not yet written by this version (its first write gives it one)."""
+        ...
+
+    def hash_rules(self) -> HashRules:
+        """Which hash rule each row uses (``mapper.HashRules``). A ledger created by
+        schema 2 with no import: ``HashRules(1, {})``; a schema-1 ledger not yet
+        upgraded: every row is rule 1 (``v2_from`` past its last seq)."""
+        ...
+
+    def run_rows(self, run_id: str | None = None) -> list[RunRow]:
+        """The runs summary as stored (every column, ``mapper.RunRow``), or only ``run_id``'s; any order."""
+        ...
+
+    def hashes(self, after_seq: int = 0, until_seq: int | None = None,
+               *, batch: int = 50000) -> Iterator[tuple[int, str]]:
+        """``(seq, hash)`` of every row with ``after_seq < seq <= until_seq``, in seq order.
+
+        Lazy and batched like ``iter_rows``; what checkpoints fold into their root.
+        """
+        ...
+
+    def checkpoints(self) -> list[CheckpointRow]:
+        """The checkpoints recorded in the ledger, in seq order (``[]`` for none)."""
+        ...
+
+    def add_checkpoint(self, cp: CheckpointRow) -> None:
+        """Record a checkpoint (committed at once); one already recorded at the same
+        seq is kept as it is. Raises ``LedgerWriteError`` like ``append``."""
+        ...
+
+    def cursors(self) -> dict[str, tuple[int, int]]:
+        """``name -> (seq, high)`` of every durable-subscription cursor (``high``: the
+        highest seq it was ever saved at)."""
         ...
 
     def snapshot(self) -> ContextManager[None]:

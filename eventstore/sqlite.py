@@ -3,8 +3,10 @@
 It implements ``eventstore.protocol.Recorder``: one file (WAL), schema made
 with sqlite-utils, version in ``PRAGMA user_version``; one transaction per
 append (``BEGIN IMMEDIATE``: several processes may write at once, ``seq`` is
-the rowid assigned inside the write lock, so it is unique and increasing);
-the ``runs`` summary is updated in the same transaction. ``sqlite3`` errors
+picked inside the write lock, so it is unique and increasing, and hashed
+with the row); the ``runs`` summary is updated in the same transaction. A
+schema-1 ledger is read as it is and upgraded (never rehashed) by the first
+write (``sqlite_files.upgrade_sql``), so reading never changes a file. ``sqlite3`` errors
 become ``eventstore.errors`` where they meet the database.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import sqlite3
 import threading
 import time
@@ -22,19 +25,19 @@ from .errors import (
     LedgerError, LedgerLocationError, LedgerWriteError, NotALedgerError, SchemaVersionError,
 )
 from .mapper import (
-    COLUMNS, FINISHED_TYPES, ContentRow, LatestRow, RunRecord, StoredRow, chain_hash, check_continues,
-    latest_row, run_record, stored_row,
+    COLUMNS, FINISHED_TYPES, ContentRow, LatestRow, RunRecord, StoredRow, chain_hash, check_continues, latest_row, run_record, stored_row,
 )
 from .protocol import Query
-from .sqlite_files import check_location, schema_sql, write_error
+from .sqlite_files import check_location, schema_sql, upgrade_sql, write_error
+from .sqlite_trust import SQLiteTrust
 
 __all__ = ["SQLiteRecorder", "SCHEMA_VERSION", "APPLICATION_ID", "COLUMNS", "chain_hash"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: ``PRAGMA application_id`` of a ledger file ("STLG"): tells a ledger from other SQLite files.
 APPLICATION_ID = 0x53544C47
 
-_INSERT = f"INSERT INTO events ({', '.join(COLUMNS[1:])}) VALUES ({', '.join('?' * (len(COLUMNS) - 1))})"
+_INSERT = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 _LAST = "SELECT last_hash FROM runs WHERE run_id = ?"
 _NEW_RUN = (
     "INSERT INTO runs (run_id, flow, state, started, ended, events, first_seq, last_seq, last_hash) "
@@ -48,7 +51,7 @@ _SELECT = f"SELECT {', '.join(COLUMNS)} FROM events"
 _RUN_COLUMNS = "run_id, flow, state, started, ended, events"
 
 
-class SQLiteRecorder:
+class SQLiteRecorder(SQLiteTrust):
     """Event rows in one SQLite file. See the module docstring."""
 
     def __init__(self, path: str, *, durability: str = "normal", timeout: float = 10.0) -> None:
@@ -58,6 +61,8 @@ class SQLiteRecorder:
         self.timeout = timeout
         self._lock = threading.RLock()
         self._wrote = False  # see close()
+        self._upgraded = True  # False: a schema-1 ledger, upgraded by the first write (_writable)
+        self._v2_from = 1  # the first seq hashed with rule 2 (meta.hash_v2_from), read once upgraded
         created = check_location(self.path)
         try:
             self._conn = sqlite3.connect(
@@ -103,9 +108,13 @@ class SQLiteRecorder:
                 f"{self.path} is not a ledger: it is {found}. Point STATELEDGER_DB (or EventStore's "
                 "path) at a ledger file or at a new file.", self.path, found)
         conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-        if app_id != APPLICATION_ID or version < SCHEMA_VERSION:
+        if app_id != APPLICATION_ID or version == 0:
             self._wrote = True
             self._create_schema()
+        elif version < SCHEMA_VERSION:
+            self._upgraded = False  # read as it is; the first write upgrades it
+        if self._upgraded:
+            self._v2_from = int(conn.execute("SELECT value FROM meta WHERE key = 'hash_v2_from'").fetchone()[0])
         try:
             if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 self._retry(lambda: conn.execute("PRAGMA journal_mode = WAL"))
@@ -121,7 +130,7 @@ class SQLiteRecorder:
         return app_id, version, tables
 
     def _create_schema(self) -> None:
-        """Create the tables under the write lock (other processes may be creating it too)."""
+        """Create (or upgrade) the tables under the write lock (other processes may be doing it too)."""
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -131,9 +140,12 @@ class SQLiteRecorder:
                     raise NotALedgerError(
                         f"{self.path} is not a ledger: another program created tables "
                         f"{', '.join(sorted(tables))} in it.", self.path, "another database")
+                if version == 0 and "events" in tables:
+                    version = 1  # a schema-1 ledger from before application_id was set
                 if version < SCHEMA_VERSION:
-                    for sql in schema_sql():
+                    for sql in (schema_sql() if version == 0 else upgrade_sql(version)):
                         conn.execute(sql)
+                    conn.execute("INSERT INTO meta (key, value) VALUES ('ledger_id', ?)", (secrets.token_hex(16),))
                     conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.execute("COMMIT")
@@ -157,6 +169,15 @@ class SQLiteRecorder:
 
     # --- writing --------------------------------------------------------------------
 
+    def _writable(self) -> None:
+        """Check the file (``_check_file``) and upgrade a schema-1 ledger before its first write."""
+        self._check_file()
+        if not self._upgraded:
+            self._wrote = True
+            self._create_schema()
+            self._upgraded = True
+            self._v2_from = int(self._read("SELECT value FROM meta WHERE key = 'hash_v2_from'")[0][0])
+
     def _check_file(self) -> None:
         """The file must still be the one we opened, and writable (root ignores file modes)."""
         if self._closed:
@@ -178,22 +199,22 @@ class SQLiteRecorder:
                 f"Could not append to ledger {self.path}: the file was made read-only. Make it "
                 "writable (chmod u+w), or use another ledger.", self.path, "read-only")
 
-    def append(self, row: ContentRow, prev_hash: str | None = None,
-               hash: str | None = None) -> tuple[int, str | None, str]:
+    def append(self, row: ContentRow, prev_hash: str | None = None, hash: str | None = None,
+               *, rule: tuple[int, int | None] | None = None) -> tuple[int, str | None, str]:
         """Commit one content row; return (seq, prev_hash, hash). See ``Recorder.append``."""
         with self._lock:
-            self._check_file()
+            self._writable()
             try:
                 try:
-                    return self._append(row, prev_hash, hash, self._last.get(row.run_id))
+                    return self._append(row, prev_hash, hash, self._last.get(row.run_id), rule)
                 except _StaleCache:  # another process appended to this run: read its end
-                    return self._append(row, prev_hash, hash, None)
+                    return self._append(row, prev_hash, hash, None, rule)
             except sqlite3.Error as exc:
                 self._last.pop(row.run_id, None)
                 raise write_error(exc, self.path, self.timeout, "append to") from exc
 
     def _append(self, row: ContentRow, prev_hash: str | None, hash: str | None,
-                cached: str | None) -> tuple[int, str | None, str]:
+                cached: str | None, rule: tuple[int, int | None] | None) -> tuple[int, str | None, str]:
         """One write transaction. ``cached``: the run's last hash as this process last wrote it.
 
         The ``runs`` update only succeeds if the run still ends with ``cached``,
@@ -208,12 +229,15 @@ class SQLiteRecorder:
                 exists, last = found is not None, (found[0] if found is not None else None)
             else:
                 exists, last = True, cached
+            # the seq is hashed, so it is picked here (inside the write lock), never below rule 2's start
+            seq = max(cur.execute("SELECT max(seq) FROM events").fetchone()[0] or 0, self._v2_from - 1) + 1
             if hash is None:
-                prev_hash, hash = last, chain_hash(last, row)
+                prev_hash, hash = last, chain_hash(last, row, seq)
             else:
                 check_continues(self.path, row, last, prev_hash)
-            cur.execute(_INSERT, (*row, prev_hash, hash))
-            seq = cur.lastrowid
+                cur.execute("INSERT INTO hash_rules (seq, version, hashed_seq) VALUES (?, ?, ?)",
+                            (seq, *(rule or (1, None))))
+            cur.execute(_INSERT, (seq, *row, prev_hash, hash))
             state = row.state if row.kind == "flow" else None
             ended = row.timestamp if state in FINISHED_TYPES else None
             if exists:
@@ -249,12 +273,18 @@ class SQLiteRecorder:
     def select(self, q: Query, *, tail: bool = False) -> list[StoredRow]:
         """Stored rows matching ``q``, in seq order; see ``Recorder.select``."""
         run_range = None
-        if q.run_id is not None:
+        if tail and q.run_id is not None:  # every row of the run, through the run_id index
+            where, params = _where(q.but(run_id=None))
+            where = (where + " AND" if where else " WHERE") + " run_id = ?"
+            params.append(q.run_id)
+        elif q.run_id is not None:
             found = self._run_range(q.run_id)
             if found is None:
                 return []
-            run_range = (found[0], None if tail else found[1])
-        where, params = _where(q, run_range)
+            run_range = (found[0], found[1])
+            where, params = _where(q, run_range)
+        else:
+            where, params = _where(q)
         sql = _SELECT + where + " ORDER BY seq"
         if q.limit is not None:
             sql += f" LIMIT {int(q.limit)}"
@@ -351,18 +381,6 @@ class SQLiteRecorder:
         rows = self._read("SELECT seq, filter FROM cursors WHERE name = ?", (name,))
         return (rows[0][0], rows[0][1]) if rows else None
 
-    def save_cursor(self, name: str, seq: int, filter_text: str, updated: str) -> None:
-        with self._lock:
-            self._check_file()
-            self._wrote = True
-            try:
-                self._conn.execute(
-                    "INSERT INTO cursors (name, seq, filter, updated) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT(name) DO UPDATE SET seq = excluded.seq, filter = excluded.filter, "
-                    "updated = excluded.updated", (name, seq, filter_text, updated))
-            except sqlite3.Error as exc:
-                raise write_error(exc, self.path, self.timeout, "save a cursor in") from exc
-
     def close(self) -> None:
         """Close the file. A store that never wrote leaves it exactly as it found it.
 
@@ -404,7 +422,7 @@ def _where(q: Query, run_range: tuple[int, int | None] | None = None) -> tuple[s
     params: list[Any] = []
     lo, hi = q.after_seq, q.until_seq
     if q.run_id is not None:
-        conds.append("run_id = ?")
+        conds.append("+run_id = ?")  # "+": read the run's seq range by rowid, not through the run_id index
         params.append(q.run_id)
         if run_range is not None:
             first, last = run_range

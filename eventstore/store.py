@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 import os
 import threading
 import time
-from typing import Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from statemachine.events import Event
 from statemachine.filters import EventFilter, parse_states
@@ -27,10 +28,20 @@ from .mapper import Mapper, RunRecord
 from .protocol import Query, Recorder, iter_events, run_not_found
 from .views import Report, RunView, run_view
 
-__all__ = ["EventStore", "default_path", "open_recorder", "DEFAULT_TIMEOUT"]
+if TYPE_CHECKING:
+    from .checkpoints import Checkpoint
+
+__all__ = ["EventStore", "default_path", "default_anchor", "open_recorder", "DEFAULT_TIMEOUT"]
 
 #: Seconds an append waits for another process's write lock before failing.
 DEFAULT_TIMEOUT = 10.0
+
+_log = logging.getLogger("eventstore.anchor")
+
+
+def default_anchor() -> tuple[str | None, str | None]:
+    """``(STATELEDGER_ANCHOR, STATELEDGER_ANCHOR_KEY)``: where checkpoints go, and the key signing them."""
+    return os.environ.get("STATELEDGER_ANCHOR") or None, os.environ.get("STATELEDGER_ANCHOR_KEY") or None
 
 
 def default_path() -> str:
@@ -92,11 +103,15 @@ class EventStore:
     ``recorder=`` (any ``eventstore.protocol.Recorder``) instead.
     ``durability="normal"``: a committed event survives the process being
     killed; ``"full"``: also a power loss (fsync on each commit). ``timeout``:
-    seconds to wait for another writer.
+    seconds to wait for another writer. ``anchor``: a folder or an
+    ``https://`` URL where a checkpoint is sent after each flow run (default
+    ``STATELEDGER_ANCHOR``), signed with ``anchor_key`` (a private key or its
+    file; default ``STATELEDGER_ANCHOR_KEY``); see ``eventstore.anchor``.
     """
 
     def __init__(self, target: str | os.PathLike[str] | None = None, *, recorder: Recorder | None = None,
-                 durability: str = "normal", timeout: float = DEFAULT_TIMEOUT) -> None:
+                 durability: str = "normal", timeout: float = DEFAULT_TIMEOUT,
+                 anchor: str | os.PathLike[str] | None = None, anchor_key: Any = None) -> None:
         if recorder is not None:
             if target is not None:
                 raise ValueError("EventStore takes a target or a recorder=, not both")
@@ -107,6 +122,13 @@ class EventStore:
             self.recorder = open_recorder(self.path, durability=durability, timeout=timeout)
         self.durability = durability
         self._mapper = Mapper(mask)
+        self.anchor = None
+        env_anchor, env_key = default_anchor() if anchor is None else (None, None)
+        if anchor is not None or env_anchor is not None:
+            from .anchor import Anchor
+
+            self.anchor = Anchor(anchor if anchor is not None else env_anchor,  # type: ignore[arg-type]
+                                 signing_key=anchor_key if anchor_key is not None else env_key)
 
     def __repr__(self) -> str:
         return f"<EventStore {self.path}>"
@@ -131,7 +153,18 @@ class EventStore:
         except BaseException:
             self._mapper.forget(event.run_id)
             raise
+        if self.anchor is not None and event.kind == "flow" and event.new_state.is_finished():
+            self._send_to_anchor(event.run_id)
         return event
+
+    def _send_to_anchor(self, run_id: str) -> None:
+        """A checkpoint to the anchor after a flow run ended; a failure is logged loudly, never raised."""
+        try:
+            self.anchor.send(self.checkpoint(self.anchor.signing_key))  # type: ignore[union-attr]
+        except Exception as exc:  # the run and its events are committed: never fail them for this
+            _log.error("ANCHOR FAILED: no checkpoint of ledger %s reached %s after run %s ended: %s. The events "
+                       "are safe in the ledger; take one with `stateledger checkpoint` once the anchor works.",
+                       self.path, self.anchor.target, run_id, exc)  # type: ignore[union-attr]
 
     # --- reading -----------------------------------------------------------------------
 
@@ -212,11 +245,30 @@ class EventStore:
             return RunView(run_id, "", None, {}, 0)
         return run_view(run_id, rows)
 
-    def verify(self, run_id: str | None = None) -> Report:
-        """Recompute every hash chain (or one run's); report changed, missing, inserted, reordered events."""
+    def verify(self, run_id: str | None = None, *, checkpoints: Iterable[Any] = (),
+               public_key: Any = None) -> Report:
+        """Recompute every hash chain (or one run's), the runs summary and the checkpoints; see ``eventstore.verify``.
+
+        ``checkpoints``: ``Checkpoint`` objects or paths of their JSON files;
+        the ledger must still extend each. ``public_key`` (an Ed25519 public
+        key or its PEM file): each given checkpoint must carry its signature.
+        """
+        from .checkpoints import public_key as load_public_key, read_checkpoint
         from .verify import verify
 
-        return verify(self.recorder, run_id)
+        given = [read_checkpoint(c) for c in checkpoints]
+        key = load_public_key(public_key) if public_key is not None else None
+        return verify(self.recorder, run_id, checkpoints=given, public_key=key)
+
+    def checkpoint(self, signing_key: Any = None) -> "Checkpoint":
+        """Seal the ledger up to its last event: a ``Checkpoint`` to keep elsewhere (also recorded in the ledger).
+
+        ``signing_key``: an Ed25519 private key, or the path of its PEM file
+        (``stateledger keygen``). Costs the events since the previous checkpoint.
+        """
+        from .checkpoints import take
+
+        return take(self.recorder, signing_key)
 
     def max_seq(self) -> int:
         """The highest seq in the ledger (0 when empty)."""

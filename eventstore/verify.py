@@ -1,70 +1,233 @@
-"""``verify``: recompute every hash chain and say what does not hold.
+"""``verify``: recompute every hash chain, the runs summary and the checkpoints, and say what does not hold.
 
-Each run's events form a chain: ``hash = sha256(prev_hash + canonical JSON of
-the event's content)`` and each event's ``prev_hash`` is the hash of the run's
-previous event. Walking the rows in ``seq`` order finds a changed event (its
-hash no longer matches its content), an inserted, deleted or reordered one
-(a ``prev_hash`` that is not the previous event's hash), and the ``runs``
-table, written in the same transaction as each event, catches events removed
-from the end of a run (its count and last hash no longer match).
+All of it is read in one consistent snapshot (``Recorder.snapshot``), so a
+ledger being written never raises a false alarm. What is checked:
+
+* **Each event**: its ``hash`` matches its content and its seq (rule 2;
+  rows of a schema-1 ledger, rule 1, without the seq: ``HashRules``) -- a
+  changed or renumbered event is found.
+* **Each run's chain**: each ``prev_hash`` is the hash of the run's previous
+  event -- an inserted, deleted or reordered event is found.
+* **The runs summary**, rebuilt from the events and compared column by
+  column (flow, state, started, ended, events, first/last seq, last hash) --
+  events deleted from the end of a run, or a summary edited to hide a
+  failure, are found.
+* **Checkpoints** (given, and those the ledger recorded): the root of every
+  event up to each one's seq is recomputed -- anything before it deleted,
+  changed, renumbered or rewritten consistently, or lost with a ``-wal``
+  file, is found; a checkpoint of another ledger is refused; with a public
+  key, signatures are checked.
+* **Durable-subscription cursors**: one beyond the last event (events it saw
+  are gone), or moved back below the highest seq it ever reached.
+
+``verify(recorder, run_id)`` reads only that run's events (and, when
+checkpoints are given, the hashes up to them).
 """
 
 from __future__ import annotations
 
 import hashlib
+from typing import Any, Iterable
 
-from .mapper import CONTENT_SLICE, row_json
+from .checkpoints import Checkpoint
+from .mapper import COLUMNS, CONTENT_SLICE, FINISHED_TYPES, HashRules, RunRow, row_json
 from .protocol import Query, Recorder, run_not_found
 from .views import Problem, Report
 
 __all__ = ["verify"]
 
+_RUN, _TS, _KIND, _FLOW, _STATE = (COLUMNS.index(c) for c in ("run_id", "timestamp", "kind", "flow", "state"))
+_WITH_SEQ = slice(0, CONTENT_SLICE.stop)  # seq + content: what rule 2 hashes
 
-def verify(recorder: Recorder, run_id: str | None = None) -> Report:
-    """A ``Report`` of every run's chain (or only ``run_id``'s), read in one consistent snapshot."""
+
+def verify(recorder: Recorder, run_id: str | None = None, *, checkpoints: Iterable[Checkpoint] = (),
+           public_key: Any = None) -> Report:
+    """A ``Report`` of the whole ledger (or only ``run_id``'s events), read in one consistent snapshot."""
+    given = sorted(checkpoints, key=lambda c: c.seq)
     with recorder.snapshot():
-        return _verify(recorder, run_id)
+        return _verify(recorder, run_id, given, public_key)
 
 
-def _verify(recorder: Recorder, run_id: str | None) -> Report:
-    ends = recorder.run_chain_ends()
-    if run_id is not None:
-        if run_id not in ends:
-            raise run_not_found(recorder, run_id)
-        ends = {run_id: ends[run_id]}
-    last: dict[str, str | None] = {}
-    counts: dict[str, int] = {}
-    last_seq: dict[str, int] = {}
+def _verify(recorder: Recorder, run_id: str | None, given: list[Checkpoint], key: Any) -> Report:
+    summary = {r.run_id: r for r in recorder.run_rows(run_id)}
+    if run_id is not None and not summary and not recorder.select(Query(run_id=run_id, limit=1), tail=True):
+        raise run_not_found(recorder, run_id)
     problems: list[Problem] = []
-    checked = 0
-    sha256 = hashlib.sha256  # mapper.chain_hash, inlined: this loop is the hot path
-    for row in recorder.iter_rows(Query(run_id=run_id), tail=True):
-        checked += 1
-        seq, rid, prev, stored = row.seq, row.run_id, row.prev_hash, row.hash
-        expected = last.get(rid)
-        if (prev or None) != (expected or None):
-            problems.append(Problem(
-                rid, seq, "chain broken",
-                "its prev_hash is not the hash of the run's previous event: an event before it was "
-                "deleted, inserted, reordered or rewritten with a new hash"))
-        if sha256(((prev or "") + row_json(row[CONTENT_SLICE])).encode()).hexdigest() != stored:
-            problems.append(Problem(rid, seq, "changed", "its hash does not match its content: the event was changed"))
-        last[rid] = stored
-        counts[rid] = counts.get(rid, 0) + 1
-        last_seq[rid] = seq
-    for rid in counts.keys() - ends.keys():
-        problems.append(Problem(
-            rid, last_seq[rid], "inserted", "events of a run the runs table does not know: they were inserted"))
-    for rid, (events, last_hash) in ends.items():
-        found = counts.get(rid, 0)
-        if found != events:
-            problems.append(Problem(
-                rid, last_seq.get(rid), "count",
-                f"the runs table records {events} events but {found} are present: events were "
-                f"{'deleted' if found < events else 'inserted'}"))
-        elif last.get(rid) != last_hash:
-            problems.append(Problem(
-                rid, last_seq.get(rid), "missing",
-                "the run's last event is not the one recorded when it was committed"))
-    problems.sort(key=lambda p: (p.run_id, p.seq if p.seq is not None else 0))
-    return Report(not problems, checked, problems, len(ends.keys() | counts.keys()))
+    ledger_id = recorder.ledger_id()
+    usable = [cp for cp in given if _usable(cp, ledger_id, key, problems)]
+    recorded = recorder.checkpoints() if run_id is None else []
+    bounds = sorted({cp.seq for cp in usable} | {cp.seq for cp in recorded})
+    walk = _Walk(recorder.hash_rules(), bounds if run_id is None else [])
+    walk.rows(recorder.iter_rows(Query(run_id=run_id), tail=run_id is not None), problems)
+    _compare_summary(summary, walk.built, walk.changed, problems)
+    if run_id is not None and bounds:  # the run's events alone cannot give a root: fold the hashes up to them
+        walk.fold(recorder.hashes(0, bounds[-1]), bounds)
+    for cp in usable:
+        _check_root(cp.seq, cp.count, cp.root, walk.at(cp.seq), "the checkpoint", problems)
+    for row in recorded:
+        _check_root(row.seq, row.count, row.root, walk.at(row.seq),
+                    "the checkpoint this ledger recorded", problems)
+    if run_id is None:
+        _check_cursors(recorder.cursors(), recorder.max_seq(), problems)
+    problems.sort(key=lambda p: (p.run_id or "", p.seq if p.seq is not None else 0))
+    runs = len(summary.keys() | walk.built.keys())
+    return Report(not problems, walk.checked, problems, runs, len(given))
+
+
+class _Walk:
+    """One pass over the rows in seq order: hashes, chains, the summary rebuilt, and checkpoint roots."""
+
+    def __init__(self, rules: HashRules, bounds: list[int]) -> None:
+        self.rules = rules
+        self.built: dict[str, list[Any]] = {}  # run_id -> RunRow fields but run_id, as the events say
+        self.changed: set[str] = set()  # runs with a changed event: its content says nothing reliable
+        self.checked = 0
+        self.root, self.count, self.last_seq = "", 0, 0
+        self.bounds = bounds  # checkpoint seqs, ascending: (count, root) is kept at each
+        self.marks: dict[int, tuple[int, str]] = {}
+
+    def rows(self, rows: Iterable[Any], problems: list[Problem]) -> None:
+        v2_from, exceptions = self.rules
+        built, marks, bounds = self.built, self.marks, self.bounds
+        next_bound = bounds[0] if bounds else None
+        b = 0
+        root, count = self.root, 0
+        sha256, finished = hashlib.sha256, FINISHED_TYPES  # mapper.chain_hash, inlined: the hot path
+        for row in rows:
+            seq, rid, prev, stored = row[0], row[_RUN], row[-2], row[-1]
+            while next_bound is not None and seq > next_bound:
+                marks[next_bound] = (count, root)
+                b += 1
+                next_bound = bounds[b] if b < len(bounds) else None
+            if seq >= v2_from and seq not in exceptions:
+                payload = row_json(row[_WITH_SEQ])
+            else:
+                version, hashed = self.rules.of(seq)
+                content = row[CONTENT_SLICE]
+                payload = row_json(content) if version == 1 else row_json((hashed, *content))
+            if sha256(((prev or "") + payload).encode()).hexdigest() != stored:
+                self.changed.add(rid)
+                problems.append(Problem(rid, seq, "changed",
+                                        "its hash does not match its content and seq: the event was changed or "
+                                        "renumbered"))
+            run = built.get(rid)
+            if run is None:
+                run = built[rid] = [row[_FLOW], "Pending", row[_TS], None, 0, seq, seq, None]
+            if (prev or None) != (run[7] or None):
+                problems.append(Problem(
+                    rid, seq, "chain broken",
+                    "its prev_hash is not the hash of the run's previous event: an event before it was "
+                    "deleted, inserted, reordered or rewritten with a new hash"))
+            run[4] += 1
+            run[6], run[7] = seq, stored
+            if row[_KIND] == "flow":
+                run[1] = row[_STATE]
+                if run[1] in finished:
+                    run[3] = row[_TS]
+            root = sha256((root + stored).encode()).hexdigest()
+            count += 1
+        self.checked = count
+        self.root, self.count = root, count
+        while next_bound is not None:
+            marks[next_bound] = (count, root)
+            b += 1
+            next_bound = bounds[b] if b < len(bounds) else None
+
+    def fold(self, hashes: Iterable[tuple[int, str]], bounds: list[int]) -> None:
+        """Roots at each of ``bounds`` from ``(seq, hash)`` pairs alone (``verify RUN_ID`` with checkpoints)."""
+        root, count, sha256, b = "", 0, hashlib.sha256, 0
+        for seq, h in hashes:
+            while b < len(bounds) and seq > bounds[b]:
+                self.marks[bounds[b]] = (count, root)
+                b += 1
+            root = sha256((root + h).encode()).hexdigest()
+            count += 1
+        for bound in bounds[b:]:
+            self.marks[bound] = (count, root)
+
+    def at(self, seq: int) -> tuple[int, str]:
+        """``(count, root)`` of the events with a seq up to ``seq``."""
+        return self.marks.get(seq, (self.count, self.root))
+
+
+def _usable(cp: Checkpoint, ledger_id: str | None, key: Any, problems: list[Problem]) -> bool:
+    """Whether a given checkpoint is of this ledger (and, with ``key``, signed by it); else a problem."""
+    if cp.ledger_id != ledger_id:
+        problems.append(Problem(None, cp.seq, "other ledger",
+                                f"the checkpoint was taken of ledger {cp.ledger_id}, not of this one "
+                                f"({ledger_id or 'a schema-1 ledger that has no id yet'}): it proves nothing "
+                                "here; give a checkpoint of this ledger"))
+        return False
+    if key is not None and not cp.signature_ok(key):
+        what = "is not signed" if not cp.signature else "has a signature the public key does not verify"
+        problems.append(Problem(None, cp.seq, "signature",
+                                f"the checkpoint {what}: it was made with another key, changed after signing, "
+                                "or not made by the key's owner"))
+    return True
+
+
+def _check_root(seq: int, count: int, root: str, found: tuple[int, str], what: str,
+                problems: list[Problem]) -> None:
+    have, got = found
+    if have < count:
+        problems.append(Problem(None, seq, "checkpoint",
+                                f"{what} sealed {count} events up to seq {seq} but {have} are present: events it "
+                                "covers were deleted or renumbered past it, or lost with the ledger's -wal file"))
+    elif have > count:
+        problems.append(Problem(None, seq, "checkpoint",
+                                f"{what} sealed {count} events up to seq {seq} but {have} are present: events "
+                                "were inserted or renumbered before it"))
+    elif got != root:
+        problems.append(Problem(None, seq, "checkpoint",
+                                f"the events up to seq {seq} are not those {what} sealed: an event before it was "
+                                "changed, renumbered, or rewritten with every later hash recomputed"))
+
+
+_SUMMARY = RunRow._fields[1:]
+#: What a run's changed event cannot vouch for (its "changed" problem already says it all).
+_CONTENT = frozenset({"flow", "state", "started", "ended"})
+
+
+def _compare_summary(summary: dict[str, RunRow], built: dict[str, list[Any]], changed: set[str],
+                     problems: list[Problem]) -> None:
+    """One problem per run whose runs-summary row differs from what its events say."""
+    for rid in built.keys() - summary.keys():
+        problems.append(Problem(rid, built[rid][6], "inserted",
+                                "events of a run the runs table does not know: they were inserted, or the "
+                                "run's summary row was deleted"))
+    for rid, row in summary.items():
+        events = built.get(rid)
+        if events is None:
+            problems.append(Problem(rid, None, "count",
+                                    f"the runs table records {row.events} events but none is present: the run's "
+                                    "events were deleted"))
+            continue
+        diffs = [(col, stored, found) for col, stored, found in zip(_SUMMARY, row[1:], events)
+                 if (stored or None) != (found or None) and not (rid in changed and col in _CONTENT)]
+        if not diffs:
+            continue
+        others = ", ".join(f"{col} {stored!r} where the events say {found!r}"
+                           for col, stored, found in diffs if col != "events")
+        if row.events != events[4]:
+            detail = (f"the runs table records {row.events} events but {events[4]} are present: events were "
+                      f"{'deleted' if events[4] < row.events else 'inserted'}")
+            problems.append(Problem(rid, events[6], "count", detail + (f" (also {others})" if others else "")))
+        elif [d[0] for d in diffs] == ["last_hash"]:
+            problems.append(Problem(rid, events[6], "missing",
+                                    "the run's last event is not the one recorded when it was committed"))
+        else:
+            problems.append(Problem(rid, events[6], "summary",
+                                    f"the runs table was edited: it records {others}"))
+
+
+def _check_cursors(cursors: dict[str, tuple[int, int]], max_seq: int, problems: list[Problem]) -> None:
+    for name, (seq, high) in sorted(cursors.items()):
+        if max(seq, high) > max_seq:
+            problems.append(Problem(None, max(seq, high), "cursor",
+                                    f"durable subscription {name!r} handled events up to seq {max(seq, high)} but "
+                                    f"the ledger ends at seq {max_seq}: events were deleted from its end, or "
+                                    "lost with its -wal file"))
+        if seq < high:
+            problems.append(Problem(None, seq, "cursor",
+                                    f"durable subscription {name!r} is at seq {seq} but had reached seq {high}: "
+                                    "its cursor was moved back (its listeners would see those events again)"))

@@ -23,6 +23,8 @@ in brackets when it is not this one)::
     │   ├── LedgerWriteError                   an append (or creating the file) failed [eventstore.errors]
     │   │   └── LedgerLocationError            the folder is missing or cannot be written [eventstore.errors]
     │   └── RunNotFoundError (KeyError)        no event of that run id [eventstore.errors]
+    ├── CheckpointError                        a checkpoint or key file that cannot be read or used
+    │                                          [eventstore.errors]
     ├── NotifierError                          a notification could not be delivered
     │   ├── NotifierConfigError                (see ArgumentError) [subscribers.notifiers]
     │   └── DeliveryError                      the server refused or failed [subscribers.notifiers]
