@@ -1,6 +1,7 @@
 """``stateledger``, the command line: beside the store it mostly reads.
 
-``commands`` holds the commands (each calls one public function), ``options``
+``commands`` holds the commands (each calls one public function; ``trust``
+those that keep a ledger honest: verify, checkpoint, keygen), ``options``
 the shared options and the opening of ``--db``, ``loading`` the loading of
 flow files and handlers, ``format`` the printing. ``main`` is the console
 script's entry point; ``python -m eventstore.cli`` runs it too.
@@ -8,6 +9,7 @@ script's entry point; ``python -m eventstore.cli`` runs it too.
 
 from __future__ import annotations
 
+from . import trust  # noqa: F401  (registers verify, checkpoint and keygen on main)
 from .commands import StateLedgerGroup, cli, main
 from .loading import load_flow, load_handler, parse_params
 
