@@ -66,7 +66,7 @@ def _verify(recorder: Recorder, run_id: str | None, given: list[Checkpoint], key
         _check_root(cp.seq, cp.count, cp.root, walk.at(cp.seq), "the checkpoint", problems)
     for row in recorded:
         _check_root(row.seq, row.count, row.root, walk.at(row.seq),
-                    "the checkpoint this ledger recorded", problems)
+                    "the checkpoint recorded in the ledger", problems)
     if run_id is None:
         _check_cursors(recorder.cursors(), recorder.max_seq(), problems)
     problems.sort(key=lambda p: (p.run_id or "", p.seq if p.seq is not None else 0))
