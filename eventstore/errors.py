@@ -5,6 +5,7 @@
     LedgerError (statemachine.errors)        the ledger cannot be opened, read or written
     ├── NotALedgerError                       the file is not SQLite, or SQLite but not a ledger
     ├── SchemaVersionError                    the ledger was written by a newer schema version
+    ├── LedgerConnectionError                 a database server cannot be reached, refuses the login, bad URL
     ├── LedgerWriteError                      an append (or the creation of the file) failed
     │   └── LedgerLocationError               the folder is missing or cannot be written
     └── RunNotFoundError (KeyError)           no event of that run id in the ledger
@@ -25,6 +26,7 @@ __all__ = [
     "SchemaVersionError",
     "LedgerWriteError",
     "LedgerLocationError",
+    "LedgerConnectionError",
     "RunNotFoundError",
     "CheckpointError",
 ]
@@ -68,6 +70,19 @@ class LedgerLocationError(LedgerWriteError):
     def __init__(self, message: str, path: str | None = None, folder: str = "") -> None:
         super().__init__(message, path, "location")
         self.folder = folder
+
+
+class LedgerConnectionError(LedgerError):
+    """A PostgreSQL ledger's server cannot be reached, refuses the login, or has no such database.
+
+    ``reason``: ``"unreachable"``, ``"login"``, ``"database"`` or ``"url"`` (the
+    URL cannot be read). The message
+    names the URL without its password.
+    """
+
+    def __init__(self, message: str, path: str | None = None, reason: str = "unreachable") -> None:
+        super().__init__(message, path)
+        self.reason = reason
 
 
 class RunNotFoundError(LedgerError, KeyError):

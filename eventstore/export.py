@@ -23,7 +23,7 @@ from .errors import LedgerError
 from .mapper import COLUMNS, CONTENT, ContentRow, chain_hash
 from .protocol import Query, Recorder, run_not_found
 
-__all__ = ["export", "import_jsonl", "CSV_HEADER"]
+__all__ = ["export", "import_jsonl", "copy_ledger", "CSV_HEADER"]
 
 #: The CSV columns: the stored columns plus the new state's message; states as JSON text.
 CSV_HEADER = ("seq", "run_id", "timestamp", "kind", "name", "key", "flow", "attempt", "state", "message",
@@ -102,5 +102,37 @@ def import_jsonl(recorder: Recorder, file: Any) -> int:
                     "match its hash: the export was changed. Nothing after it was imported.",
                     recorder.path)
             recorder.append(row, prev_hash, hash_, rule=rule)
+            n += 1
+    return n
+
+
+def copy_ledger(source: Recorder, target: Recorder, *, append: bool = False) -> int:
+    """Append every row of ``source`` to ``target`` in seq order, hashes as stored; return how many.
+
+    Read in one snapshot of ``source``. A ``target`` that holds rows is refused
+    unless ``append``, and then if a run is in both; a source row whose hash does
+    not match its content is refused (verify the source). Nothing is written
+    before these checks pass.
+    """
+    with source.snapshot():
+        if target.max_seq() and not append:
+            raise LedgerError(
+                f"Cannot copy {source.path} into {target.path}: the target holds events already. Copy into "
+                "an empty ledger, or pass append=True (stateledger copy --append) to add the runs to it.",
+                target.path)
+        both = sorted(source.run_chain_ends().keys() & target.run_chain_ends().keys())
+        if both:
+            raise LedgerError(
+                f"Cannot copy {source.path} into {target.path}: {len(both)} run(s) are in both, e.g. "
+                f"{', '.join(both[:3])}. Nothing was copied; copy into a ledger without them.", target.path)
+        n = 0
+        for row in source.iter_rows(Query()):
+            content = row.content
+            if chain_hash(row.prev_hash, content) != row.hash:
+                raise LedgerError(
+                    f"Event seq {row.seq} of run {row.run_id} in {source.path} does not match its hash: the "
+                    f"source was changed (stateledger verify --db SOURCE). {n} events were copied before it.",
+                    source.path)
+            target.append(content, row.prev_hash, row.hash)
             n += 1
     return n

@@ -222,12 +222,14 @@ class Recorder(Protocol):
         """
         ...
 
-    def wait(self, after_seq: int, timeout: float) -> None:
+    def wait(self, after_seq: int, timeout: float) -> bool | None:
         """Block until a row with seq > ``after_seq`` may exist, or ``timeout`` seconds passed.
 
         Used by ``EventStore.tail`` between reads. May return early; callers
         read again and wait again. A polling backend simply sleeps
-        ``timeout``; PostgreSQL wakes on LISTEN/NOTIFY.
+        ``timeout`` (and returns None); PostgreSQL wakes on LISTEN/NOTIFY and
+        returns False when it knows no row was committed meanwhile (a recorder
+        whose ``notifies`` attribute is True), so ``tail`` need not read again.
         """
         ...
 

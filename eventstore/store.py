@@ -13,6 +13,7 @@ import datetime
 import json
 import logging
 import os
+import re
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
@@ -31,7 +32,8 @@ from .views import Report, RunView, run_view
 if TYPE_CHECKING:
     from .checkpoints import Checkpoint
 
-__all__ = ["EventStore", "default_path", "default_anchor", "open_recorder", "DEFAULT_TIMEOUT"]
+__all__ = ["EventStore", "default_path", "default_anchor", "open_recorder", "is_url", "without_password",
+           "DEFAULT_TIMEOUT"]
 
 #: Seconds an append waits for another process's write lock before failing.
 DEFAULT_TIMEOUT = 10.0
@@ -54,8 +56,13 @@ def default_path() -> str:
     return os.path.join(folder, "ledger.db")
 
 
-def open_recorder(target: str, *, durability: str = "normal", timeout: float = DEFAULT_TIMEOUT) -> Recorder:
-    """The recorder a target names: ``":memory:"``, a file path, ``sqlite:///path``, ``postgresql://...``."""
+def open_recorder(target: str, *, durability: str = "normal", timeout: float = DEFAULT_TIMEOUT,
+                  create: bool = True) -> Recorder:
+    """The recorder a target names: ``":memory:"``, a file path, ``sqlite:///path``, ``postgresql://...``.
+
+    ``create=False``: a PostgreSQL database whose schema holds no ledger is
+    refused rather than given one (read commands; a SQLite file is checked by its caller).
+    """
     if durability not in ("normal", "full"):
         raise ValueError(f'durability must be "normal" or "full", got {durability!r}')
     if target == ":memory:":
@@ -65,34 +72,39 @@ def open_recorder(target: str, *, durability: str = "normal", timeout: float = D
     scheme = target.partition("://")[0].lower() if "://" in target else ""
     if scheme in ("postgresql", "postgres"):
         try:
-            from .postgres import PostgresRecorder  # type: ignore[import-not-found]
+            from .postgres import PostgresRecorder
         except ModuleNotFoundError as exc:
-            if exc.name not in (f"{__package__}.postgres", "psycopg"):
+            if exc.name != "psycopg":
                 raise
             raise LedgerError(
-                f"Cannot open the PostgreSQL ledger {_without_password(target)}: "
-                + ("this stateledger has no PostgreSQL ledger yet. " if exc.name != "psycopg" else
-                   "psycopg is not installed (pip install 'stateledger[postgres]'). ")
-                + "Use a SQLite ledger file (a path, or sqlite:///path) meanwhile.",
-                _without_password(target)) from None
-        return PostgresRecorder(target, durability=durability, timeout=timeout)  # type: ignore[no-any-return]
+                f"Cannot open the PostgreSQL ledger {without_password(target)}: psycopg is not installed "
+                "(pip install 'stateledger[postgres]'), or cannot load libpq.", without_password(target)) from None
+        return PostgresRecorder(target, durability=durability, timeout=timeout, create=create)
     if scheme == "sqlite":
         target = target[len("sqlite://"):]
     elif scheme:
         raise LedgerError(
-            f"Cannot open ledger {_without_password(target)}: unknown scheme {scheme!r}. Give a file "
-            "path, sqlite:///path, postgresql://user@host/db or :memory:.", _without_password(target))
+            f"Cannot open ledger {without_password(target)}: unknown scheme {scheme!r}. Give a file "
+            "path, sqlite:///path, postgresql://user@host/db or :memory:.", without_password(target))
     from .sqlite import SQLiteRecorder
 
     return SQLiteRecorder(target, durability=durability, timeout=timeout)
 
 
-def _without_password(url: str) -> str:
+def is_url(target: str) -> bool:
+    """Whether ``target`` names a database server (``postgresql://...``) rather than a file."""
+    return target.partition("://")[0].lower() in ("postgresql", "postgres") and "://" in target
+
+
+def without_password(url: str) -> str:
+    """``url`` with its password (``user:PASSWORD@`` or ``?password=``) shown as ``***``: for messages."""
     head, sep, rest = url.partition("://")
-    user, at, host = rest.rpartition("@")
-    if sep and at and ":" in user:
-        return f"{head}://{user.split(':', 1)[0]}:***@{host}"
-    return url
+    if not sep:
+        return url
+    userinfo, at, host = rest.partition("/")[0].rpartition("@")
+    if at and ":" in userinfo:
+        rest = f"{userinfo.split(':', 1)[0]}:***@{rest[len(userinfo) + 1:]}"
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", f"{head}://{rest}")
 
 
 class EventStore:
@@ -118,8 +130,9 @@ class EventStore:
             self.path = recorder.path
             self.recorder = recorder
         else:
-            self.path = os.fspath(target) if target is not None else default_path()
-            self.recorder = open_recorder(self.path, durability=durability, timeout=timeout)
+            path = os.fspath(target) if target is not None else default_path()
+            self.recorder = open_recorder(path, durability=durability, timeout=timeout)
+            self.path = without_password(path)
         self.durability = durability
         self._mapper = Mapper(mask)
         self.anchor = None
@@ -293,7 +306,8 @@ class EventStore:
         """Events committed after ``after_seq`` (by any process), in seq order, as they come.
 
         Reads what is there, then waits ``poll_interval`` seconds for more
-        (a backend that can be woken, wakes sooner), until ``stop`` (a
+        (a backend that can be woken, wakes sooner, and reads only when woken
+        or every ``eventstore.postgres.FALLBACK`` seconds), until ``stop`` (a
         ``threading.Event``, or a callable returning True) says so or
         ``timeout`` seconds passed; never ends otherwise. Filters: as
         ``subscribe()``'s (``flow``, ``task``, ``states``, ``kinds``), or a
@@ -311,16 +325,19 @@ class EventStore:
         should_stop = _stopper(stop)
         deadline = None if timeout is None else time.monotonic() + timeout
         cursor = after_seq
+        notifies = getattr(self.recorder, "notifies", False)
+        fresh = True  # whether new rows may exist: always, unless a notifying recorder said no
         while True:
-            rows = self.recorder.select(Query(run_id=run_id, after_seq=cursor, limit=batch_size))
-            for event in Mapper.to_events(rows):
-                cursor = event.seq
-                if matches is None or matches(event):
-                    yield event
-            if len(rows) == batch_size:
-                continue
-            if on_idle is not None:
-                on_idle(cursor)
+            if fresh:
+                rows = self.recorder.select(Query(run_id=run_id, after_seq=cursor, limit=batch_size))
+                for event in Mapper.to_events(rows):
+                    cursor = event.seq
+                    if matches is None or matches(event):
+                        yield event
+                if len(rows) == batch_size:
+                    continue
+                if on_idle is not None:
+                    on_idle(cursor)
             if should_stop():
                 return
             wait = poll_interval
@@ -329,10 +346,10 @@ class EventStore:
                 if left <= 0:
                     return
                 wait = min(wait, left)
-            if isinstance(stop, threading.Event):
+            if isinstance(stop, threading.Event) and not notifies:
                 stop.wait(wait)
-            else:
-                self.recorder.wait(cursor, wait)
+            else:  # a notifying recorder (PostgreSQL) wakes on a commit; stop is checked each wait
+                fresh = self.recorder.wait(cursor, wait) is not False
 
     # --- durable-subscription cursors ---------------------------------------------------
 
@@ -372,6 +389,15 @@ class EventStore:
         from .report import render_report
 
         return render_report(self, run_id, flow=flow)
+
+    def copy_to(self, other: "EventStore", *, append: bool = False) -> int:
+        """Copy every event of this ledger into ``other`` (SQLite <-> PostgreSQL), hashes kept; return how many.
+
+        ``other`` must hold no event, unless ``append=True`` (then no run may be in both).
+        """
+        from .export import copy_ledger
+
+        return copy_ledger(self.recorder, other.recorder, append=append)
 
 
 def _stopper(stop: Any) -> Callable[[], bool]:

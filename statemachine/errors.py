@@ -22,9 +22,14 @@ in brackets when it is not this one)::
     │   ├── SchemaVersionError                 written by a newer schema version [eventstore.errors]
     │   ├── LedgerWriteError                   an append (or creating the file) failed [eventstore.errors]
     │   │   └── LedgerLocationError            the folder is missing or cannot be written [eventstore.errors]
+    │   ├── LedgerConnectionError              the PostgreSQL server is unreachable or refuses the login
+    │   │                                      [eventstore.errors]
     │   └── RunNotFoundError (KeyError)        no event of that run id [eventstore.errors]
     ├── CheckpointError                        a checkpoint or key file that cannot be read or used
     │                                          [eventstore.errors]
+    ├── ExecutorError                          an executor cannot start (e.g. dask is not installed)
+    │   ├── ExecutorSpecError                  an executor spec or option that makes no sense (also an ArgumentError)
+    │   └── SerialisationError (TypeError)     a task's function or result cannot travel to/from Dask
     ├── NotifierError                          a notification could not be delivered
     │   ├── NotifierConfigError                (see ArgumentError) [subscribers.notifiers]
     │   └── DeliveryError                      the server refused or failed [subscribers.notifiers]
@@ -59,6 +64,9 @@ __all__ = [
     "SecretNotFoundError",
     "LedgerError",
     "NotifierError",
+    "ExecutorError",
+    "ExecutorSpecError",
+    "SerialisationError",
 ]
 
 
@@ -134,3 +142,15 @@ class LedgerError(StateLedgerError):
 
 class NotifierError(StateLedgerError):
     """A notification could not be delivered."""
+
+
+class ExecutorError(StateLedgerError):
+    """An executor cannot run tasks: a missing extra, an unreachable cluster."""
+
+
+class ExecutorSpecError(ExecutorError, ArgumentError):
+    """An executor spec (``threads:8``, ``dask:tcp://host:8786``) or option is not valid."""
+
+
+class SerialisationError(ExecutorError, TypeError):
+    """A task's function, arguments or result cannot travel to or from a Dask worker."""

@@ -27,7 +27,7 @@ from statemachine.errors import StateLedgerError
 from . import format as out
 from .loading import load_flow, load_handler, parse_params
 from .options import (
-    db_option, flow_option, json_option, kind_option, ledger_path, open_ledger, run_option, state_option,
+    db_option, flow_option, json_option, kind_option, open_ledger, run_option, shown_path, state_option,
     task_option, time_options,
 )
 
@@ -94,9 +94,14 @@ def main() -> None:
     help="A flow parameter (VALUE as JSON when valid JSON). Repeatable.",
 )
 @click.option("--run-id", metavar="ID", help="Name the run (default: FLOW-TIME-RANDOM).")
+@click.option(
+    "--executor", "executor_spec", default="local", show_default=True, metavar="SPEC",
+    help="Where task bodies run: local, threads[:N], dask (a local cluster) or dask:tcp://HOST:PORT.",
+)
 @db_option
 @json_option
-def run(target: str, params: tuple[str, ...], run_id: str | None, db: str | None, as_json: bool) -> int:
+def run(target: str, params: tuple[str, ...], run_id: str | None, executor_spec: str, db: str | None,
+        as_json: bool) -> int:
     """Run the flow in FILE, printing each transition as it commits.
 
     FLOW names the module variable holding the flow, or the flow's name; it
@@ -106,14 +111,17 @@ def run(target: str, params: tuple[str, ...], run_id: str | None, db: str | None
     \b
     Example:
       stateledger run examples/etl.py --param day=2024-06-01 --run-id etl-june
+      stateledger run examples/etl.py --executor threads:8
     """
     from statemachine.engine import new_run_id
+    from statemachine.executors import executor_from_spec
 
+    executor = executor_from_spec(executor_spec)
     flow = load_flow(target)
     parameters = flow.check_parameters(parse_params(params))  # before the ledger is opened
     run_id = run_id or new_run_id(flow.name)
     echo = out.json_line if as_json else out.transition_line
-    header = [] if as_json else [f"Running flow {flow.name} as run {run_id} (ledger {ledger_path(db)})"]
+    header = [] if as_json else [f"Running flow {flow.name} as run {run_id} (ledger {shown_path(db)})"]
 
     def show(event: Any) -> None:
         while header:  # printed with the first transition: a refused parameter prints nothing
@@ -122,7 +130,7 @@ def run(target: str, params: tuple[str, ...], run_id: str | None, db: str | None
 
     with open_ledger(db, create=True) as store:
         started = time.perf_counter()
-        state = flow.run(parameters, store=out.PrintingLedger(store, show), run_id=run_id)
+        state = flow.run(parameters, store=out.PrintingLedger(store, show), run_id=run_id, executor=executor)
         click.echo(out.run_summary(flow, state, run_id, time.perf_counter() - started, as_json))
     return 0 if state.is_successful() else 1
 
@@ -265,7 +273,8 @@ def export(fmt: str, run_id: str | None, output: str, db: str | None) -> int:
 @state_option
 @click.option("--from-start", is_flag=True, help="Print the transitions already in the ledger first.")
 @click.option(
-    "--interval", type=click.FloatRange(min=0.01), default=0.25, show_default=True, help="Seconds between polls."
+    "--interval", type=click.FloatRange(min=0.01), default=0.25, show_default=True,
+    help="Seconds between polls (a PostgreSQL ledger wakes on each commit instead).",
 )
 @click.option("--count", type=click.IntRange(min=1), metavar="N", help="Stop after this many transitions.")
 @db_option
@@ -282,7 +291,7 @@ def follow(run_id: str | None, flow: str | None, task: str | None, kind: str | N
     try:
         with open_ledger(db) as store:
             cursor = 0 if from_start else store.max_seq()
-            click.echo(f"Following {ledger_path(db)} after seq {cursor}; press Ctrl-C to stop", err=True)
+            click.echo(f"Following {shown_path(db)} after seq {cursor}; press Ctrl-C to stop", err=True)
             events = store.tail(cursor, run_id=run_id, flow=flow, task=task, states=states, kinds=kind,
                                 poll_interval=interval)
             for seen, event in enumerate(events, 1):
@@ -292,6 +301,28 @@ def follow(run_id: str | None, flow: str | None, task: str | None, kind: str | N
                     return 0
     except KeyboardInterrupt:  # the normal way to stop following
         return 0
+
+
+@main.command()
+@click.option("--from", "source", metavar="PATH|URL", required=True, help="The ledger to copy.")
+@click.option("--to", "target", metavar="PATH|URL", required=True, help="The ledger to copy into.")
+@click.option("--append", is_flag=True, help="Copy into a ledger that holds runs already (none of the copied ones).")
+def copy(source: str, target: str, append: bool) -> int:
+    """Copy every run of one ledger into another: SQLite <-> PostgreSQL.
+
+    Events keep their hashes (verify passes on the copy); seqs are the
+    target's. A target that holds events is refused unless --append is
+    given, and then no run may be in both.
+
+    \b
+    Example:
+      stateledger copy --from ledger.db --to postgresql://me@db.example/ledger
+    """
+    with open_ledger(source) as src, open_ledger(target, create=True) as dst:
+        events = src.copy_to(dst, append=append)
+        runs = len(src.runs())
+    click.echo(f"Copied {events} events of {runs} runs from {shown_path(source)} to {shown_path(target)}")
+    return 0
 
 
 @main.command()

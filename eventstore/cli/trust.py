@@ -15,7 +15,7 @@ import click
 
 from . import format as out
 from .commands import main
-from .options import db_option, json_option, ledger_path, open_ledger
+from .options import db_option, json_option, open_ledger, shown_path
 
 __all__ = ["verify", "checkpoint", "keygen"]
 
@@ -46,7 +46,7 @@ def verify(run_id: str | None, checkpoint_files: tuple[str, ...], public_key: st
     key = load_public_key(public_key) if public_key else None
     with open_ledger(db) as store:
         report = store.verify(run_id, checkpoints=checkpoints, public_key=key)
-    click.echo(out.verify_text(report, ledger_path(db), run_id, as_json))
+    click.echo(out.verify_text(report, shown_path(db), run_id, as_json))
     return 0 if report.ok else 1
 
 
@@ -76,7 +76,7 @@ def checkpoint(key: str | None, output: str, db: str | None) -> int:
     else:
         with open(output, "w", encoding="utf-8") as f:
             f.write(cp.to_json() + "\n")
-        click.echo(f"Checkpoint of {ledger_path(db)}: {cp.count} events up to seq {cp.seq}"
+        click.echo(f"Checkpoint of {shown_path(db)}: {cp.count} events up to seq {cp.seq}"
                    f"{', signed' if cp.signature else ''}, written to {output}", err=True)
     return 0
 
