@@ -55,7 +55,7 @@ def export(recorder: Recorder, file: Any, format: str = "jsonl", run_id: str | N
             write = out.write
             for row in rows:
                 rec = {c: v for c, v in zip(COLUMNS, row) if c not in _STATE_COLUMNS}
-                if row.seq in moved:
+                if moved.get(row.seq, row.seq) != row.seq:
                     rec["hashed_seq"] = moved[row.seq]
                 head = to_json(rec)
                 write(f'{head[:-1]},"old_state":{row.old_state},"new_state":{row.new_state},'
@@ -125,14 +125,16 @@ def copy_ledger(source: Recorder, target: Recorder, *, append: bool = False) -> 
             raise LedgerError(
                 f"Cannot copy {source.path} into {target.path}: {len(both)} run(s) are in both, e.g. "
                 f"{', '.join(both[:3])}. Nothing was copied; copy into a ledger without them.", target.path)
+        rules = source.hash_rules()
         n = 0
         for row in source.iter_rows(Query()):
             content = row.content
-            if chain_hash(row.prev_hash, content) != row.hash:
+            version, hashed = rules.of(row.seq)  # the hash covers the seq it was made with, kept in the copy
+            if chain_hash(row.prev_hash, content, hashed if version == 2 else None) != row.hash:
                 raise LedgerError(
                     f"Event seq {row.seq} of run {row.run_id} in {source.path} does not match its hash: the "
                     f"source was changed (stateledger verify --db SOURCE). {n} events were copied before it.",
                     source.path)
-            target.append(content, row.prev_hash, row.hash)
+            target.append(content, row.prev_hash, row.hash, rule=(version, hashed))
             n += 1
     return n

@@ -276,3 +276,35 @@ def test_checkpoints_given_to_verify_must_be_checkpoints(store, tmp_path):
         store.verify(checkpoints=[tmp_path / "x.json"])
     with pytest.raises(CheckpointError, match="takes Checkpoint objects or file paths"):
         store.verify(checkpoints=[42])
+
+
+def test_a_schema_1_postgresql_ledger_is_read_unchanged_and_upgraded_by_its_first_write(pg_url):
+    import psycopg
+
+    from eventstore.mapper import COLUMNS, chain_hash
+
+    with EventStore(pg_url) as s:
+        chain(3).run(store=s, run_id="old")
+        s.save_cursor("pager", 8, {})
+        ledger_id = s.recorder.ledger_id()
+    schema = '"' + pg_url.rsplit("schema=", 1)[1] + '"'
+    with psycopg.connect(pg_url.split("?schema=")[0], autocommit=True) as conn, conn.transaction():
+        last: dict = {}
+        for r in conn.execute(f"SELECT {', '.join(COLUMNS)} FROM {schema}.events ORDER BY seq").fetchall():
+            prev = last.get(r[2])
+            last[r[2]] = h = chain_hash(prev, r[1:15])  # what schema 1 wrote: no seq in the hash
+            conn.execute(f"UPDATE {schema}.events SET prev_hash = %s, hash = %s WHERE seq = %s", (prev, h, r[0]))
+        for rid, h in last.items():
+            conn.execute(f"UPDATE {schema}.runs SET last_hash = %s WHERE run_id = %s", (h, rid))
+        for sql in ("DROP TABLE {s}.hash_rules", "DROP TABLE {s}.checkpoints", "ALTER TABLE {s}.cursors DROP COLUMN high",
+                    "DELETE FROM {s}.meta WHERE key = 'hash_v2_from'",
+                    "UPDATE {s}.meta SET value = '1' WHERE key = 'schema_version'"):
+            conn.execute(sql.format(s=schema))
+        old = [r[0] for r in conn.execute(f"SELECT hash FROM {schema}.events ORDER BY seq")]
+    with EventStore(pg_url) as s:
+        assert s.verify().ok and s.recorder.checkpoints() == [] and s.recorder.cursors() == {"pager": (8, 8)}
+        chain(2).run(store=s, run_id="new")
+        cp = s.checkpoint()
+        assert cp.ledger_id == ledger_id and s.verify(checkpoints=[cp]).ok
+        assert s.recorder.hash_rules().v2_from == 9
+        assert [e.hash for e in s.history("old")] == old

@@ -1,0 +1,99 @@
+"""The PostgreSQL ledger's part in trust: its identity, hash rules, checkpoints and cursors.
+
+A mixin of ``PostgresRecorder`` (``eventstore.postgres``), as
+``eventstore.sqlite_trust`` is of ``SQLiteRecorder``: the ``Recorder``
+protocol's "trust" methods over the schema-2 tables ``meta``, ``hash_rules``,
+``checkpoints`` and the cursors' high-water mark. A schema-1 ledger not yet
+upgraded reads as "every row rule 1, no checkpoint".
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator, Sequence, TypeVar
+
+from .errors import LedgerError, LedgerWriteError
+from .mapper import CheckpointRow, HashRules, RunRow
+from .postgres_schema import write_error
+
+__all__ = ["PostgresTrust"]
+
+#: The schema version of this module's tables (``eventstore.postgres_schema.SCHEMA_VERSION``).
+TRUST_SCHEMA = 2
+
+T = TypeVar("T")
+
+
+class PostgresTrust:
+    """The trust methods of ``PostgresRecorder``; it provides ``_read``, ``_run``, ``_writable``, ``max_seq``."""
+
+    path: str
+    _s: str
+    _target: Any
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        raise NotImplementedError
+
+    def _run(self, fn: Callable[[Any], T], fail: Callable[[Exception], Exception],
+             on_reconnect: Callable[[Any], T | None] | None = None) -> T:
+        raise NotImplementedError
+
+    def _writable(self) -> None:
+        raise NotImplementedError
+
+    def max_seq(self) -> int:
+        raise NotImplementedError
+
+    def _schema_version(self) -> int:
+        """The schema version as the database says now (another writer may have upgraded it)."""
+        return int(self._read(f"SELECT value FROM {self._s}.meta WHERE key = 'schema_version'")[0][0])
+
+    def ledger_id(self) -> str | None:
+        found = self._read(f"SELECT value FROM {self._s}.meta WHERE key = 'ledger_id'")
+        return found[0][0] if found else None
+
+    def hash_rules(self) -> HashRules:
+        if self._schema_version() < TRUST_SCHEMA:
+            return HashRules(self.max_seq() + 1, {})
+        v2_from = self._read(f"SELECT value FROM {self._s}.meta WHERE key = 'hash_v2_from'")[0][0]
+        rules = self._read(f"SELECT seq, version, hashed_seq FROM {self._s}.hash_rules")
+        return HashRules(int(v2_from), {seq: (version, hashed) for seq, version, hashed in rules})
+
+    def run_rows(self, run_id: str | None = None) -> list[RunRow]:
+        sql = f"SELECT {', '.join(RunRow._fields)} FROM {self._s}.runs"
+        rows = self._read(sql + " WHERE run_id = %s", (run_id,)) if run_id is not None else self._read(sql)
+        return [RunRow._make(r) for r in rows]
+
+    def hashes(self, after_seq: int = 0, until_seq: int | None = None,
+               *, batch: int = 50000) -> Iterator[tuple[int, str]]:
+        bound = "" if until_seq is None else f" AND seq <= {int(until_seq)}"
+        while True:
+            rows = self._read(f"SELECT seq, hash FROM {self._s}.events WHERE seq > %s{bound} ORDER BY seq "
+                              f"LIMIT {int(batch)}", (after_seq,))
+            yield from rows
+            if len(rows) < batch:
+                return
+            after_seq = rows[-1][0]
+
+    def checkpoints(self) -> list[CheckpointRow]:
+        if self._schema_version() < TRUST_SCHEMA:
+            return []
+        return [CheckpointRow._make(r) for r in self._read(
+            f"SELECT seq, count, root, at, signature FROM {self._s}.checkpoints ORDER BY seq")]
+
+    def add_checkpoint(self, cp: CheckpointRow) -> None:
+        self._writable()
+        sql = (f"INSERT INTO {self._s}.checkpoints (seq, count, root, at, signature) VALUES (%s, %s, %s, %s, %s) "
+               "ON CONFLICT (seq) DO NOTHING")
+
+        def failed(exc: Exception) -> Exception:
+            if isinstance(exc, LedgerError):
+                reason = exc.reason if isinstance(exc, LedgerWriteError) else "connection"
+                return LedgerWriteError(f"Could not record a checkpoint in ledger {self.path}: {exc}", self.path,
+                                        reason)
+            return write_error(exc, self._target, "record a checkpoint in")
+
+        self._run(lambda c: c.execute(sql, tuple(cp)), failed)
+
+    def cursors(self) -> dict[str, tuple[int, int]]:
+        high = "coalesce(high, seq)" if self._schema_version() >= TRUST_SCHEMA else "seq"
+        return {name: (seq, top) for name, seq, top in self._read(f"SELECT name, seq, {high} FROM {self._s}.cursors")}
