@@ -64,9 +64,13 @@ def _verify(recorder: Recorder, run_id: str | None, given: list[Checkpoint], key
         walk.fold(recorder.hashes(0, bounds[-1]), bounds)
     for cp in usable:
         _check_root(cp.seq, cp.count, cp.root, walk.at(cp.seq), "the checkpoint", problems)
+    intact = 0  # the last recorded checkpoint that still matches: the change lies after it
     for row in recorded:
+        before = len(problems)
+        where = f" (the events up to seq {intact} still match the one recorded there)" if intact else ""
         _check_root(row.seq, row.count, row.root, walk.at(row.seq),
-                    "the checkpoint recorded in the ledger", problems)
+                    "the checkpoint recorded in the ledger", problems, where)
+        intact = row.seq if len(problems) == before else intact
     if run_id is None:
         _check_cursors(recorder.cursors(), recorder.max_seq(), problems)
     problems.sort(key=lambda p: (p.run_id or "", p.seq if p.seq is not None else 0))
@@ -167,8 +171,9 @@ def _usable(cp: Checkpoint, ledger_id: str | None, key: Any, problems: list[Prob
 
 
 def _check_root(seq: int, count: int, root: str, found: tuple[int, str], what: str,
-                problems: list[Problem]) -> None:
+                problems: list[Problem], where: str = "") -> None:
     have, got = found
+    before = len(problems)
     if have < count:
         problems.append(Problem(None, seq, "checkpoint",
                                 f"{what} sealed {count} events up to seq {seq} but {have} are present: events it "
@@ -181,6 +186,8 @@ def _check_root(seq: int, count: int, root: str, found: tuple[int, str], what: s
         problems.append(Problem(None, seq, "checkpoint",
                                 f"the events up to seq {seq} are not those {what} sealed: an event before it was "
                                 "changed, renumbered, or rewritten with every later hash recomputed"))
+    if where and len(problems) > before:
+        problems[-1] = Problem(None, seq, "checkpoint", problems[-1].detail + where)
 
 
 _SUMMARY = RunRow._fields[1:]
