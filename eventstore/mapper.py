@@ -36,7 +36,7 @@ from .errors import LedgerError
 __all__ = [
     "CONTENT", "COLUMNS", "CONTENT_SLICE", "FINISHED_TYPES", "ContentRow", "StoredRow", "LatestRow", "RunRecord",
     "Mapper", "row_json", "chain_hash", "check_continues", "run_record", "stored_row", "latest_row", "no_mask",
-    "HASH_VERSION", "HashRules", "RunRow", "CheckpointRow", "fold_root",
+    "HASH_VERSION", "HashRules", "RunRow", "CheckpointRow", "fold_root", "VERIFY_FIELDS",
 ]
 
 
@@ -101,6 +101,9 @@ class LatestRow(NamedTuple):
 CONTENT: tuple[str, ...] = ContentRow._fields
 #: A stored row: seq, the content, prev_hash, hash.
 COLUMNS: tuple[str, ...] = StoredRow._fields
+
+#: What ``Recorder.verify_rows`` yields before the content's JSON (``verify``'s fast path).
+VERIFY_FIELDS: tuple[str, ...] = ("seq", "run_id", "timestamp", "kind", "flow", "state", "prev_hash", "hash")
 
 #: Where the content lies in a stored row (``StoredRow.content``, for hot loops).
 CONTENT_SLICE = slice(1, 1 + len(CONTENT))

@@ -206,6 +206,17 @@ class Recorder(Protocol):
         seq is kept as it is. Raises ``LedgerWriteError`` like ``append``."""
         ...
 
+    # Optional, a fast path for ``verify`` (``SQLiteRecorder`` has it):
+    #
+    #   def verify_rows(self, q: Query, *, tail: bool = False, batch: int = 5000) -> Iterator[tuple]:
+    #       """The rows of ``iter_rows(q, tail=tail)`` as ``(*mapper.VERIFY_FIELDS, content_json)``:
+    #       ``content_json`` is the database's own JSON array of the content columns (``mapper.CONTENT``
+    #       order; SQLite's json_array writes exactly what ``mapper.row_json`` writes)."""
+    #
+    # ``verify`` hashes ``content_json``; a row whose hash does not match is read again with
+    # ``select`` and checked with ``mapper.row_json``, so a database's JSON can never cause a
+    # false alarm (and cannot hide a change: the stored hash was made by ``row_json``).
+
     def cursors(self) -> dict[str, tuple[int, int]]:
         """``name -> (seq, high)`` of every durable-subscription cursor (``high``: the
         highest seq it was ever saved at)."""

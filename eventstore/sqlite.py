@@ -25,7 +25,8 @@ from .errors import (
     LedgerError, LedgerLocationError, LedgerWriteError, NotALedgerError, SchemaVersionError,
 )
 from .mapper import (
-    COLUMNS, FINISHED_TYPES, ContentRow, LatestRow, RunRecord, StoredRow, chain_hash, check_continues, latest_row, run_record, stored_row,
+    COLUMNS, CONTENT, FINISHED_TYPES, VERIFY_FIELDS, ContentRow, LatestRow, RunRecord, StoredRow, chain_hash,
+    check_continues, latest_row, run_record, stored_row,
 )
 from .protocol import Query
 from .sqlite_files import check_location, schema_sql, upgrade_sql, write_error
@@ -48,6 +49,7 @@ _UPDATE_RUN = (
     "state = coalesce(?, state), ended = coalesce(?, ended) WHERE run_id = ? AND last_hash = ?"
 )
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM events"
+_VERIFY_SELECT = f"SELECT {', '.join(VERIFY_FIELDS)}, json_array({', '.join(CONTENT)}) FROM events"
 _RUN_COLUMNS = "run_id, flow, state, started, ended, events"
 
 
@@ -272,6 +274,9 @@ class SQLiteRecorder(SQLiteTrust):
 
     def select(self, q: Query, *, tail: bool = False) -> list[StoredRow]:
         """Stored rows matching ``q``, in seq order; see ``Recorder.select``."""
+        return list(map(stored_row, self._select(_SELECT, q, tail)))
+
+    def _select(self, head: str, q: Query, tail: bool) -> list[Any]:
         run_range = None
         if tail and q.run_id is not None:  # every row of the run, through the run_id index
             where, params = _where(q.but(run_id=None))
@@ -285,10 +290,20 @@ class SQLiteRecorder(SQLiteTrust):
             where, params = _where(q, run_range)
         else:
             where, params = _where(q)
-        sql = _SELECT + where + " ORDER BY seq"
+        sql = head + where + " ORDER BY seq"
         if q.limit is not None:
             sql += f" LIMIT {int(q.limit)}"
-        return list(map(stored_row, self._read(sql, params)))
+        return self._read(sql, params)
+
+    def verify_rows(self, q: Query, *, tail: bool = False, batch: int = 5000) -> Iterator[tuple[Any, ...]]:
+        """``verify``'s fast path (``Recorder.verify_rows``): the content's JSON made by SQLite's json_array."""
+        after = q.after_seq
+        while True:
+            rows = self._select(_VERIFY_SELECT, q.but(after_seq=after, limit=batch), tail)
+            yield from rows
+            if len(rows) < batch:
+                return
+            after = rows[-1][0]
 
     def iter_rows(self, q: Query, *, batch: int = 5000, tail: bool = False) -> Iterator[StoredRow]:
         """Like ``select`` but in batches, for very long runs."""

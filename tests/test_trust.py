@@ -308,3 +308,26 @@ def test_a_schema_1_postgresql_ledger_is_read_unchanged_and_upgraded_by_its_firs
         assert cp.ledger_id == ledger_id and s.verify(checkpoints=[cp]).ok
         assert s.recorder.hash_rules().v2_from == 9
         assert [e.hash for e in s.history("old")] == old
+
+
+def test_verify_fast_path_never_raises_a_false_alarm_and_still_finds_changes(tmp_path):
+    """SQLite writes the content's JSON for verify; a row whose JSON differs is re-checked with row_json."""
+    from eventstore.sqlite import SQLiteRecorder
+
+    class OddJSON(SQLiteRecorder):
+        def verify_rows(self, q, *, tail=False, batch=5000):
+            for row in super().verify_rows(q, tail=tail, batch=batch):
+                yield (*row[:-1], row[-1].replace(",", ", "))  # valid JSON, not row_json's
+
+    path = tmp_path / "l.db"
+    with EventStore(path) as s:
+        chain(3).run(store=s, run_id="a")
+    with EventStore(recorder=OddJSON(str(path))) as s:
+        report = s.verify()
+        assert report.ok and report.checked == 8
+    conn = raw(path)
+    conn.execute("UPDATE events SET attempt = 2 WHERE seq = 4")
+    conn.close()
+    for store in (EventStore(path), EventStore(recorder=OddJSON(str(path)))):
+        with store:
+            assert [(p.run_id, p.seq, p.what) for p in store.verify().problems] == [("a", 4, "changed")]
