@@ -298,7 +298,11 @@ def encode_state(state: State) -> dict[str, Any]:
         _encode_result(state.result, data)
     for field in cls.extra_fields:
         value = getattr(state, field, None)
-        data[field] = iso(value) if isinstance(value, datetime.datetime) else value
+        if isinstance(value, datetime.datetime):
+            value = iso(value)
+        elif isinstance(value, list) and value and isinstance(value[0], State):  # Mapped.map_states
+            value = [encode_state(s) for s in value]
+        data[field] = value
     if state.context:
         data["context"] = {
             k: v if _jsonable(v) else {"described": describe(v)} for k, v in state.context.items()
@@ -325,6 +329,8 @@ def decode_state(data: dict[str, Any]) -> State:
         value = data.get(field)
         if field == "start_time" and isinstance(value, str):
             value = parse_time(value)
+        elif field == "map_states" and isinstance(value, list):
+            value = [decode_state(s) for s in value]
         setattr(state, field, value)
     return state
 

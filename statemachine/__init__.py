@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from . import signals, triggers
 from .flow import Flow
+from .mapping import flatten, unmapped
 from .secrets import Secret
 from .task import Parameter, Task, task
 
-__all__ = ["Task", "Flow", "task", "Parameter", "Secret", "signals", "triggers"]
+__all__ = ["Task", "Flow", "task", "Parameter", "Secret", "signals", "triggers", "unmapped", "flatten"]
 __version__ = "0.1.0"

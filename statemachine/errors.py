@@ -13,7 +13,10 @@ in brackets when it is not this one)::
     │                                          [subscribers.notifiers]
     ├── FlowDefinitionError (ValueError)       a flow or task that cannot run as written
     │   ├── CycleError                         the dependencies form a cycle
-    │   └── FlowContextError                   a task called outside ``with Flow(...)``
+    │   ├── FlowContextError                   a task called outside ``with Flow(...)``
+    │   └── OptionTypeError (TypeError)        a task option of the wrong type (Prefect 1 raises TypeError)
+    ├── RunInsideFlowError (RuntimeError)      ``flow.run()`` called inside its own ``with Flow(...)``
+    ├── TaskTimeoutSignal (TimeoutError)       a task ran past its ``timeout`` (``TimedOut.result``)
     ├── IllegalTransitionError                 the engine proposed a move the graph refuses (a bug)
     ├── SecretNotFoundError (KeyError)         a secret missing from every place we looked
     ├── SecretsFileError                       the secrets file is unsafe or unreadable [statemachine.secrets]
@@ -57,7 +60,9 @@ __all__ = [
     "FlowDefinitionError",
     "CycleError",
     "FlowContextError",
+    "OptionTypeError",
     "ParameterError",
+    "RunInsideFlowError",
     "CommandInputError",
     "NotCallableError",
     "IllegalTransitionError",
@@ -67,6 +72,7 @@ __all__ = [
     "ExecutorError",
     "ExecutorSpecError",
     "SerialisationError",
+    "TaskTimeoutSignal",
 ]
 
 
@@ -97,6 +103,14 @@ class CycleError(FlowDefinitionError):
 
 class FlowContextError(FlowDefinitionError):
     """A task was called (the functional API) outside ``with Flow(...):``."""
+
+
+class OptionTypeError(FlowDefinitionError, TypeError):
+    """A task or flow option of the wrong type: a ``TypeError``, as Prefect 1 raises it."""
+
+
+class RunInsideFlowError(StateLedgerError, RuntimeError):
+    """``flow.run()`` was called inside the flow's own ``with Flow(...)`` block (Prefect 1 refuses it too)."""
 
 
 class ParameterError(ArgumentError):
@@ -154,3 +168,13 @@ class ExecutorSpecError(ExecutorError, ArgumentError):
 
 class SerialisationError(ExecutorError, TypeError):
     """A task's function, arguments or result cannot travel to or from a Dask worker."""
+
+
+class TaskTimeoutSignal(StateLedgerError, TimeoutError):
+    """A task body ran longer than its ``timeout``: the ``result`` of its ``TimedOut`` state.
+
+    Named and worded as Prefect 1's (``TaskTimeoutSignal("Execution timed out.")``).
+    """
+
+    def __init__(self, message: str = "Execution timed out.") -> None:
+        super().__init__(message)
