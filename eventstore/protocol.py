@@ -209,13 +209,13 @@ class Recorder(Protocol):
     # Optional, a fast path for ``verify`` (``SQLiteRecorder`` has it):
     #
     #   def verify_rows(self, q: Query, *, tail: bool = False, batch: int = 5000) -> Iterator[tuple]:
-    #       """The rows of ``iter_rows(q, tail=tail)`` as ``(*mapper.VERIFY_FIELDS, content_json)``:
-    #       ``content_json`` is the database's own JSON array of the content columns (``mapper.CONTENT``
-    #       order; SQLite's json_array writes exactly what ``mapper.row_json`` writes)."""
+    #       """The rows of ``iter_rows(q, tail=tail)`` as ``(*mapper.VERIFY_FIELDS, text)``: ``text`` is
+    #       what rule 2 hashes, ``(prev_hash or "") + JSON array [seq, *content]``, written by the
+    #       database (SQLite's json_array writes exactly what ``mapper.row_json`` writes)."""
     #
-    # ``verify`` hashes ``content_json``; a row whose hash does not match is read again with
-    # ``select`` and checked with ``mapper.row_json``, so a database's JSON can never cause a
-    # false alarm (and cannot hide a change: the stored hash was made by ``row_json``).
+    # ``verify`` hashes ``text``; a row whose hash does not match is read again with ``select``
+    # and checked with ``mapper.row_json``, so a database's JSON can never cause a false alarm
+    # (nor hide a change: the stored hash was made from ``row_json``'s text).
 
     def cursors(self) -> dict[str, tuple[int, int]]:
         """``name -> (seq, high)`` of every durable-subscription cursor (``high``: the

@@ -49,7 +49,9 @@ _UPDATE_RUN = (
     "state = coalesce(?, state), ended = coalesce(?, ended) WHERE run_id = ? AND last_hash = ?"
 )
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM events"
-_VERIFY_SELECT = f"SELECT {', '.join(VERIFY_FIELDS)}, json_array({', '.join(CONTENT)}) FROM events"
+#: verify's fast path: what rule 2 hashes, written by SQLite (``Recorder.verify_rows``).
+_VERIFY_SELECT = (f"SELECT {', '.join(VERIFY_FIELDS)}, coalesce(prev_hash, '') || json_array(seq, {', '.join(CONTENT)}) "
+                  "FROM events")
 _RUN_COLUMNS = "run_id, flow, state, started, ended, events"
 
 
@@ -296,7 +298,7 @@ class SQLiteRecorder(SQLiteTrust):
         return self._read(sql, params)
 
     def verify_rows(self, q: Query, *, tail: bool = False, batch: int = 5000) -> Iterator[tuple[Any, ...]]:
-        """``verify``'s fast path (``Recorder.verify_rows``): the content's JSON made by SQLite's json_array."""
+        """``verify``'s fast path (``Recorder.verify_rows``): the hashed text made by SQLite's json_array."""
         after = q.after_seq
         while True:
             rows = self._select(_VERIFY_SELECT, q.but(after_seq=after, limit=batch), tail)

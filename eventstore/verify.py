@@ -58,11 +58,11 @@ def _verify(recorder: Recorder, run_id: str | None, given: list[Checkpoint], key
     bounds = sorted({cp.seq for cp in usable} | {cp.seq for cp in recorded})
     walk = _Walk(recorder.hash_rules(), bounds if run_id is None else [])
     q, tail = Query(run_id=run_id), run_id is not None
-    fast = getattr(recorder, "verify_rows", None)  # the database writes the content's JSON (Recorder docs)
+    fast = getattr(recorder, "verify_rows", None)  # the database writes the hashed text (Recorder docs)
     if fast is not None:
-        walk.rows(fast(q, tail=tail), problems, lambda seq: _content_json(recorder, seq))
+        walk.rows(fast(q, tail=tail), problems, lambda seq: _hashed_text(recorder, seq))
     else:
-        walk.rows(_with_content_json(recorder.iter_rows(q, tail=tail)), problems)
+        walk.rows(_with_hashed_text(recorder.iter_rows(q, tail=tail)), problems)
     _compare_summary(summary, walk.built, walk.changed, problems)
     if run_id is not None and bounds:  # the run's events alone cannot give a root: fold the hashes up to them
         walk.fold(recorder.hashes(0, bounds[-1]), bounds)
@@ -96,24 +96,22 @@ class _Walk:
 
     def rows(self, rows: Iterable[Any], problems: list[Problem],
              confirm: Callable[[int], str | None] | None = None) -> None:
-        """Walk ``(*mapper.VERIFY_FIELDS, content JSON)`` rows; ``confirm(seq)``: ``row_json`` of the row's
-        content, asked when a JSON made by the database does not match (its hash decides)."""
+        """Walk ``(*mapper.VERIFY_FIELDS, text)`` rows, ``text`` = prev_hash + JSON [seq, *content];
+        ``confirm(seq)``: that text made by ``mapper.row_json``, asked when the database's does not match."""
         v2_from, exceptions = self.rules
         built, marks, bounds = self.built, self.marks, self.bounds
         next_bound = bounds[0] if bounds else None
         b = 0
         root, count = self.root, 0
         sha256, finished = hashlib.sha256, FINISHED_TYPES  # mapper.chain_hash, inlined: the hot path
-        for seq, rid, ts, kind, flow, state, prev, stored, content in rows:
+        for seq, rid, ts, kind, flow, state, prev, stored, text in rows:
             while next_bound is not None and seq > next_bound:
                 marks[next_bound] = (count, root)
                 b += 1
                 next_bound = bounds[b] if b < len(bounds) else None
-            if seq >= v2_from and seq not in exceptions:
-                payload = f"[{seq},{content[1:]}"
-            else:
-                payload = self.payload(seq, content)
-            if sha256(((prev or "") + payload).encode()).hexdigest() != stored and not (
+            if seq < v2_from or seq in exceptions:
+                text = self.by_rule(seq, prev, text)
+            if sha256(text.encode()).hexdigest() != stored and not (
                     confirm is not None and self.matches(seq, prev, stored, confirm(seq))):
                 self.changed.add(rid)
                 problems.append(Problem(rid, seq, "changed",
@@ -142,15 +140,20 @@ class _Walk:
             b += 1
             next_bound = bounds[b] if b < len(bounds) else None
 
-    def payload(self, seq: int, content: str) -> str:
-        """What the row ``seq`` was hashed over, by its rule (``HashRules``)."""
+    def by_rule(self, seq: int, prev: str | None, text: str) -> str:
+        """What the row ``seq`` was hashed over by its rule (``HashRules``), from rule 2's ``text``."""
         version, hashed = self.rules.of(seq)
-        return content if version == 1 else f"[{hashed},{content[1:]}"
+        head = len(prev or "")
+        content = text[head + len(str(seq)) + 2:]  # the content's values, after "prev[seq,"
+        return text[:head] + ("[" if version == 1 else f"[{hashed},") + content
 
-    def matches(self, seq: int, prev: str | None, stored: str, content: str | None) -> bool:
-        """Whether the row's hash matches its content as ``mapper.row_json`` writes it."""
-        return content is not None and hashlib.sha256(
-            ((prev or "") + self.payload(seq, content)).encode()).hexdigest() == stored
+    def matches(self, seq: int, prev: str | None, stored: str, text: str | None) -> bool:
+        """Whether the row's hash matches the text ``mapper.row_json`` makes of it."""
+        if text is None:
+            return False
+        if seq < self.rules.v2_from or seq in self.rules.exceptions:
+            text = self.by_rule(seq, prev, text)
+        return hashlib.sha256(text.encode()).hexdigest() == stored
 
     def fold(self, hashes: Iterable[tuple[int, str]], bounds: list[int]) -> None:
         """Roots at each of ``bounds`` from ``(seq, hash)`` pairs alone (``verify RUN_ID`` with checkpoints)."""
@@ -169,17 +172,20 @@ class _Walk:
         return self.marks.get(seq, (self.count, self.root))
 
 
-def _with_content_json(rows: Iterable[Any]) -> Iterator[tuple[Any, ...]]:
-    """Stored rows as ``(*mapper.VERIFY_FIELDS, row_json of the content)``, what ``_Walk.rows`` walks."""
+_WITH_SEQ = slice(0, CONTENT_SLICE.stop)  # seq + content: what rule 2 hashes after prev_hash
+
+
+def _with_hashed_text(rows: Iterable[Any]) -> Iterator[tuple[Any, ...]]:
+    """Stored rows as ``(*mapper.VERIFY_FIELDS, text rule 2 hashes)``, what ``_Walk.rows`` walks."""
     for row in rows:
         yield (row[0], row[_RUN], row[_TS], row[_KIND], row[_FLOW], row[_STATE], row[-2], row[-1],
-               row_json(row[CONTENT_SLICE]))
+               (row[-2] or "") + row_json(row[_WITH_SEQ]))
 
 
-def _content_json(recorder: Recorder, seq: int) -> str | None:
-    """``row_json`` of the content of the row ``seq`` (None if it is gone)."""
+def _hashed_text(recorder: Recorder, seq: int) -> str | None:
+    """The text rule 2 hashes for the row ``seq``, made by ``mapper.row_json`` (None if the row is gone)."""
     found = recorder.select(Query(after_seq=seq - 1, until_seq=seq))
-    return row_json(found[0][CONTENT_SLICE]) if found else None
+    return (found[0].prev_hash or "") + row_json(found[0][_WITH_SEQ]) if found else None
 
 
 def _usable(cp: Checkpoint, ledger_id: str | None, key: Any, problems: list[Problem]) -> bool:
