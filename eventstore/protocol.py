@@ -41,9 +41,15 @@ The rules every recorder keeps:
 * **The runs summary** is updated in the same transaction as the row: per run,
   its flow, the latest *flow* event's ``state`` ("Pending" until the first
   flow event), ``started`` (the first row's timestamp), ``ended`` (the
-  timestamp of the flow event whose ``state`` is in ``mapper.FINISHED_TYPES``,
-  else ``None``), the number of rows, and its first seq, last seq and last
-  hash. ``verify`` compares it with the rows.
+  timestamp of the last flow event whose ``state`` is in
+  ``mapper.FINISHED_TYPES``, else ``None``), the number of rows, and its
+  first seq, last seq and last hash. ``verify`` rebuilds it from the rows
+  and compares every column.
+* **Reading never writes**: a ledger of an older schema is read as it is
+  (its trust methods answer as for "every row rule 1, no checkpoint") and
+  upgraded by the first write, under the write lock, never rehashed.
+* **One snapshot**: every method that reads (the trust ones included) sees
+  the state of ``snapshot()`` when called inside it.
 * **Errors**: a recorder raises only ``eventstore.errors`` classes where it
   meets its database (never ``sqlite3.Error``/``psycopg.Error``):
   ``LedgerWriteError`` when a write fails (locked past its timeout, disk full,
