@@ -281,7 +281,7 @@ def test_checkpoints_given_to_verify_must_be_checkpoints(store, tmp_path):
 def test_a_schema_1_postgresql_ledger_is_read_unchanged_and_upgraded_by_its_first_write(pg_url):
     import psycopg
 
-    from eventstore.mapper import COLUMNS, chain_hash
+    from eventstore.mapper import COLUMNS, CONTENT_SLICE, chain_hash
 
     with EventStore(pg_url) as s:
         chain(3).run(store=s, run_id="old")
@@ -292,7 +292,7 @@ def test_a_schema_1_postgresql_ledger_is_read_unchanged_and_upgraded_by_its_firs
         last: dict = {}
         for r in conn.execute(f"SELECT {', '.join(COLUMNS)} FROM {schema}.events ORDER BY seq").fetchall():
             prev = last.get(r[2])
-            last[r[2]] = h = chain_hash(prev, r[1:15])  # what schema 1 wrote: no seq in the hash
+            last[r[2]] = h = chain_hash(prev, r[CONTENT_SLICE])  # what schema 1 wrote: no seq in the hash
             conn.execute(f"UPDATE {schema}.events SET prev_hash = %s, hash = %s WHERE seq = %s", (prev, h, r[0]))
         for rid, h in last.items():
             conn.execute(f"UPDATE {schema}.runs SET last_hash = %s WHERE run_id = %s", (h, rid))

@@ -13,10 +13,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from eventstore.mapper import COLUMNS, FINISHED_TYPES, chain_hash
+from eventstore.mapper import COLUMNS, CONTENT_SLICE, FINISHED_TYPES, chain_hash
 from ledger_fixtures import raw
 
 ROOT = Path(__file__).resolve().parent.parent
+_RUN, _TS, _KIND, _FLOW, _STATE = (COLUMNS.index(c) for c in ("run_id", "timestamp", "kind", "flow", "state"))
 
 
 def rechain(path: Path) -> None:
@@ -27,18 +28,18 @@ def rechain(path: Path) -> None:
     last: dict[str, str] = {}
     runs: dict[str, list] = {}
     for r in rows:
-        seq, rid = r[0], r[2]
+        seq, rid = r[0], r[_RUN]
         prev = last.get(rid)
-        h = chain_hash(prev, r[1:15], seq)
+        h = chain_hash(prev, r[CONTENT_SLICE], seq)
         conn.execute("UPDATE events SET prev_hash = ?, hash = ? WHERE seq = ?", (prev, h, seq))
         last[rid] = h
-        run = runs.setdefault(rid, [r[7], "Pending", r[3], None, 0, seq, seq, h])
+        run = runs.setdefault(rid, [r[_FLOW], "Pending", r[_TS], None, 0, seq, seq, h])
         run[4] += 1
         run[6], run[7] = seq, h
-        if r[4] == "flow":
-            run[1] = r[9]
-            if r[9] in FINISHED_TYPES:
-                run[3] = r[3]
+        if r[_KIND] == "flow":
+            run[1] = r[_STATE]
+            if r[_STATE] in FINISHED_TYPES:
+                run[3] = r[_TS]
     conn.execute("DELETE FROM runs")
     for rid, run in runs.items():
         conn.execute("INSERT INTO runs (run_id, flow, state, started, ended, events, first_seq, last_seq, last_hash) "
@@ -54,8 +55,8 @@ def downgrade_to_schema_1(path: Path) -> None:
     rows = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM events ORDER BY seq").fetchall()
     last: dict[str, str] = {}
     for r in rows:
-        prev = last.get(r[2])
-        last[r[2]] = h = chain_hash(prev, r[1:15])
+        prev = last.get(r[_RUN])
+        last[r[_RUN]] = h = chain_hash(prev, r[CONTENT_SLICE])
         conn.execute("UPDATE events SET prev_hash = ?, hash = ? WHERE seq = ?", (prev, h, r[0]))
     for rid, h in last.items():
         conn.execute("UPDATE runs SET last_hash = ? WHERE run_id = ?", (h, rid))
