@@ -153,3 +153,17 @@ def test_a_tampered_checkpoint_file_fails_its_signature_or_its_root(ledger, tmp_
     (tmp_path / "forged.json").write_text(json.dumps(forged))
     code, out = verify(ledger, "--checkpoint", "forged.json")
     assert code == 1 and "ledger seq 26: the events up to seq 26 are not those the checkpoint sealed" in out
+
+
+def test_stateledger_run_sends_a_checkpoint_to_the_anchor_of_the_environment(tmp_path, monkeypatch):
+    (tmp_path / "flow.py").write_text(
+        "from statemachine import Flow, task\n\n@task\ndef one():\n    return 1\n\n"
+        "with Flow('anchored') as flow:\n    one()\n")
+    (tmp_path / "audit").mkdir()
+    monkeypatch.setenv("STATELEDGER_ANCHOR", str(tmp_path / "audit"))
+    done = sl("run", "flow.py", "--run-id", "r1", db=tmp_path / "l.db")
+    assert done.returncode == 0, done.stderr
+    (file,) = (tmp_path / "audit").iterdir()
+    assert Checkpoint.from_json(file.read_text()).count == 4
+    code, out = verify(tmp_path / "l.db", "--checkpoint", str(file))
+    assert code == 0 and "1 checkpoint(s) extended" in out
