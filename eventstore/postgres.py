@@ -48,11 +48,10 @@ except ImportError as exc:  # not installed, or installed without a usable libpq
     raise ModuleNotFoundError(f"psycopg cannot be imported ({exc})", name="psycopg") from exc
 
 from .errors import LedgerConnectionError, LedgerError, LedgerWriteError, NotALedgerError, SchemaVersionError
-from .mapper import COLUMNS, FINISHED_TYPES, ContentRow, LatestRow, RunRecord, StoredRow, chain_hash, \
+from .mapper import COLUMNS, FINISHED_TYPES, ContentRow, LatestRow, RunRecord, StoredRow, \
     check_continues, run_record
 from .postgres_schema import (
-    SCHEMA_VERSION, channel_name, connect_error, lock_keys, parse_target, schema_sql, upgrade_sql, where_sql,
-    write_error,
+    SCHEMA_VERSION, channel_name, connect_error, lock_keys, parse_target, schema_sql, where_sql, write_error,
 )
 from .postgres_trust import PostgresTrust
 from .protocol import Query
@@ -193,21 +192,6 @@ class PostgresRecorder(PostgresTrust):
                 "(?schema=NAME).", self.path, version, SCHEMA_VERSION)
         self._upgraded = version >= SCHEMA_VERSION
 
-    def _writable(self) -> None:
-        """Upgrade a schema-1 ledger before its first write, under the ledger's lock (others may too)."""
-        if self._upgraded:
-            return
-        try:
-            with self._lock, self._conn.transaction():
-                self._conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", lock_keys(self.schema))
-                version = self._version() or SCHEMA_VERSION
-                if version < SCHEMA_VERSION:
-                    for sql in upgrade_sql(self.schema, version):
-                        self._conn.execute(sql)
-        except psycopg.Error as exc:
-            raise write_error(exc, self._target, "upgrade") from exc
-        self._upgraded = True
-
     def _version(self) -> int | None:
         """The ledger's schema version; None for a missing or empty schema; refuse a foreign one."""
         try:
@@ -289,33 +273,6 @@ class PostgresRecorder(PostgresTrust):
     def _run_end(self, run_id: str) -> str | None:
         found = self._read(f"SELECT last_hash FROM {self._s}.runs WHERE run_id = %s", (run_id,))
         return found[0][0] if found else None
-
-    def _append(self, conn: Any, row: ContentRow, prev_hash: str | None, hash_: str | None,
-                rule: tuple[int, int | None] | None, flow_state: str | None,
-                ended: str | None) -> tuple[int, str] | None:
-        """One append transaction: (seq, hash), or None when the run's end moved (nothing written)."""
-        with conn.transaction():
-            seq = conn.execute(self._begin_sql, (row.run_id, prev_hash, row.flow, row.timestamp)).fetchone()[0]
-            if seq is None:
-                return None
-            if hash_ is None:
-                hash_ = chain_hash(prev_hash, row, seq)
-            else:
-                conn.execute(f"INSERT INTO {self._s}.hash_rules (seq, version, hashed_seq) VALUES (%s, %s, %s)",
-                             (seq, *(rule or (1, None))))
-            conn.execute(self._finish_sql, (seq, *row, prev_hash, hash_, flow_state, ended))
-        return seq, hash_
-
-    def _committed(self, conn: Any, row: ContentRow, prev_hash: str | None,
-                   hash_: str | None) -> tuple[int, str] | None:
-        """After a reconnect: (seq, hash) of the row if the broken append did commit it."""
-        found = conn.execute(f"SELECT seq, prev_hash, hash FROM {self._s}.events WHERE event_id = %s",
-                             (row.event_id,)).fetchone()
-        if found is None or (found[1] or None) != (prev_hash or None):
-            return None
-        if found[2] != (hash_ if hash_ is not None else chain_hash(prev_hash, row, found[0])):
-            return None
-        return found[0], found[2]
 
     def _write_failed(self, exc: Exception, run_id: str) -> Exception:
         self._last.pop(run_id, None)

@@ -1,8 +1,10 @@
-"""The PostgreSQL ledger's part in trust: its identity, hash rules, checkpoints and cursors.
+"""The PostgreSQL ledger's part in trust: hashing with the seq, identity, hash rules, checkpoints, cursors.
 
 A mixin of ``PostgresRecorder`` (``eventstore.postgres``), as
-``eventstore.sqlite_trust`` is of ``SQLiteRecorder``: the ``Recorder``
-protocol's "trust" methods over the schema-2 tables ``meta``, ``hash_rules``,
+``eventstore.sqlite_trust`` is of ``SQLiteRecorder``: the append transaction
+that hashes a row with its seq (``_append``), the upgrade of a schema-1
+ledger at its first write (``_writable``), and the ``Recorder`` protocol's
+"trust" methods over the schema-2 tables ``meta``, ``hash_rules``,
 ``checkpoints`` and the cursors' high-water mark. A schema-1 ledger not yet
 upgraded reads as "every row rule 1, no checkpoint".
 """
@@ -11,9 +13,11 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
+import psycopg
+
 from .errors import LedgerError, LedgerWriteError
-from .mapper import CheckpointRow, HashRules, RunRow
-from .postgres_schema import write_error
+from .mapper import CheckpointRow, ContentRow, HashRules, RunRow, chain_hash
+from .postgres_schema import SCHEMA_VERSION, lock_keys, upgrade_sql, write_error
 
 __all__ = ["PostgresTrust"]
 
@@ -24,11 +28,20 @@ T = TypeVar("T")
 
 
 class PostgresTrust:
-    """The trust methods of ``PostgresRecorder``; it provides ``_read``, ``_run``, ``_writable``, ``max_seq``."""
+    """The trust methods of ``PostgresRecorder``; it provides ``_read``, ``_run``, ``_version``, ``max_seq``."""
 
     path: str
+    schema: str
     _s: str
     _target: Any
+    _lock: Any
+    _conn: Any
+    _upgraded: bool
+    _begin_sql: str
+    _finish_sql: str
+
+    def _version(self) -> int | None:
+        raise NotImplementedError
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         raise NotImplementedError
@@ -37,11 +50,50 @@ class PostgresTrust:
              on_reconnect: Callable[[Any], T | None] | None = None) -> T:
         raise NotImplementedError
 
-    def _writable(self) -> None:
-        raise NotImplementedError
-
     def max_seq(self) -> int:
         raise NotImplementedError
+
+    def _writable(self) -> None:
+        """Upgrade a schema-1 ledger before its first write, under the ledger's lock (others may too)."""
+        if self._upgraded:
+            return
+        try:
+            with self._lock, self._conn.transaction():
+                self._conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", lock_keys(self.schema))
+                version = self._version() or SCHEMA_VERSION
+                if version < SCHEMA_VERSION:
+                    for sql in upgrade_sql(self.schema, version):
+                        self._conn.execute(sql)
+        except psycopg.Error as exc:
+            raise write_error(exc, self._target, "upgrade") from exc
+        self._upgraded = True
+
+    def _append(self, conn: Any, row: ContentRow, prev_hash: str | None, hash_: str | None,
+                rule: tuple[int, int | None] | None, flow_state: str | None,
+                ended: str | None) -> tuple[int, str] | None:
+        """One append transaction: (seq, hash), or None when the run's end moved (nothing written)."""
+        with conn.transaction():
+            seq = conn.execute(self._begin_sql, (row.run_id, prev_hash, row.flow, row.timestamp)).fetchone()[0]
+            if seq is None:
+                return None
+            if hash_ is None:
+                hash_ = chain_hash(prev_hash, row, seq)
+            else:
+                conn.execute(f"INSERT INTO {self._s}.hash_rules (seq, version, hashed_seq) VALUES (%s, %s, %s)",
+                             (seq, *(rule or (1, None))))
+            conn.execute(self._finish_sql, (seq, *row, prev_hash, hash_, flow_state, ended))
+        return seq, hash_
+
+    def _committed(self, conn: Any, row: ContentRow, prev_hash: str | None,
+                   hash_: str | None) -> tuple[int, str] | None:
+        """After a reconnect: (seq, hash) of the row if the broken append did commit it."""
+        found = conn.execute(f"SELECT seq, prev_hash, hash FROM {self._s}.events WHERE event_id = %s",
+                             (row.event_id,)).fetchone()
+        if found is None or (found[1] or None) != (prev_hash or None):
+            return None
+        if found[2] != (hash_ if hash_ is not None else chain_hash(prev_hash, row, found[0])):
+            return None
+        return found[0], found[2]
 
     def _schema_version(self) -> int:
         """The schema version as the database says now (another writer may have upgraded it)."""
