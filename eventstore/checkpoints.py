@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from . import codec
-from .errors import CheckpointError
+from .errors import CheckpointError, LedgerError
 from .mapper import CheckpointRow
 from .protocol import Recorder
 
@@ -120,6 +120,12 @@ def take(recorder: Recorder, signing_key: Any = None) -> Checkpoint:
         ledger_id = recorder.ledger_id()
         recorded = recorder.checkpoints()
         base = recorded[-1] if recorded else CheckpointRow(0, 0, "", "", None)
+        last = recorder.max_seq()
+        if last < base.seq:  # sealing now would vouch for events that are gone
+            raise LedgerError(
+                f"Cannot take a checkpoint of ledger {recorder.path}: it ends at seq {last} but the checkpoint "
+                f"it recorded last covers up to seq {base.seq}. Events were deleted or lost (a -wal file?); "
+                "run `stateledger verify` and restore the ledger from a copy.", recorder.path)
         seq, count, root = base.seq, base.count, base.root
         sha256 = hashlib.sha256  # mapper.fold_root, inlined: one pass, constant memory
         for seq, h in recorder.hashes(base.seq):
@@ -139,7 +145,7 @@ def read_checkpoint(item: Any) -> Checkpoint:
         return item
     if not isinstance(item, (str, os.PathLike)):
         raise CheckpointError(f"checkpoints= takes Checkpoint objects or file paths, got {item!r}")
-    path = os.fspath(item)
+    path = os.path.expanduser(os.fspath(item))
     try:
         with open(path, "rb") as f:
             text = f.read(1 << 20)
@@ -159,7 +165,7 @@ def generate_keys(path: str | os.PathLike[str]) -> tuple[str, str]:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    private = os.fspath(path)
+    private = os.path.expanduser(os.fspath(path))
     public = private + ".pub"
     for existing in (private, public):
         if os.path.lexists(existing):
@@ -182,7 +188,7 @@ def generate_keys(path: str | os.PathLike[str]) -> tuple[str, str]:
 
 
 def _pem(key: Any, what: str) -> tuple[bytes, str]:
-    path = os.fspath(key)
+    path = os.path.expanduser(os.fspath(key))
     try:
         with open(path, "rb") as f:
             return f.read(1 << 16), path

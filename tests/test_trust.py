@@ -331,3 +331,18 @@ def test_verify_fast_path_never_raises_a_false_alarm_and_still_finds_changes(tmp
     for store in (EventStore(path), EventStore(recorder=OddJSON(str(path)))):
         with store:
             assert [(p.run_id, p.seq, p.what) for p in store.verify().problems] == [("a", 4, "changed")]
+
+
+def test_no_checkpoint_is_taken_of_a_ledger_that_lost_events_its_last_checkpoint_covers(tmp_path):
+    from eventstore import LedgerError
+
+    path = tmp_path / "l.db"
+    with EventStore(path) as s:
+        chain(3).run(store=s, run_id="a")
+        s.checkpoint()
+    conn = raw(path)
+    conn.execute("DELETE FROM events WHERE seq > 5")
+    conn.close()
+    with EventStore(path) as s, pytest.raises(LedgerError, match="it ends at seq 5 but the checkpoint it "
+                                                                 "recorded last covers up to seq 8"):
+        s.checkpoint()
