@@ -101,6 +101,7 @@ class _Walk:
         v2_from, exceptions = self.rules
         built, marks, bounds = self.built, self.marks, self.bounds
         next_bound = bounds[0] if bounds else None
+        last_bound = bounds[-1] if bounds else 0  # no root is needed past the last checkpoint
         b = 0
         root, count = self.root, 0
         sha256, finished = hashlib.sha256, FINISHED_TYPES  # mapper.chain_hash, inlined: the hot path
@@ -131,7 +132,8 @@ class _Walk:
                 run[1] = state
                 if state in finished:
                     run[3] = ts
-            root = sha256((root + stored).encode()).hexdigest()
+            if seq <= last_bound:
+                root = sha256((root + stored).encode()).hexdigest()
             count += 1
         self.checked = count
         self.root, self.count = root, count
@@ -168,8 +170,8 @@ class _Walk:
             self.marks[bound] = (count, root)
 
     def at(self, seq: int) -> tuple[int, str]:
-        """``(count, root)`` of the events with a seq up to ``seq``."""
-        return self.marks.get(seq, (self.count, self.root))
+        """``(count, root)`` of the events with a seq up to ``seq`` (one of the walk's bounds)."""
+        return self.marks[seq]
 
 
 _WITH_SEQ = slice(0, CONTENT_SLICE.stop)  # seq + content: what rule 2 hashes after prev_hash
