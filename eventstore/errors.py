@@ -8,7 +8,8 @@
     ├── LedgerConnectionError                 a database server cannot be reached, refuses the login, bad URL
     ├── LedgerWriteError                      an append (or the creation of the file) failed
     │   └── LedgerLocationError               the folder is missing or cannot be written
-    └── RunNotFoundError (KeyError)           no event of that run id in the ledger
+    ├── RunNotFoundError (KeyError)           no event of that run id in the ledger
+    └── ImportLineError (ValueError)          a line of a JSON-lines export cannot be imported
     CheckpointError (statemachine.errors.StateLedgerError)
                                               a checkpoint or key file that cannot be read or used
 
@@ -28,6 +29,7 @@ __all__ = [
     "LedgerLocationError",
     "LedgerConnectionError",
     "RunNotFoundError",
+    "ImportLineError",
     "CheckpointError",
 ]
 
@@ -94,6 +96,24 @@ class RunNotFoundError(LedgerError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
+
+
+class ImportLineError(LedgerError, ValueError):
+    """A line of a JSON-lines export cannot be imported, so nothing of the file was.
+
+    ``file`` names the export, ``line`` the line (1-based); ``reason`` is a
+    short word for what was wrong: ``"too long"``, ``"not UTF-8"``, ``"cut
+    off"``, ``"not JSON"``, ``"not an event"``, ``"hash"``, ``"chain"`` (a
+    line missing or out of order) or ``"ledger"`` (the run does not continue
+    what the ledger holds, e.g. it was imported already).
+    """
+
+    def __init__(self, message: str, path: str | None = None, file: str = "", line: int = 0,
+                 reason: str = "") -> None:
+        super().__init__(message, path)
+        self.file = file
+        self.line = line
+        self.reason = reason
 
 
 class CheckpointError(StateLedgerError):

@@ -29,6 +29,8 @@ writers on several hosts: ``EventStore("postgresql://user:pass@host/db")``
   ``event_id``, so an append that did commit is never written twice. Past the
   timeout it raises ``LedgerWriteError`` (``reason="connection"``): the run
   stops, nothing is silently lost.
+* **Imports and leases** (``protocol.Importing``, ``protocol.Leasing``) are in
+  ``eventstore.postgres_extras``.
 * **Durability**: ``"normal"`` commits as the server is configured (by default
   ``synchronous_commit = on``: a committed event survives a server crash);
   ``"full"`` sets ``synchronous_commit = on`` even where the server's default
@@ -53,6 +55,7 @@ from .mapper import COLUMNS, FINISHED_TYPES, ContentRow, LatestRow, RunRecord, S
 from .postgres_schema import (
     SCHEMA_VERSION, channel_name, connect_error, lock_keys, parse_target, schema_sql, where_sql, write_error,
 )
+from .postgres_extras import PostgresExtras
 from .postgres_trust import PostgresTrust
 from .protocol import Query
 
@@ -64,7 +67,7 @@ FALLBACK = 30.0
 T = TypeVar("T")
 
 
-class PostgresRecorder(PostgresTrust):
+class PostgresRecorder(PostgresTrust, PostgresExtras):
     """Event rows in a PostgreSQL schema. See the module docstring.
 
     ``create=False`` refuses a database whose schema holds no ledger yet

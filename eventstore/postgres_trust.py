@@ -11,7 +11,7 @@ upgraded reads as "every row rule 1, no checkpoint".
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Sequence, TypeVar
+from typing import Any, Iterator
 
 import psycopg
 
@@ -24,8 +24,6 @@ __all__ = ["PostgresTrust"]
 #: The schema version of this module's tables (``eventstore.postgres_schema.SCHEMA_VERSION``).
 TRUST_SCHEMA = 2
 
-T = TypeVar("T")
-
 
 class PostgresTrust:
     """The trust methods of ``PostgresRecorder``; it provides ``_read``, ``_run``, ``_version``, ``max_seq``."""
@@ -35,23 +33,14 @@ class PostgresTrust:
     _s: str
     _target: Any
     _lock: Any
+    _read: Any
+    _version: Any
+    _run: Any
+    max_seq: Any
     _conn: Any
     _upgraded: bool
     _begin_sql: str
     _finish_sql: str
-
-    def _version(self) -> int | None:
-        raise NotImplementedError
-
-    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        raise NotImplementedError
-
-    def _run(self, fn: Callable[[Any], T], fail: Callable[[Exception], Exception],
-             on_reconnect: Callable[[Any], T | None] | None = None) -> T:
-        raise NotImplementedError
-
-    def max_seq(self) -> int:
-        raise NotImplementedError
 
     def _writable(self) -> None:
         """Upgrade a schema-1 ledger before its first write, under the ledger's lock (others may too)."""

@@ -57,19 +57,33 @@ The rules every recorder keeps:
   ``LedgerError`` when a read fails, and ``NotALedgerError``,
   ``SchemaVersionError``, ``LedgerLocationError`` when opening finds something
   that is not a ledger it can use. Nothing half-written remains after an error.
+
+Two capabilities are optional, each its own protocol, so a recorder written
+before them still works (``EventStore`` falls back, and says how):
+
+* ``Importing.import_rows``: an import in one transaction, all or nothing
+  (``EventStore.import_jsonl``). Without it an import checks the whole file
+  first, then appends row by row: a write failure half-way leaves the rows
+  before it.
+* ``Leasing.acquire_lease`` / ``renew_lease`` / ``release_lease``: a named,
+  expiring lease kept in the ledger, so two processes never consume one
+  durable subscription at once (``subscribers.durable``). Without them a
+  durable subscription runs without that protection, with a warning.
+
+``SQLiteRecorder``, ``MemoryRecorder`` and ``PostgresRecorder`` implement both.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import ContextManager, Iterable, Iterator, Protocol, runtime_checkable
+from typing import Any, ContextManager, Iterable, Iterator, Protocol, runtime_checkable
 
 from statemachine.events import Event
 
 from .errors import RunNotFoundError
 from .mapper import CheckpointRow, ContentRow, HashRules, LatestRow, Mapper, RunRecord, RunRow, StoredRow
 
-__all__ = ["Recorder", "Query", "iter_events", "run_not_found"]
+__all__ = ["Recorder", "Importing", "Leasing", "Query", "iter_events", "run_not_found"]
 
 
 @dataclass(slots=True, frozen=True)
@@ -272,6 +286,65 @@ class Recorder(Protocol):
         (``MemoryRecorder`` holds nothing to release: its rows stay readable
         and writable, as a ``":memory:"`` store always kept its events.)
         """
+        ...
+
+
+@runtime_checkable
+class Importing(Protocol):
+    """Optional: a recorder that imports many rows in one transaction (all or nothing)."""
+
+    def import_rows(self, rows: Iterable[tuple[Any, ...]]) -> int:
+        """Store every ``(row, prev_hash, hash[, rule])`` of ``rows`` in ONE transaction; return how many.
+
+        Each row is stored as ``append(row, prev_hash, hash, rule=rule)`` would store it
+        (``rule`` left out: ``None``, rule 1)
+        (``prev_hash`` must be the run's last hash, the earlier rows of this
+        import included: ``mapper.check_continues``; the runs summary is
+        updated). ``rows`` is consumed lazily inside the transaction: if
+        iterating it raises (the caller found a bad line), if a row does not
+        continue its run, or if the write fails, the transaction is rolled
+        back, the exception propagates unchanged, and the ledger holds
+        exactly what it held before (other writers wait for the lock
+        meanwhile, as for a long append; readers see the old ledger until
+        the commit). Raises ``LedgerWriteError`` like ``append``.
+        """
+        ...
+
+
+@runtime_checkable
+class Leasing(Protocol):
+    """Optional: named leases kept in the ledger, with an expiry, shared by every process using it.
+
+    A lease is held by one ``holder`` (an opaque text naming the process and
+    the object, e.g. ``"user@host:pid#token"``) until it is released or its
+    ``ttl`` runs out without a renewal. The recorder's own clock decides
+    (SQLite: the host's clock; PostgreSQL: the server's ``clock_timestamp()``).
+    Every method is one atomic step against every other process; each write
+    is committed at once and raises ``LedgerWriteError`` like ``append``.
+    Leases are not events: they are not chained, exported or verified.
+    """
+
+    def acquire_lease(self, name: str, holder: str, ttl: float, *,
+                      replacing: str | None = None) -> tuple[str, float] | None:
+        """Take the lease ``name`` for ``ttl`` seconds; ``None`` when ``holder`` now holds it.
+
+        Taken when nobody holds it, when its lease expired, when ``holder``
+        already holds it (then renewed), or when ``replacing`` is given and
+        is its current holder (a holder known to be dead). Otherwise nothing
+        changes and the answer is ``(current holder, seconds until it expires)``.
+        """
+        ...
+
+    def renew_lease(self, name: str, holder: str, ttl: float) -> bool:
+        """Extend the lease to ``ttl`` seconds from now if ``holder`` still holds it; False if not.
+
+        False means another holder took it after it expired (or it was
+        released): stop consuming.
+        """
+        ...
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up if ``holder`` holds it (else do nothing)."""
         ...
 
 

@@ -25,11 +25,12 @@ from .errors import (
     LedgerError, LedgerLocationError, LedgerWriteError, NotALedgerError, SchemaVersionError,
 )
 from .mapper import (
-    COLUMNS, CONTENT, FINISHED_TYPES, VERIFY_FIELDS, ContentRow, LatestRow, RunRecord, StoredRow, chain_hash,
+    COLUMNS, FINISHED_TYPES, ContentRow, LatestRow, RunRecord, StoredRow, chain_hash,
     check_continues, latest_row, run_record, stored_row,
 )
 from .protocol import Query
-from .sqlite_files import check_location, schema_sql, upgrade_sql, write_error
+from .sqlite_files import check_location, create_private, schema_sql, upgrade_sql, write_error
+from .sqlite_leases import SQLiteLeasing
 from .sqlite_trust import SQLiteTrust
 
 __all__ = ["SQLiteRecorder", "SCHEMA_VERSION", "APPLICATION_ID", "COLUMNS", "chain_hash"]
@@ -49,13 +50,10 @@ _UPDATE_RUN = (
     "state = coalesce(?, state), ended = coalesce(?, ended) WHERE run_id = ? AND last_hash = ?"
 )
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM events"
-#: verify's fast path: what rule 2 hashes, written by SQLite (``Recorder.verify_rows``).
-_VERIFY_SELECT = (f"SELECT {', '.join(VERIFY_FIELDS)}, coalesce(prev_hash, '') || json_array(seq, {', '.join(CONTENT)}) "
-                  "FROM events")
 _RUN_COLUMNS = "run_id, flow, state, started, ended, events"
 
 
-class SQLiteRecorder(SQLiteTrust):
+class SQLiteRecorder(SQLiteTrust, SQLiteLeasing):
     """Event rows in one SQLite file. See the module docstring."""
 
     def __init__(self, path: str, *, durability: str = "normal", timeout: float = 10.0) -> None:
@@ -68,10 +66,14 @@ class SQLiteRecorder(SQLiteTrust):
         self._upgraded = True  # False: a schema-1 ledger, upgraded by the first write (_writable)
         self._v2_from = 1  # the first seq hashed with rule 2 (meta.hash_v2_from), read once upgraded
         created = check_location(self.path)
+        if created:  # private from the start, whatever the umask: -wal and -shm take this mode
+            created = create_private(self.path)
         try:
             self._conn = sqlite3.connect(
                 self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
+            if created:
+                os.unlink(self.path)
             raise LedgerError(f"Could not open ledger {self.path}: {exc}", self.path) from exc
         try:
             self._open(durability, created)
@@ -173,15 +175,6 @@ class SQLiteRecorder(SQLiteTrust):
 
     # --- writing --------------------------------------------------------------------
 
-    def _writable(self) -> None:
-        """Check the file (``_check_file``) and upgrade a schema-1 ledger before its first write."""
-        self._check_file()
-        if not self._upgraded:
-            self._wrote = True
-            self._create_schema()
-            self._upgraded = True
-            self._v2_from = int(self._read("SELECT value FROM meta WHERE key = 'hash_v2_from'")[0][0])
-
     def _check_file(self) -> None:
         """The file must still be the one we opened, and writable (root ignores file modes)."""
         if self._closed:
@@ -228,28 +221,7 @@ class SQLiteRecorder(SQLiteTrust):
         self._wrote = True
         cur.execute("BEGIN IMMEDIATE")
         try:
-            if cached is None:
-                found = cur.execute(_LAST, (run_id,)).fetchone()
-                exists, last = found is not None, (found[0] if found is not None else None)
-            else:
-                exists, last = True, cached
-            # the seq is hashed, so it is picked here (inside the write lock), never below rule 2's start
-            seq = max(cur.execute("SELECT max(seq) FROM events").fetchone()[0] or 0, self._v2_from - 1) + 1
-            if hash is None:
-                prev_hash, hash = last, chain_hash(last, row, seq)
-            else:
-                check_continues(self.path, row, last, prev_hash)
-                cur.execute("INSERT INTO hash_rules (seq, version, hashed_seq) VALUES (?, ?, ?)",
-                            (seq, *(rule or (1, None))))
-            cur.execute(_INSERT, (seq, *row, prev_hash, hash))
-            state = row.state if row.kind == "flow" else None
-            ended = row.timestamp if state in FINISHED_TYPES else None
-            if exists:
-                cur.execute(_UPDATE_RUN, (seq, hash, state, ended, run_id, last))
-                if cur.rowcount != 1:
-                    raise _StaleCache()
-            else:
-                cur.execute(_NEW_RUN, (run_id, row.flow, state or "Pending", row.timestamp, ended, seq, seq, hash))
+            seq, prev_hash, hash, ended = self._insert(row, prev_hash, hash, cached, rule)
             cur.execute("COMMIT")
         except BaseException:
             if self._conn.in_transaction:
@@ -260,6 +232,65 @@ class SQLiteRecorder(SQLiteTrust):
         else:
             self._last.pop(run_id, None)
         return seq, prev_hash, hash
+
+    def _insert(self, row: ContentRow, prev_hash: str | None, hash: str | None, cached: str | None,
+                rule: tuple[int, int | None] | None = None) -> tuple[int, str | None, str, str | None]:
+        """Insert one row and update its run's summary, inside the caller's write transaction.
+
+        Returns (seq, prev_hash, hash, ended); raises ``_StaleCache`` when
+        ``cached`` is no longer the run's last hash.
+        """
+        cur, run_id = self._cur, row.run_id
+        if cached is None:
+            found = cur.execute(_LAST, (run_id,)).fetchone()
+            exists, last = found is not None, (found[0] if found is not None else None)
+        else:
+            exists, last = True, cached
+        # the seq is hashed, so it is picked here (inside the write lock), never below rule 2's start
+        seq = max(cur.execute("SELECT max(seq) FROM events").fetchone()[0] or 0, self._v2_from - 1) + 1
+        if hash is None:
+            prev_hash, hash = last, chain_hash(last, row, seq)
+        else:  # made elsewhere (an import): keep it, and the rule it was made by
+            check_continues(self.path, row, last, prev_hash)
+            cur.execute("INSERT INTO hash_rules (seq, version, hashed_seq) VALUES (?, ?, ?)",
+                        (seq, *(rule or (1, None))))
+        cur.execute(_INSERT, (seq, *row, prev_hash, hash))
+        state = row.state if row.kind == "flow" else None
+        ended = row.timestamp if state in FINISHED_TYPES else None
+        if exists:
+            cur.execute(_UPDATE_RUN, (seq, hash, state, ended, run_id, last))
+            if cur.rowcount != 1:
+                raise _StaleCache()
+        else:
+            cur.execute(_NEW_RUN, (run_id, row.flow, state or "Pending", row.timestamp, ended, seq, seq, hash))
+        return seq, prev_hash, hash, ended
+
+    def import_rows(self, rows: Iterable[tuple[Any, ...]]) -> int:
+        """Store every (row, prev_hash, hash[, rule]) in one transaction, all or nothing; see ``Importing``."""
+        with self._lock:
+            self._writable()
+            wrote, touched, n = self._wrote, set(), 0
+            conn = self._conn
+            try:
+                self._wrote = True
+                self._cur.execute("BEGIN IMMEDIATE")
+                try:
+                    for row, prev_hash, hash, *rule in rows:
+                        touched.add(row.run_id)
+                        self._insert(row, prev_hash, hash, None, rule[0] if rule else None)
+                        n += 1
+                    self._cur.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    self._wrote = wrote  # nothing was written: close() treats the file as untouched
+                    raise
+            except sqlite3.Error as exc:
+                raise write_error(exc, self.path, self.timeout, "import into") from exc
+            finally:
+                for run_id in touched:
+                    self._last.pop(run_id, None)
+            return n
 
     # --- reading --------------------------------------------------------------------
 
@@ -296,16 +327,6 @@ class SQLiteRecorder(SQLiteTrust):
         if q.limit is not None:
             sql += f" LIMIT {int(q.limit)}"
         return self._read(sql, params)
-
-    def verify_rows(self, q: Query, *, tail: bool = False, batch: int = 5000) -> Iterator[tuple[Any, ...]]:
-        """``verify``'s fast path (``Recorder.verify_rows``): the hashed text made by SQLite's json_array."""
-        after = q.after_seq
-        while True:
-            rows = self._select(_VERIFY_SELECT, q.but(after_seq=after, limit=batch), tail)
-            yield from rows
-            if len(rows) < batch:
-                return
-            after = rows[-1][0]
 
     def iter_rows(self, q: Query, *, batch: int = 5000, tail: bool = False) -> Iterator[StoredRow]:
         """Like ``select`` but in batches, for very long runs."""

@@ -1,7 +1,9 @@
 """The SQLite ledger's part in trust: its identity, hash rules, checkpoints and cursors.
 
 A mixin of ``SQLiteRecorder`` (``eventstore.sqlite``), kept apart so each
-module reads in one sitting: the ``Recorder`` protocol's "trust" methods
+module reads in one sitting: the upgrade of a schema-1 ledger at its first
+write (``_writable``), verify's fast path (``verify_rows``), and the
+``Recorder`` protocol's "trust" methods
 over the schema-2 tables ``meta``, ``hash_rules``, ``checkpoints`` and the
 cursors' high-water mark. A schema-1 ledger not yet upgraded has none of
 them: it reads as "every row rule 1, no id, no checkpoint".
@@ -12,10 +14,15 @@ from __future__ import annotations
 import sqlite3
 from typing import Any, Iterator, Sequence
 
-from .mapper import CheckpointRow, HashRules, RunRow
+from .mapper import CONTENT, VERIFY_FIELDS, CheckpointRow, HashRules, RunRow
+from .protocol import Query
 from .sqlite_files import write_error
 
 __all__ = ["SQLiteTrust"]
+
+#: verify's fast path: what rule 2 hashes, written by SQLite (``Recorder.verify_rows``).
+_VERIFY_SELECT = (f"SELECT {', '.join(VERIFY_FIELDS)}, coalesce(prev_hash, '') || json_array(seq, {', '.join(CONTENT)}) "
+                  "FROM events")
 
 #: The schema version of this module's tables (``eventstore.sqlite.SCHEMA_VERSION``).
 TRUST_SCHEMA = 2
@@ -27,17 +34,34 @@ class SQLiteTrust:
     path: str
     timeout: float
     _lock: Any
+    _read: Any
+    _select: Any
+    _create_schema: Any
+    _check_file: Any
+    max_seq: Any
     _conn: sqlite3.Connection
     _wrote: bool
-
-    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        raise NotImplementedError
+    _upgraded: bool
+    _v2_from: int
 
     def _writable(self) -> None:
-        raise NotImplementedError
+        """Check the file (``_check_file``) and upgrade a schema-1 ledger before its first write."""
+        self._check_file()
+        if not self._upgraded:
+            self._wrote = True
+            self._create_schema()
+            self._upgraded = True
+            self._v2_from = int(self._read("SELECT value FROM meta WHERE key = 'hash_v2_from'")[0][0])
 
-    def max_seq(self) -> int:
-        raise NotImplementedError
+    def verify_rows(self, q: Query, *, tail: bool = False, batch: int = 5000) -> Iterator[tuple[Any, ...]]:
+        """``verify``'s fast path (``Recorder.verify_rows``): the hashed text made by SQLite's json_array."""
+        after = q.after_seq
+        while True:
+            rows = self._select(_VERIFY_SELECT, q.but(after_seq=after, limit=batch), tail)
+            yield from rows
+            if len(rows) < batch:
+                return
+            after = rows[-1][0]
 
     def _schema(self) -> int:
         """The schema version as the file says now (another process may have upgraded it)."""

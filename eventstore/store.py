@@ -14,19 +14,20 @@ import json
 import logging
 import os
 import re
+import stat
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
+from statemachine import masking
 from statemachine.events import Event
 from statemachine.filters import EventFilter, parse_states
-from statemachine.secrets import mask
 from statemachine.states import STATE_CLASSES, State
 
 from . import codec
 from .errors import LedgerError
 from .mapper import Mapper, RunRecord
-from .protocol import Query, Recorder, iter_events, run_not_found
+from .protocol import Leasing, Query, Recorder, iter_events, run_not_found
 from .views import Report, RunView, run_view
 
 if TYPE_CHECKING:
@@ -47,12 +48,28 @@ def default_anchor() -> tuple[str | None, str | None]:
 
 
 def default_path() -> str:
-    """``STATELEDGER_DB``, else ``~/.stateledger/ledger.db`` (its folder made private to the user)."""
+    """``STATELEDGER_DB``, else ``~/.stateledger/ledger.db`` (its folder made private to the user).
+
+    An existing ``~/.stateledger`` that group or others may use is tightened to
+    0700, with a warning: it holds the ledger and the secrets file.
+    """
     path = os.environ.get("STATELEDGER_DB")
     if path:
         return os.path.expanduser(path)
     folder = os.path.join(os.path.expanduser("~"), ".stateledger")
     os.makedirs(folder, mode=0o700, exist_ok=True)
+    mode = os.stat(folder).st_mode
+    if os.name == "posix" and stat.S_IMODE(mode) & 0o077 and not os.path.islink(folder):
+        try:
+            os.chmod(folder, 0o700)
+        except OSError as exc:  # not ours to change: say so, and go on
+            logging.getLogger("stateledger").warning(
+                "%s is accessible to other users (mode %o) and could not be made private (%s); "
+                "run: chmod 700 %s", folder, stat.S_IMODE(mode), exc.strerror, folder)
+        else:
+            logging.getLogger("stateledger").warning(
+                "%s was accessible to other users (mode %o); it holds your ledger and secrets, so it "
+                "was made private to you (mode 700).", folder, stat.S_IMODE(mode))
     return os.path.join(folder, "ledger.db")
 
 
@@ -134,7 +151,9 @@ class EventStore:
             self.recorder = open_recorder(path, durability=durability, timeout=timeout)
             self.path = without_password(path)
         self.durability = durability
-        self._mapper = Mapper(mask)
+        #: Every secret is known before the first event is written (see statemachine.masking).
+        masking.load_known_secrets()
+        self._mapper = Mapper(masking.MASKER)
         self.anchor = None
         env_anchor, env_key = default_anchor() if anchor is None else (None, None)
         if anchor is not None or env_anchor is not None:
@@ -364,6 +383,33 @@ class EventStore:
         """Record a durable subscription's cursor (committed at once)."""
         self.recorder.save_cursor(name, int(seq), codec.to_json(filter), codec.iso(codec.utcnow()))
 
+    # --- leases (eventstore.protocol.Leasing): one consumer per durable subscription ------
+
+    def acquire_lease(self, name: str, holder: str, ttl: float, *,
+                      replacing: str | None = None) -> tuple[str, float] | None:
+        """Take the lease ``name`` for ``ttl`` seconds: None if taken, else (holder, seconds left).
+
+        A recorder that keeps no leases (one written before them) grants every
+        request, with a warning: consumers are then not kept apart.
+        """
+        if not isinstance(self.recorder, Leasing):
+            logging.getLogger("stateledger").warning(
+                "Ledger %s (%s) keeps no leases: a second consumer of %r would not be refused.",
+                self.path, type(self.recorder).__name__, name)
+            return None
+        return self.recorder.acquire_lease(name, holder, ttl, replacing=replacing)
+
+    def renew_lease(self, name: str, holder: str, ttl: float) -> bool:
+        """Extend ``holder``'s lease ``name`` by ``ttl`` seconds from now; False if it lost it."""
+        if not isinstance(self.recorder, Leasing):
+            return True
+        return self.recorder.renew_lease(name, holder, ttl)
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give up ``holder``'s lease ``name``."""
+        if isinstance(self.recorder, Leasing):
+            self.recorder.release_lease(name, holder)
+
     # --- replay and export (eventstore.replay, eventstore.export) ------------------------
 
     def replay(self, run_id: str, *listeners: Any, handlers: Iterable[Any] = (), **filters: Any) -> int:
@@ -378,11 +424,16 @@ class EventStore:
 
         return export(self.recorder, file, format, run_id)
 
-    def import_jsonl(self, file: Any) -> int:
-        """Append the events of a JSON-lines export, keeping every hash verifiable."""
-        from .export import import_jsonl
+    def import_jsonl(self, file: Any, *, max_line_bytes: int | None = None) -> int:
+        """Append the events of a JSON-lines export, all or nothing, keeping every hash verifiable.
 
-        return import_jsonl(self.recorder, file)
+        A bad line raises ``ImportLineError`` (its line number and what was
+        wrong) and leaves the ledger as it was; see ``eventstore.export``.
+        ``max_line_bytes``: the longest line accepted (default 8 MiB).
+        """
+        from .export import MAX_LINE_BYTES, import_jsonl
+
+        return import_jsonl(self.recorder, file, max_line_bytes=max_line_bytes or MAX_LINE_BYTES)
 
     def report(self, run_id: str, *, flow: Any = None) -> str:
         """The run as one self-contained HTML page; see ``eventstore.report``."""

@@ -26,6 +26,7 @@ from .context import current_run_id, reset_task_values, running, set_computed_ta
 from .errors import ArgumentError, ExecutorSpecError, LedgerError, ParameterError, TaskTimeoutSignal
 from .executors import Executor, LocalExecutor, Outcome, Pool
 from .flow import Flow
+from .masking import load_known_secrets, safe_repr
 from .pipeline import Runtime, Subject, handler_name, transition
 from .signals import ENDRUN, LOOP, SUCCESS, TRIGGERFAIL, StateSignal
 from .states import (
@@ -63,6 +64,7 @@ class FlowRunner:
         if run_id is not None and (not isinstance(run_id, str) or not run_id):
             raise ParameterError(f"run_id must be a non-empty string, got {run_id!r}")
         self.run_id = run_id or new_run_id(flow.name)
+        load_known_secrets()  # every secret is masked from the first event on
         if executor is not None and not isinstance(executor, Executor):
             raise ExecutorSpecError(
                 f"executor must be a LocalExecutor, ThreadExecutor or DaskExecutor "
@@ -107,7 +109,7 @@ class FlowRunner:
                         if not taskcontext.get("raise_on_exception") or isinstance(exc, LedgerError):
                             raise
                         # raise_on_exception: the flow's end is recorded, then the task's error raised
-                        failed = Failed(f"Unexpected error while running flow: {exc!r}", result=exc)
+                        failed = Failed(f"Unexpected error while running flow: {safe_repr(exc)}", result=exc)
                         transition(subject, state, failed, self.rt)
                         raise
                     final = self.terminal_state(state, self.final_flow_state())
@@ -153,14 +155,15 @@ class FlowRunner:
             if taskcontext.get("raise_on_exception"):
                 raise
             name = handler_name(handler)
-            log.error("terminal state handler %s raised %r", name, exc, exc_info=True)
-            return Failed(f"Terminal state handler {name} raised {exc!r}", result=exc)
+            text = safe_repr(exc)
+            log.error("terminal state handler %s raised %s", name, text, exc_info=True)
+            return Failed(f"Terminal state handler {name} raised {text}", result=exc)
         if new is None or new is current:
             return final
         if not isinstance(new, State):
             name = handler_name(handler)
             return Failed(f"Terminal state handler {name} returned a {type(new).__name__}, not a State",
-                          result=TypeError(f"terminal_state_handler returned {new!r}"))
+                          result=TypeError(f"terminal_state_handler returned {safe_repr(new)}"))
         return new
 
     def run_tasks(self, pool: Pool) -> None:
@@ -375,7 +378,7 @@ class FlowRunner:
         except Exception as exc:
             if taskcontext.get("raise_on_exception"):
                 raise
-            return TriggerFailed(f"Unexpected error while checking task trigger: {exc!r}", result=exc)
+            return TriggerFailed(f"Unexpected error while checking task trigger: {safe_repr(exc)}", result=exc)
         return None
 
     def proposed_state(self, task: Task, outcome: Outcome) -> State:
@@ -397,7 +400,7 @@ class FlowRunner:
             return state if isinstance(exc, (LOOP, SUCCESS)) else body_state(task, state)
         if taskcontext.get("raise_on_exception"):
             self.raise_after = exc
-        return Failed(f"Error during execution of task: {exc!r}", result=exc)
+        return Failed(f"Error during execution of task: {safe_repr(exc)}", result=exc)
 
     def inputs(self, task: Task) -> dict[str, Any]:
         if task in self.children:

@@ -27,7 +27,8 @@ in brackets when it is not this one)::
     │   │   └── LedgerLocationError            the folder is missing or cannot be written [eventstore.errors]
     │   ├── LedgerConnectionError              the PostgreSQL server is unreachable or refuses the login
     │   │                                      [eventstore.errors]
-    │   └── RunNotFoundError (KeyError)        no event of that run id [eventstore.errors]
+    │   ├── RunNotFoundError (KeyError)        no event of that run id [eventstore.errors]
+    │   └── ImportLineError (ValueError)       a line of an export cannot be imported [eventstore.errors]
     ├── CheckpointError                        a checkpoint or key file that cannot be read or used
     │                                          [eventstore.errors]
     ├── ExecutorError                          an executor cannot start (e.g. dask is not installed)
@@ -39,6 +40,8 @@ in brackets when it is not this one)::
     │       └── DeliveryTimeout                no answer in time [subscribers.notifiers]
     ├── SubscriptionConflictError (ValueError) a durable subscription name reused with another
     │                                          filter [subscribers.durable]
+    ├── SubscriptionBusyError                  another consumer holds the subscription's name
+    │                                          [subscribers.durable]
     └── SubscriptionStoreError (TypeError)     a store that cannot keep a durable cursor
                                                [subscribers.durable]
 
@@ -50,9 +53,12 @@ was wrong): it is also a ``ValueError`` and a ``TypeError``, so code catching
 Python's usual "bad argument" errors keeps working. Every message says what
 was expected, what was found and what to do; the facts are kept as attributes
 too (``argument`` and ``value`` for an ``ArgumentError``).
+Messages are masked: a known secret reads ``***``.
 """
 
 from __future__ import annotations
+
+from .masking import MASKER
 
 __all__ = [
     "StateLedgerError",
@@ -77,7 +83,14 @@ __all__ = [
 
 
 class StateLedgerError(Exception):
-    """Root of every error stateledger raises on purpose."""
+    """Root of every error stateledger raises on purpose.
+
+    Its text arguments are masked (``statemachine.masking``): no message we
+    raise quotes a known secret.
+    """
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(MASKER.mask(a) if type(a) is str else a for a in args))
 
 
 class ArgumentError(StateLedgerError, ValueError, TypeError):

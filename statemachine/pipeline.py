@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from . import graph, taskcontext
 from .errors import IllegalTransitionError, LedgerError
 from .events import Bus, Event, Ledger, current_actor, new_event_id
 from .handlers import StateHandler
+from .masking import mask, safe_repr
 from .signals import ENDRUN, PAUSE, StateSignal
 from .states import Failed, State, utcnow
 
@@ -118,15 +119,16 @@ def run_handlers(subject: Subject, move: Move, handlers: Sequence[StateHandler])
             name = handler_name(handler)
             if taskcontext.get("raise_on_exception"):
                 raise
-            log.error("state handler %s raised %r on %s %s", name, exc, subject.kind, subject.key, exc_info=True)
-            failed = Failed(f"State handler {name} raised {exc!r}", result=exc)
+            text = safe_repr(exc)
+            log.error("state handler %s raised %s on %s %s", name, text, subject.kind, subject.key, exc_info=True)
+            failed = Failed(f"State handler {name} raised {text}", result=exc)
             return Move(old, move.proposed, failed, (*rewritten_by, name), True)
         if out is None or out is state:
             continue
         if not isinstance(out, State):
             name = handler_name(handler)
             exc = TypeError(
-                f"state handler {name} returned {out!r} ({type(out).__name__}), not a State; "
+                f"state handler {name} returned {safe_repr(out)} ({type(out).__name__}), not a State; "
                 "return the new state, or None to keep the proposal"
             )
             failed = Failed(f"State handler {name} returned a {type(out).__name__}, not a State", result=exc)
@@ -167,7 +169,10 @@ def check_legality(move: Move) -> Move:
 def commit(rt: Runtime, subject: Subject, move: Move, attempt: int) -> Event:
     """Append the event to the ledger; if that fails, the run stops here.
 
-    The proposal is recorded exactly when a handler rewrote it.
+    The proposal is recorded exactly when a handler rewrote it. Whatever the
+    states hold, the ledger encodes it: only a storage failure (a
+    ``LedgerError`` saying which) or a ledger that raises something else stops
+    the run. The message names the states' types, never their contents.
     """
     old, final = move.old, move.final
     # Positional, in Event's field order: on every transition a keyword call
@@ -196,11 +201,20 @@ def commit(rt: Runtime, subject: Subject, move: Move, attempt: int) -> Event:
         raise
     except Exception as exc:
         raise LedgerError(
-            f"Could not commit {subject.kind} {subject.key} {old!r} -> {final!r} of run "
-            f"{rt.run_id} to the ledger ({exc!r}); the run stopped here. Check the ledger's "
-            "location (STATELEDGER_DB) is writable and has free space.",
+            f"Could not commit {subject.kind} {subject.key} {_short(old, repr)} -> {_short(final, repr)} "
+            f"of run {rt.run_id}: the ledger ({type(rt.ledger).__name__}) raised {type(exc).__name__}: "
+            f"{_short(exc)}; the run stopped here.",
             getattr(rt.ledger, "path", None),
         ) from exc
+
+
+def _short(obj: Any, how: Callable[[Any], str] = str) -> str:
+    """``str`` (or ``repr``) of ``obj``, masked, in at most 200 characters."""
+    try:
+        text = mask(how(obj))
+    except Exception:
+        return f"<unrepresentable {type(obj).__name__}>"
+    return text if len(text) <= 200 else text[:200] + "…"
 
 
 def broadcast(rt: Runtime, subject: Subject, event: Event) -> None:

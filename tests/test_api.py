@@ -10,7 +10,8 @@ import subscribers
 
 def test_statemachine_exports_exactly_the_documented_names():
     assert sorted(statemachine.__all__) == sorted(
-        ["Task", "Flow", "task", "Parameter", "Secret", "signals", "triggers", "unmapped", "flatten"])
+        ["Task", "Flow", "task", "Parameter", "Secret", "register_secret", "signals", "triggers", "unmapped",
+         "flatten"])
     for name in statemachine.__all__:
         assert getattr(statemachine, name) is not None
 
@@ -44,9 +45,8 @@ def test_eventstore_exports_exactly_its_public_names_and_each_module_lists_its_o
 
     assert sorted(eventstore.__all__) == sorted([
         "EventStore", "Event", "Recorder", "RunView", "TaskStates", "RunRecord", "Report", "Problem",
-        "StandIn", "DescribedResult", "CutResult", "default_path", "LedgerError", "NotALedgerError",
-        "SchemaVersionError", "LedgerWriteError", "LedgerLocationError", "RunNotFoundError",
-        "Checkpoint"])
+        "StandIn", "DescribedResult", "CutResult", "CutMessage", "default_path", "LedgerError", "NotALedgerError",
+        "SchemaVersionError", "LedgerWriteError", "LedgerLocationError", "RunNotFoundError", "Checkpoint"])
     for info in pkgutil.walk_packages(eventstore.__path__, "eventstore."):
         if info.name.endswith("__main__"):
             continue
@@ -91,9 +91,10 @@ def test_importing_every_package_creates_no_ledger(tmp_path):
 
 # DESIGN.md's public API, package by package (and the README's durable subscriptions).
 DOCUMENTED = {
-    "statemachine": {"Task", "Flow", "task", "Parameter", "Secret", "signals", "triggers", "unmapped", "flatten"},
+    "statemachine": {"Task", "Flow", "task", "Parameter", "Secret", "signals", "triggers", "unmapped", "flatten",
+                     "register_secret"},  # the README's secrets section
     "subscribers": {"callback_factory", "subscribe", "add_state_handler", "DurableSubscription",
-                    "SubscriptionConflictError"},
+                    "SubscriptionConflictError", "SubscriptionBusyError"},
     "subscribers.notifiers": {"slack_notifier", "webhook_notifier", "email_notifier", "apprise_notifier",
                               # what the README's notifier section uses besides the four
                               "Notifier", "Notice", "format_text", "format_title", "event_payload",

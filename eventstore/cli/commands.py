@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import click
 
 from statemachine.errors import StateLedgerError
+from statemachine.masking import mask
 
 from . import format as out
 from .loading import load_flow, load_handler, parse_params
@@ -70,7 +71,7 @@ class StateLedgerGroup(click.Group):
 
 
 def _fail(message: str) -> int:
-    click.echo(f"stateledger: error: {message}", err=True)
+    click.echo(f"stateledger: error: {mask(message)}", err=True)
     return 2
 
 
@@ -121,17 +122,18 @@ def run(target: str, params: tuple[str, ...], run_id: str | None, executor_spec:
     parameters = flow.check_parameters(parse_params(params))  # before the ledger is opened
     run_id = run_id or new_run_id(flow.name)
     echo = out.json_line if as_json else out.transition_line
-    header = [] if as_json else [f"Running flow {flow.name} as run {run_id} (ledger {shown_path(db)})"]
+    header = [] if as_json else [
+        out.printable(f"Running flow {flow.name} as run {run_id} (ledger {shown_path(db)})")]
 
     def show(event: Any) -> None:
         while header:  # printed with the first transition: a refused parameter prints nothing
-            click.echo(header.pop())
-        click.echo(echo(event))
+            click.echo(mask(header.pop()))
+        click.echo(mask(echo(event)))  # live states: not yet masked by the ledger
 
     with open_ledger(db, create=True) as store:
         started = time.perf_counter()
         state = flow.run(parameters, store=out.PrintingLedger(store, show), run_id=run_id, executor=executor)
-        click.echo(out.run_summary(flow, state, run_id, time.perf_counter() - started, as_json))
+        click.echo(mask(out.run_summary(flow, state, run_id, time.perf_counter() - started, as_json)))
     return 0 if state.is_successful() else 1
 
 
