@@ -346,3 +346,22 @@ def test_no_checkpoint_is_taken_of_a_ledger_that_lost_events_its_last_checkpoint
     with EventStore(path) as s, pytest.raises(LedgerError, match="it ends at seq 5 but the checkpoint it "
                                                                  "recorded last covers up to seq 8"):
         s.checkpoint()
+
+
+def test_a_refused_import_leaves_no_hash_rule_behind(store, tmp_path):
+    from eventstore import LedgerError
+
+    with EventStore(tmp_path / "src.db") as src:
+        chain(3).run(store=src, run_id="x")
+        src.export(tmp_path / "x.jsonl")
+    lines = (tmp_path / "x.jsonl").read_text().splitlines()
+    bad = [i for i, line in enumerate(lines) if "Task run succeeded." in line][1]
+    lines[bad] = lines[bad].replace("Task run succeeded.", "Task run faked.")
+    (tmp_path / "bad.jsonl").write_text("\n".join(lines) + "\n")
+    chain(2).run(store=store, run_id="mine")
+    with pytest.raises(LedgerError, match=f"Line {bad + 1} of"):
+        store.import_jsonl(tmp_path / "bad.jsonl")
+    assert store.recorder.hash_rules().exceptions == {} and store.verify().ok
+    assert store.import_jsonl(tmp_path / "x.jsonl") == 8
+    rules = store.recorder.hash_rules().exceptions
+    assert sorted(hashed for _, hashed in rules.values()) == list(range(1, 9)) and store.verify().ok
