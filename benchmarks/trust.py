@@ -29,7 +29,7 @@ import tempfile
 import time
 
 from eventstore import EventStore
-from eventstore.mapper import COLUMNS, ContentRow, chain_hash
+from eventstore.mapper import COLUMNS, ContentRow, chain_hash, stored_values
 
 RUN_EVENTS = 100  # events per run: a flow event, 49 tasks x 2, a flow event
 PENDING, RUNNING = '{"type":"Pending"}', '{"type":"Running","message":"Starting task run."}'
@@ -48,9 +48,9 @@ def run_rows(run_id: str, first_seq: int, when: str) -> list[tuple]:
             kind, key = "task", f"t-{(i + 1) // 2}"
             old, new, state = (PENDING, RUNNING, "Running") if i % 2 else (RUNNING, SUCCESS, "Success")
         row = ContentRow(f"{run_id}-{i}", run_id, when, kind, key.split("-")[0], key, "bench", 1, state, old, new,
-                         None, "[]", "bench@host:1")
+                         None, "[]", "bench@host:1", None)
         h = chain_hash(prev, row, seq)
-        out.append((seq, *row, prev, h))
+        out.append((seq, *stored_values(row, prev, h)))  # COLUMNS order: reason last
         prev = h
     return out
 
@@ -66,7 +66,7 @@ def fill(path: str, events: int, first_seq: int = 1) -> None:
         conn.executemany(insert, rows)
         conn.execute("INSERT INTO runs (run_id, flow, state, started, ended, events, first_seq, last_seq, last_hash) "
                      "VALUES (?, 'bench', 'Success', ?, ?, ?, ?, ?, ?)",
-                     (rows[0][2], when, when, RUN_EVENTS, start, rows[-1][0], rows[-1][-1]))
+                     (rows[0][2], when, when, RUN_EVENTS, start, rows[-1][0], rows[-1][COLUMNS.index("hash")]))
     conn.execute("COMMIT")
     conn.close()
 

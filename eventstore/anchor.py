@@ -11,6 +11,7 @@ and goes on: an anchor never fails a run or loses an event.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import urllib.error
@@ -21,9 +22,24 @@ from typing import Any
 from .checkpoints import Checkpoint
 from .errors import CheckpointError
 
-__all__ = ["Anchor"]
+__all__ = ["Anchor", "anchor_of", "default_anchor"]
 
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+_log = logging.getLogger(__name__)
+
+
+def default_anchor() -> tuple[str | None, str | None]:
+    """``(STATELEDGER_ANCHOR, STATELEDGER_ANCHOR_KEY)``: where checkpoints go, and the key signing them."""
+    return os.environ.get("STATELEDGER_ANCHOR") or None, os.environ.get("STATELEDGER_ANCHOR_KEY") or None
+
+
+def anchor_of(anchor: str | os.PathLike[str] | None, anchor_key: Any = None) -> Anchor | None:
+    """The store's anchor: ``anchor`` signed with ``anchor_key``, else the environment's (``default_anchor``)."""
+    env_anchor, env_key = default_anchor() if anchor is None else (None, None)
+    target = anchor if anchor is not None else env_anchor
+    if target is None:
+        return None
+    return Anchor(target, signing_key=anchor_key if anchor_key is not None else env_key)
 
 
 class Anchor:
@@ -44,6 +60,15 @@ class Anchor:
 
     def __repr__(self) -> str:
         return f"<Anchor {self.target}>"
+
+    def after_run(self, store: Any, run_id: str) -> None:
+        """A checkpoint of ``store`` sent after a flow run ended; a failure is logged loudly, never raised."""
+        try:
+            self.send(store.checkpoint(self.signing_key))
+        except Exception as exc:  # the run and its events are committed: never fail them for this
+            _log.error("ANCHOR FAILED: no checkpoint of ledger %s reached %s after run %s ended: %s. The events "
+                       "are safe in the ledger; take one with `stateledger checkpoint` once the anchor works.",
+                       store.path, self.target, run_id, exc)
 
     def send(self, cp: Checkpoint) -> str:
         """Write or POST ``cp``; return where it went. Raises ``OSError`` (or ``CheckpointError``) on failure."""

@@ -2,12 +2,19 @@
 
 An event is stored as a *content row* (``ContentRow``: every field but
 ``seq``, ``prev_hash`` and ``hash``, states as JSON text through ``codec``)
-and read back as a *stored row* (``StoredRow``: ``seq``, the content,
-``prev_hash``, ``hash``). Both are named tuples: code reads ``row.new_state``,
-never ``row[11]``. Each run's events form a hash chain that covers every
-stored field (schema 2)::
+and read back as a *stored row* (``StoredRow``: ``seq``, the content but its
+``reason``, ``prev_hash``, ``hash``, then ``reason``). Both are named tuples:
+code reads ``row.new_state``, never ``row[11]``. Each run's events form a hash
+chain that covers every stored field (schema 2)::
 
-    hash = sha256(prev_hash + canonical JSON of [seq, *content row])
+    hash = sha256(prev_hash + canonical JSON of [seq, *hashed content])
+
+The hashed content is the content row, without its last field ``reason`` when
+that is ``None`` (``hashed_content``): ``reason`` (why a state was marked by
+hand, schema version 2) comes after the other fields, so an event without one
+hashes as if the column did not exist, and one with a reason has it hashed
+(last). Every recorder, ``verify`` (its SQLite ``json_array`` fast path too),
+imports and copies apply this one rule.
 
 ``chain_hash(prev_hash, row, seq)`` computes it; every recorder appends with
 it and ``verify`` recomputes it. Rows written by schema 1 were hashed
@@ -36,7 +43,8 @@ from .errors import LedgerError
 
 __all__ = [
     "CONTENT", "COLUMNS", "CONTENT_SLICE", "FINISHED_TYPES", "ContentRow", "StoredRow", "LatestRow", "RunRecord",
-    "Mapper", "row_json", "chain_hash", "check_continues", "run_record", "stored_row", "latest_row", "no_mask",
+    "Mapper", "row_json", "chain_hash", "hashed_content", "stored_values", "check_continues", "run_record",
+    "stored_row", "latest_row", "no_mask",
     "HASH_VERSION", "HashRules", "RunRow", "CheckpointRow", "fold_root", "VERIFY_FIELDS",
 ]
 
@@ -58,6 +66,7 @@ class ContentRow(NamedTuple):
     proposed_state: str | None
     rewritten_by: str  # JSON list of handler names, "[]" when none
     actor: str | None
+    reason: str | None = None  # why a state was marked by hand (``store.mark``); None for every other event
 
 
 class StoredRow(NamedTuple):
@@ -80,11 +89,12 @@ class StoredRow(NamedTuple):
     actor: str | None
     prev_hash: str | None
     hash: str
+    reason: str | None = None  # last: added by schema version 2
 
     @property
     def content(self) -> ContentRow:
-        """The hashed part of the row."""
-        return ContentRow._make(self[CONTENT_SLICE])
+        """The content of the row (what ``Recorder.append`` was given)."""
+        return _content_row((*self[CONTENT_SLICE], self.reason))
 
 
 class LatestRow(NamedTuple):
@@ -106,8 +116,8 @@ COLUMNS: tuple[str, ...] = StoredRow._fields
 #: What ``Recorder.verify_rows`` yields before the content's JSON (``verify``'s fast path).
 VERIFY_FIELDS: tuple[str, ...] = ("seq", "run_id", "timestamp", "kind", "flow", "state", "prev_hash", "hash")
 
-#: Where the content lies in a stored row (``StoredRow.content``, for hot loops).
-CONTENT_SLICE = slice(1, 1 + len(CONTENT))
+#: Where the content but its ``reason`` lies in a stored row (``StoredRow.content``, for hot loops).
+CONTENT_SLICE = slice(1, len(CONTENT))
 
 #: ``state`` names that end a flow run (its ``ended`` time is set).
 FINISHED_TYPES = frozenset(
@@ -139,8 +149,12 @@ def chain_hash(prev_hash: str | None, row: Sequence[Any], seq: int | None = None
 
     With ``seq`` (rule 2, what recorders write): ``sha256(prev_hash + JSON [seq, *row])``,
     so a renumbered event no longer matches. Without (rule 1, schema 1's rows):
-    ``sha256(prev_hash + JSON row)``.
+    ``sha256(prev_hash + JSON row)``. A full content row without a ``reason``
+    hashes as its other fields alone (see the module docstring); ``row`` may
+    also be ``hashed_content`` of a stored row.
     """
+    if len(row) == len(CONTENT) and row[-1] is None:
+        row = row[:-1]
     payload = row_json(row) if seq is None else row_json((seq, *row))
     return _sha256(((prev_hash or "") + payload).encode()).hexdigest()
 
@@ -195,6 +209,17 @@ class CheckpointRow(NamedTuple):
     root: str
     at: str
     signature: str | None
+
+
+def hashed_content(row: StoredRow) -> tuple[Any, ...]:
+    """What the chain hashes of a stored row: its content, ``reason`` only when set."""
+    content = row[CONTENT_SLICE]
+    return content if row.reason is None else (*content, row.reason)
+
+
+def stored_values(row: ContentRow, prev_hash: str | None, hash: str) -> tuple[Any, ...]:
+    """A stored row's values but its ``seq`` (``COLUMNS[1:]`` order) for a content row and its hashes."""
+    return (*row[:-1], prev_hash, hash, row[-1])
 
 
 def check_continues(where: str, row: ContentRow, last: str | None, prev_hash: str | None) -> None:
@@ -303,6 +328,7 @@ class Mapper:
             codec.state_to_json(proposed, masker) if proposed is not None else None,
             codec.to_json([clean(n, masker) for n in event.rewritten_by]) if event.rewritten_by else "[]",
             clean(event.actor, masker) if event.actor is not None else None,
+            clean(event.reason, masker) if event.reason is not None else None,
         ))
         texts[key] = (new, new_text, generation)
         if event.kind == "flow" and new.is_finished():
@@ -326,7 +352,7 @@ class Mapper:
         get = last.get
         from_json, parse, loads = codec.state_from_json, codec.parse_time, json.loads
         for (seq, event_id, run_id, ts, kind, name, key, flow, attempt, _state, old_t, new_t,
-             proposed_t, rewritten_t, actor, prev_hash, hash_) in rows:
+             proposed_t, rewritten_t, actor, prev_hash, hash_, reason) in rows:
             prev = get(key)
             if prev is not None and prev[0] == old_t and prev[2] == run_id and prev[3] == kind:
                 old = prev[1]
@@ -338,6 +364,6 @@ class Mapper:
                 run_id, parse(ts), kind, name, key, attempt, old, new,
                 from_json(proposed_t) if proposed_t is not None else None,
                 tuple(loads(rewritten_t)) if rewritten_t != "[]" else (),
-                actor, event_id, seq, prev_hash, hash_, flow,
+                actor, event_id, seq, prev_hash, hash_, flow, reason,
             ))
         return out

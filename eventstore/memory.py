@@ -13,14 +13,15 @@ import time
 from typing import Any, Iterable, Iterator
 
 from .mapper import (
-    FINISHED_TYPES, CheckpointRow, ContentRow, HashRules, LatestRow, RunRecord, RunRow, StoredRow, chain_hash,
-    check_continues, run_record, stored_row,
+    COLUMNS, FINISHED_TYPES, CheckpointRow, ContentRow, HashRules, LatestRow, RunRecord, RunRow, StoredRow, chain_hash,
+    check_continues, run_record, stored_row, stored_values,
 )
 from .protocol import Query
 
 __all__ = ["MemoryRecorder"]
 
 _EVERYTHING = Query()
+_HASH = COLUMNS.index("hash")  # rows may be plain tuples in COLUMNS order
 
 
 class _Run:
@@ -62,17 +63,16 @@ class MemoryRecorder:
             else:
                 check_continues(self.path, row, last, prev_hash)
                 self._rules[seq] = rule or (1, None)
-            stored = stored_row((seq, *row, prev_hash, hash))
+            stored = stored_row((seq, *stored_values(row, prev_hash, hash)))
             self.rows.append(stored)
             if run is None:
                 run = self._runs[row.run_id] = _Run(row, seq)
             run.rows.append(stored)
             run.events += 1
             run.last_seq, run.last_hash = seq, hash
-            if row.kind == "flow":
+            if row.kind == "flow":  # a restart (a flow event not finished) opens the run again
                 run.state = row.state
-                if row.state in FINISHED_TYPES:
-                    run.ended = row.timestamp
+                run.ended = (run.ended or row.timestamp) if row.state in FINISHED_TYPES else None
             return seq, prev_hash, hash
 
     def import_rows(self, rows: Iterable[tuple[Any, ...]]) -> int:
@@ -171,7 +171,7 @@ class MemoryRecorder:
         for r in self.rows:
             seq = r[0]
             if seq > after_seq and (until_seq is None or seq <= until_seq):
-                yield seq, r[-1]
+                yield seq, r[_HASH]
 
     def checkpoints(self) -> list[CheckpointRow]:
         return [self._checkpoints[s] for s in sorted(self._checkpoints)]

@@ -11,8 +11,9 @@ writers on several hosts: ``EventStore("postgresql://user:pass@host/db")``
   run's end and chains again: concurrent writers of one run never fork its
   chain), takes the ledger's lock and draws the seq; the row is hashed with
   its seq here (``mapper.chain_hash``: the hash covers it) and
-  ``append_finish`` stores it. A schema-1 ledger is read as it is and
-  upgraded by the first write (``postgres_schema.upgrade_sql``), never rehashed.
+  ``append_finish`` stores it. A schema-1 ledger is read as it is (``reason``
+  read as NULL) and upgraded by the first write (``postgres_schema.upgrade_sql``:
+  the trust tables and the ``reason`` column), never rehashed.
 * **seq = commit order**: ``seq`` is drawn from the identity column's sequence
   under a transaction-level advisory lock held until commit. Appends of one ledger
   therefore commit one at a time in seq order, and a reader never sees seq N+1
@@ -106,6 +107,8 @@ class PostgresRecorder(PostgresTrust, PostgresExtras):
         self._begin_sql = f"SELECT {s}.append_begin(%s::text, %s::text, %s::text, %s::text)"
         self._finish_sql = f"SELECT {s}.append_finish(%s::bigint, {', '.join(casts)})"
         self._select_sql = f"SELECT {', '.join(COLUMNS)} FROM {s}.events"
+        #: a schema-1 ledger has no reason column: read as NULL until the first write upgrades it
+        self._select_v1_sql = f"SELECT {', '.join(COLUMNS[:-1])}, NULL AS reason FROM {s}.events"
 
     def __repr__(self) -> str:
         return f"<PostgresRecorder {self.path}>"
@@ -317,7 +320,7 @@ class PostgresRecorder(PostgresTrust, PostgresExtras):
                 return []
             run_range = (found[0], found[1])
         where, params = where_sql(q, run_range)
-        sql = self._select_sql + where + " ORDER BY seq"
+        sql = (self._select_sql if self._has_reason() else self._select_v1_sql) + where + " ORDER BY seq"
         if q.limit is not None:
             sql += f" LIMIT {int(q.limit)}"
         return [tuple.__new__(StoredRow, r) for r in self._read(sql, params)]

@@ -6,7 +6,8 @@ A mixin over ``PostgresRecorder``'s connection (kept out of
 * ``import_rows``: every row through the schema's ``append_begin`` and
   ``append_finish`` functions (with its hash rule in ``hash_rules``) inside
   ONE transaction on the recorder's connection, so an import commits whole or
-  not at all (its seq lock is held until then, as for one append).
+  not at all (its seq lock is held until then, as for one append). A
+  schema-1 ledger is upgraded first (``_writable``, as by any write).
 * Leases in a ``leases`` table of the ledger's schema, created on first use
   under the ledger's advisory lock (a ledger made before leases gains it
   then); times are the server's ``clock_timestamp()``, so writers on several
@@ -18,7 +19,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from .errors import LedgerError, LedgerWriteError
-from .mapper import FINISHED_TYPES, ContentRow, check_continues
+from .mapper import FINISHED_TYPES, ContentRow, check_continues, stored_values
 from .postgres_schema import lock_keys, write_error
 
 __all__ = ["PostgresExtras"]
@@ -63,7 +64,7 @@ class PostgresExtras:
                                           self.path)
                     conn.execute(f"INSERT INTO {self._s}.hash_rules (seq, version, hashed_seq) VALUES (%s, %s, %s)",
                                  (seq, *(rule[0] if rule else (1, None))))
-                    conn.execute(self._finish_sql, (seq, *row, prev_hash, hash_, state, ended))
+                    conn.execute(self._finish_sql, (seq, *stored_values(row, prev_hash, hash_), state, ended))
                     n += 1
                     done[:] = [(n, row, hash_)]
             return n

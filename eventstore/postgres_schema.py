@@ -27,7 +27,8 @@ from .protocol import Query
 __all__ = ["SCHEMA_VERSION", "DEFAULT_SCHEMA", "LOCK_CLASS", "Target", "parse_target", "schema_sql", "upgrade_sql",
            "lock_keys", "channel_name", "where_sql", "connect_error", "write_reason", "write_error"]
 
-#: The version of the PostgreSQL ledger's tables (``meta.schema_version``); 2: hashes cover the seq.
+#: The version of the PostgreSQL ledger's tables (``meta.schema_version``); 2: hashes cover the seq,
+#: ``events.reason`` (``upgrade_sql``: a schema-1 ledger is upgraded by its first write).
 SCHEMA_VERSION = 2
 DEFAULT_SCHEMA = "stateledger"
 #: The first key of every advisory lock the ledger takes ("STLG").
@@ -113,13 +114,15 @@ def upgrade_sql(schema: str, version: int) -> list[str]:
     """The statements taking a ledger of schema ``version`` (1) to the current one (one transaction).
 
     No hash is recomputed: ``hash_v2_from`` records the first seq hashed with
-    rule 2 (one past the last row); the cursors' high-water mark starts where
-    each cursor is.
+    rule 2 (one past the last row); ``events`` gains ``reason`` (NULL in every
+    old row, so their hashed content is unchanged); the cursors' high-water
+    mark starts where each cursor is.
     """
     if version != 1:
         raise ValueError(f"no upgrade from schema version {version}")
     s = Target("", schema, "", None).quoted
     return [
+        f'ALTER TABLE {s}.events ADD COLUMN IF NOT EXISTS reason text COLLATE "C"',
         f"ALTER TABLE {s}.cursors ADD COLUMN high bigint",
         f"UPDATE {s}.cursors SET high = seq",
         f"DROP FUNCTION IF EXISTS {s}.append_event",
@@ -174,7 +177,9 @@ BEGIN
   INSERT INTO {s}.events ({', '.join(COLUMNS)}) VALUES (p_seq, {values});
   UPDATE {s}.runs SET events = events + 1, last_seq = p_seq, last_hash = p_hash,
     first_seq = CASE WHEN first_seq = 0 THEN p_seq ELSE first_seq END,
-    state = coalesce(p_flow_state, state), ended = coalesce(p_ended, ended)
+    state = coalesce(p_flow_state, state),
+    ended = CASE WHEN p_flow_state IS NULL THEN ended WHEN p_ended IS NULL THEN NULL
+                 ELSE coalesce(ended, p_ended) END
   WHERE run_id = p_run_id;
   PERFORM pg_notify({channel}, p_seq::text);
   RETURN p_seq;

@@ -3,7 +3,8 @@
 A mixin of ``PostgresRecorder`` (``eventstore.postgres``), as
 ``eventstore.sqlite_trust`` is of ``SQLiteRecorder``: the append transaction
 that hashes a row with its seq (``_append``), the upgrade of a schema-1
-ledger at its first write (``_writable``), and the ``Recorder`` protocol's
+ledger at its first write (``_writable``: the trust tables and the
+``reason`` column in one transaction), and the ``Recorder`` protocol's
 "trust" methods over the schema-2 tables ``meta``, ``hash_rules``,
 ``checkpoints`` and the cursors' high-water mark. A schema-1 ledger not yet
 upgraded reads as "every row rule 1, no checkpoint".
@@ -16,7 +17,7 @@ from typing import Any, Iterator
 import psycopg
 
 from .errors import LedgerError, LedgerWriteError
-from .mapper import CheckpointRow, ContentRow, HashRules, RunRow, chain_hash
+from .mapper import CheckpointRow, ContentRow, HashRules, RunRow, chain_hash, stored_values
 from .postgres_schema import SCHEMA_VERSION, lock_keys, upgrade_sql, write_error
 
 __all__ = ["PostgresTrust"]
@@ -70,7 +71,7 @@ class PostgresTrust:
             else:
                 conn.execute(f"INSERT INTO {self._s}.hash_rules (seq, version, hashed_seq) VALUES (%s, %s, %s)",
                              (seq, *(rule or (1, None))))
-            conn.execute(self._finish_sql, (seq, *row, prev_hash, hash_, flow_state, ended))
+            conn.execute(self._finish_sql, (seq, *stored_values(row, prev_hash, hash_), flow_state, ended))
         return seq, hash_
 
     def _committed(self, conn: Any, row: ContentRow, prev_hash: str | None,
@@ -83,6 +84,10 @@ class PostgresTrust:
         if found[2] != (hash_ if hash_ is not None else chain_hash(prev_hash, row, found[0])):
             return None
         return found[0], found[2]
+
+    def _has_reason(self) -> bool:
+        """Whether ``events`` has the ``reason`` column (schema 2; another writer may have upgraded it)."""
+        return self._upgraded or self._schema_version() >= TRUST_SCHEMA
 
     def _schema_version(self) -> int:
         """The schema version as the database says now (another writer may have upgraded it)."""

@@ -41,13 +41,19 @@ The rules every recorder keeps:
 * **The runs summary** is updated in the same transaction as the row: per run,
   its flow, the latest *flow* event's ``state`` ("Pending" until the first
   flow event), ``started`` (the first row's timestamp), ``ended`` (the
-  timestamp of the last flow event whose ``state`` is in
-  ``mapper.FINISHED_TYPES``, else ``None``), the number of rows, and its
-  first seq, last seq and last hash. ``verify`` rebuilds it from the rows
-  and compares every column.
+  timestamp of the first flow event whose ``state`` is in
+  ``mapper.FINISHED_TYPES`` since the run's latest flow event that is not:
+  a restart's ``Scheduled`` clears it, a later finished flow event sets it
+  again; ``None`` while the flow is not finished), the number of rows, and
+  its first seq, last seq and last hash. ``verify`` rebuilds it from the rows
+  by the same rule and compares every column.
+* **reason** (schema version 2): the content row's last field, a text or
+  ``None``, stored and returned as given (``StoredRow.reason``, the stored
+  row's last column), hashed only when set (``mapper.chain_hash``).
 * **Reading never writes**: a ledger of an older schema is read as it is
-  (its trust methods answer as for "every row rule 1, no checkpoint") and
-  upgraded by the first write, under the write lock, never rehashed.
+  (``reason`` ``None``; its trust methods answer as for "every row rule 1, no
+  checkpoint") and upgraded by the first write, under the write lock, never
+  rehashed.
 * **One snapshot**: every method that reads (the trust ones included) sees
   the state of ``snapshot()`` when called inside it.
 * **Errors**: a recorder raises only ``eventstore.errors`` classes where it
@@ -83,7 +89,7 @@ from statemachine.events import Event
 from .errors import RunNotFoundError
 from .mapper import CheckpointRow, ContentRow, HashRules, LatestRow, Mapper, RunRecord, RunRow, StoredRow
 
-__all__ = ["Recorder", "Importing", "Leasing", "Query", "iter_events", "run_not_found"]
+__all__ = ["Recorder", "Importing", "Leasing", "Query", "iter_events", "newest_rows", "run_not_found"]
 
 
 @dataclass(slots=True, frozen=True)
@@ -230,8 +236,9 @@ class Recorder(Protocol):
     #
     #   def verify_rows(self, q: Query, *, tail: bool = False, batch: int = 5000) -> Iterator[tuple]:
     #       """The rows of ``iter_rows(q, tail=tail)`` as ``(*mapper.VERIFY_FIELDS, text)``: ``text`` is
-    #       what rule 2 hashes, ``(prev_hash or "") + JSON array [seq, *content]``, written by the
-    #       database (SQLite's json_array writes exactly what ``mapper.row_json`` writes)."""
+    #       what rule 2 hashes, ``(prev_hash or "") + JSON array [seq, *content]`` (``reason``
+    #       last, only when set: ``mapper.hashed_content``), written by the database (SQLite's
+    #       json_array writes exactly what ``mapper.row_json`` writes)."""
     #
     # ``verify`` hashes ``text``; a row whose hash does not match is read again with ``select``
     # and checked with ``mapper.row_json``, so a database's JSON can never cause a false alarm
@@ -376,3 +383,15 @@ def iter_events(recorder: Recorder, run_id: str, batch: int = 5000) -> Iterator[
     if not seen and not chunk:
         raise run_not_found(recorder, run_id)
     yield from Mapper.to_events(chunk)
+
+
+def newest_rows(recorder: Recorder, q: Query, limit: int) -> list[StoredRow]:
+    """The last ``limit`` rows matching ``q`` (in seq order), read backwards in growing seq windows."""
+    hi, floor = recorder.max_seq(), q.after_seq or 0
+    window = max(4 * limit, 256)
+    found: list[StoredRow] = []
+    while hi > floor and len(found) < limit:
+        lo = max(hi - window, floor)
+        found = recorder.select(q.but(after_seq=lo, until_seq=hi)) + found
+        hi, window = lo, window * 4
+    return found[-limit:] if limit else []

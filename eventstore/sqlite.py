@@ -5,9 +5,11 @@ with sqlite-utils, version in ``PRAGMA user_version``; one transaction per
 append (``BEGIN IMMEDIATE``: several processes may write at once, ``seq`` is
 picked inside the write lock, so it is unique and increasing, and hashed
 with the row); the ``runs`` summary is updated in the same transaction. A
-schema-1 ledger is read as it is and upgraded (never rehashed) by the first
-write (``sqlite_files.upgrade_sql``), so reading never changes a file. ``sqlite3`` errors
+schema-1 ledger is read as it is (``reason`` read as NULL) and upgraded (never
+rehashed) by the first write (``sqlite_files.upgrade_sql``: the trust tables and
+the ``reason`` column), so reading never changes a file. ``sqlite3`` errors
 become ``eventstore.errors`` where they meet the database.
+``read_only=True``: a read-only connection creating nothing beside the file (``read_only_uri``).
 """
 
 from __future__ import annotations
@@ -25,11 +27,11 @@ from .errors import (
     LedgerError, LedgerLocationError, LedgerWriteError, NotALedgerError, SchemaVersionError,
 )
 from .mapper import (
-    COLUMNS, FINISHED_TYPES, ContentRow, LatestRow, RunRecord, StoredRow, chain_hash,
-    check_continues, latest_row, run_record, stored_row,
+    COLUMNS, FINISHED_TYPES, ContentRow, LatestRow, RunRecord, StoredRow, chain_hash, check_continues,
+    latest_row, run_record, stored_row, stored_values,
 )
 from .protocol import Query
-from .sqlite_files import check_location, create_private, schema_sql, upgrade_sql, write_error
+from .sqlite_files import check_location, create_private, read_only_uri, schema_sql, upgrade_sql, write_error
 from .sqlite_leases import SQLiteLeasing
 from .sqlite_trust import SQLiteTrust
 
@@ -46,31 +48,35 @@ _NEW_RUN = (
     "VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)"
 )
 _UPDATE_RUN = (
-    "UPDATE runs SET events = events + 1, last_seq = ?, last_hash = ?, "
-    "state = coalesce(?, state), ended = coalesce(?, ended) WHERE run_id = ? AND last_hash = ?"
+    "UPDATE runs SET events = events + 1, last_seq = ?, last_hash = ?, state = coalesce(?, state), ended = CASE "
+    "WHEN ? IS NULL THEN ended WHEN ? THEN coalesce(ended, ?) ELSE NULL END WHERE run_id = ? AND last_hash = ?"
 )
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM events"
+_SELECT_V1 = f"SELECT {', '.join(COLUMNS[:-1])}, NULL AS reason FROM events"  # a schema-1 ledger: no reason
 _RUN_COLUMNS = "run_id, flow, state, started, ended, events"
 
 
 class SQLiteRecorder(SQLiteTrust, SQLiteLeasing):
     """Event rows in one SQLite file. See the module docstring."""
 
-    def __init__(self, path: str, *, durability: str = "normal", timeout: float = 10.0) -> None:
+    def __init__(self, path: str, *, durability: str = "normal", timeout: float = 10.0,
+                 read_only: bool = False) -> None:
         if durability not in ("normal", "full"):
             raise ValueError(f'durability must be "normal" or "full", got {durability!r}')
         self.path = os.path.abspath(path)
         self.timeout = timeout
+        self.read_only = read_only
         self._lock = threading.RLock()
         self._wrote = False  # see close()
         self._upgraded = True  # False: a schema-1 ledger, upgraded by the first write (_writable)
         self._v2_from = 1  # the first seq hashed with rule 2 (meta.hash_v2_from), read once upgraded
-        created = check_location(self.path)
+        created = False if read_only else check_location(self.path)
         if created:  # private from the start, whatever the umask: -wal and -shm take this mode
             created = create_private(self.path)
         try:
             self._conn = sqlite3.connect(
-                self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+                read_only_uri(self.path) if read_only else self.path, timeout=timeout, isolation_level=None,
+                check_same_thread=False, uri=read_only)
         except sqlite3.Error as exc:
             if created:
                 os.unlink(self.path)
@@ -114,13 +120,17 @@ class SQLiteRecorder(SQLiteTrust, SQLiteLeasing):
                 f"{self.path} is not a ledger: it is {found}. Point STATELEDGER_DB (or EventStore's "
                 "path) at a ledger file or at a new file.", self.path, found)
         conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-        if app_id != APPLICATION_ID or version == 0:
+        if self.read_only and app_id != APPLICATION_ID:
+            raise NotALedgerError(f"{self.path} is not a ledger: it holds no ledger tables.", self.path, "empty")
+        if not self.read_only and (app_id != APPLICATION_ID or version == 0):
             self._wrote = True
             self._create_schema()
         elif version < SCHEMA_VERSION:
-            self._upgraded = False  # read as it is; the first write upgrades it
+            self._upgraded = False  # read as it is (no reason column: read as NULL); the first write upgrades it
         if self._upgraded:
             self._v2_from = int(conn.execute("SELECT value FROM meta WHERE key = 'hash_v2_from'").fetchone()[0])
+        if self.read_only:
+            return
         try:
             if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 self._retry(lambda: conn.execute("PRAGMA journal_mode = WAL"))
@@ -181,6 +191,9 @@ class SQLiteRecorder(SQLiteTrust, SQLiteLeasing):
             raise LedgerWriteError(
                 f"Could not append to ledger {self.path}: this EventStore was closed. Open the "
                 "ledger again (EventStore(path)).", self.path, "closed")
+        if self.read_only:
+            raise LedgerWriteError(f"Could not write to ledger {self.path}: it was opened read-only "
+                                   "(EventStore(path) opens it to write).", self.path, "read-only")
         try:
             st = os.stat(self.path)
         except OSError:
@@ -254,11 +267,11 @@ class SQLiteRecorder(SQLiteTrust, SQLiteLeasing):
             check_continues(self.path, row, last, prev_hash)
             cur.execute("INSERT INTO hash_rules (seq, version, hashed_seq) VALUES (?, ?, ?)",
                         (seq, *(rule or (1, None))))
-        cur.execute(_INSERT, (seq, *row, prev_hash, hash))
+        cur.execute(_INSERT, (seq, *stored_values(row, prev_hash, hash)))
         state = row.state if row.kind == "flow" else None
         ended = row.timestamp if state in FINISHED_TYPES else None
         if exists:
-            cur.execute(_UPDATE_RUN, (seq, hash, state, ended, run_id, last))
+            cur.execute(_UPDATE_RUN, (seq, hash, state, state, ended is not None, row.timestamp, run_id, last))
             if cur.rowcount != 1:
                 raise _StaleCache()
         else:
@@ -307,7 +320,7 @@ class SQLiteRecorder(SQLiteTrust, SQLiteLeasing):
 
     def select(self, q: Query, *, tail: bool = False) -> list[StoredRow]:
         """Stored rows matching ``q``, in seq order; see ``Recorder.select``."""
-        return list(map(stored_row, self._select(_SELECT, q, tail)))
+        return list(map(stored_row, self._select(_SELECT if self._has_reason() else _SELECT_V1, q, tail)))
 
     def _select(self, head: str, q: Query, tail: bool) -> list[Any]:
         run_range = None
@@ -412,12 +425,6 @@ class SQLiteRecorder(SQLiteTrust, SQLiteLeasing):
     def wait(self, after_seq: int, timeout: float) -> None:
         """Sleep ``timeout`` seconds: other processes' commits are seen by polling."""
         time.sleep(max(0.0, timeout))
-
-    # --- cursors ----------------------------------------------------------------------
-
-    def load_cursor(self, name: str) -> tuple[int, str] | None:
-        rows = self._read("SELECT seq, filter FROM cursors WHERE name = ?", (name,))
-        return (rows[0][0], rows[0][1]) if rows else None
 
     def close(self) -> None:
         """Close the file. A store that never wrote leaves it exactly as it found it.

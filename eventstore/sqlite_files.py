@@ -12,13 +12,14 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+from urllib.parse import quote
 
 import sqlite_utils
 
 from .errors import LedgerError, LedgerLocationError, LedgerWriteError, NotALedgerError
 from .mapper import COLUMNS
 
-__all__ = ["check_location", "create_private", "schema_sql", "upgrade_sql", "write_error"]
+__all__ = ["check_location", "create_private", "schema_sql", "upgrade_sql", "read_only_uri", "write_error"]
 
 
 def check_location(path: str) -> bool:
@@ -130,17 +131,28 @@ def upgrade_sql(version: int) -> list[str]:
     """The statements taking a ledger of schema ``version`` (1) to the current one.
 
     Old rows keep their hashes: ``hash_v2_from`` records the first seq hashed
-    with rule 2 (one past the last row); the cursors' high-water mark starts at
-    where each cursor is.
+    with rule 2 (one past the last row); ``events`` gains ``reason`` (NULL in
+    every old row, so their hashed content is unchanged); the cursors'
+    high-water mark starts at where each cursor is.
     """
     if version != 1:
         raise ValueError(f"no upgrade from schema version {version}")
     return [
+        "ALTER TABLE events ADD COLUMN reason TEXT",
         "ALTER TABLE cursors ADD COLUMN high INTEGER",
         "UPDATE cursors SET high = seq",
         *_TRUST_SQL,
         "INSERT INTO meta (key, value) SELECT 'hash_v2_from', CAST(coalesce(max(seq), 0) + 1 AS TEXT) FROM events",
     ]
+
+
+def read_only_uri(path: str) -> str:
+    """A read-only URI of ``path``: ``immutable`` when no writer is live (no ``-wal``) or the folder
+    cannot be written, so that nothing, not even a ``-wal`` or ``-shm`` file, is created beside it."""
+    if not os.path.isfile(path):
+        raise LedgerLocationError(f"No ledger at {path}: the file does not exist.", path, os.path.dirname(path))
+    idle = not os.path.exists(path + "-wal")
+    return f"file:{quote(path)}?mode=ro" + ("&immutable=1" if idle or not _writable(os.path.dirname(path)) else "")
 
 
 def write_error(exc: sqlite3.Error, path: str, timeout: float, doing: str) -> LedgerWriteError:

@@ -1,8 +1,9 @@
-"""The SQLite ledger's part in trust: its identity, hash rules, checkpoints and cursors.
+"""The SQLite ledger's part in trust: its identity, hash rules, checkpoints and cursors (all of their methods).
 
 A mixin of ``SQLiteRecorder`` (``eventstore.sqlite``), kept apart so each
 module reads in one sitting: the upgrade of a schema-1 ledger at its first
-write (``_writable``), verify's fast path (``verify_rows``), and the
+write (``_writable``: the trust tables and the ``reason`` column in one
+step), verify's fast path (``verify_rows``), and the
 ``Recorder`` protocol's "trust" methods
 over the schema-2 tables ``meta``, ``hash_rules``, ``checkpoints`` and the
 cursors' high-water mark. A schema-1 ledger not yet upgraded has none of
@@ -20,9 +21,13 @@ from .sqlite_files import write_error
 
 __all__ = ["SQLiteTrust"]
 
-#: verify's fast path: what rule 2 hashes, written by SQLite (``Recorder.verify_rows``).
-_VERIFY_SELECT = (f"SELECT {', '.join(VERIFY_FIELDS)}, coalesce(prev_hash, '') || json_array(seq, {', '.join(CONTENT)}) "
-                  "FROM events")
+#: verify's fast path: what rule 2 hashes, written by SQLite (``Recorder.verify_rows``); ``reason``
+#: is hashed only when set (``mapper.hashed_content``), and a schema-1 ledger has no such column.
+_HASHED = ", ".join(c for c in CONTENT if c != "reason")
+_VERIFY_SELECT = (f"SELECT {', '.join(VERIFY_FIELDS)}, coalesce(prev_hash, '') || CASE WHEN reason IS NULL "
+                  f"THEN json_array(seq, {_HASHED}) ELSE json_array(seq, {_HASHED}, reason) END FROM events")
+_VERIFY_SELECT_V1 = (f"SELECT {', '.join(VERIFY_FIELDS)}, coalesce(prev_hash, '') || json_array(seq, {_HASHED}) "
+                     "FROM events")
 
 #: The schema version of this module's tables (``eventstore.sqlite.SCHEMA_VERSION``).
 TRUST_SCHEMA = 2
@@ -55,13 +60,17 @@ class SQLiteTrust:
 
     def verify_rows(self, q: Query, *, tail: bool = False, batch: int = 5000) -> Iterator[tuple[Any, ...]]:
         """``verify``'s fast path (``Recorder.verify_rows``): the hashed text made by SQLite's json_array."""
-        after = q.after_seq
+        after, head = q.after_seq, _VERIFY_SELECT if self._has_reason() else _VERIFY_SELECT_V1
         while True:
-            rows = self._select(_VERIFY_SELECT, q.but(after_seq=after, limit=batch), tail)
+            rows = self._select(head, q.but(after_seq=after, limit=batch), tail)
             yield from rows
             if len(rows) < batch:
                 return
             after = rows[-1][0]
+
+    def _has_reason(self) -> bool:
+        """Whether ``events`` has the ``reason`` column (schema 2; another process may have upgraded it)."""
+        return self._upgraded or self._schema() >= TRUST_SCHEMA
 
     def _schema(self) -> int:
         """The schema version as the file says now (another process may have upgraded it)."""
@@ -104,6 +113,10 @@ class SQLiteTrust:
     def add_checkpoint(self, cp: CheckpointRow) -> None:
         self._write("record a checkpoint in", "INSERT OR IGNORE INTO checkpoints (seq, count, root, at, signature) "
                     "VALUES (?, ?, ?, ?, ?)", tuple(cp))
+
+    def load_cursor(self, name: str) -> tuple[int, str] | None:
+        rows = self._read("SELECT seq, filter FROM cursors WHERE name = ?", (name,))
+        return (rows[0][0], rows[0][1]) if rows else None
 
     def cursors(self) -> dict[str, tuple[int, int]]:
         high = "coalesce(high, seq)" if self._schema() >= TRUST_SCHEMA else "seq"

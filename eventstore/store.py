@@ -27,24 +27,16 @@ from statemachine.states import STATE_CLASSES, State
 from . import codec
 from .errors import LedgerError
 from .mapper import Mapper, RunRecord
-from .protocol import Leasing, Query, Recorder, iter_events, run_not_found
+from .protocol import Leasing, Query, Recorder, iter_events, newest_rows, run_not_found
 from .views import Report, RunView, run_view
 
 if TYPE_CHECKING:
     from .checkpoints import Checkpoint
 
-__all__ = ["EventStore", "default_path", "default_anchor", "open_recorder", "is_url", "without_password",
-           "DEFAULT_TIMEOUT"]
+__all__ = ["EventStore", "default_path", "open_recorder", "is_url", "without_password", "DEFAULT_TIMEOUT"]
 
 #: Seconds an append waits for another process's write lock before failing.
 DEFAULT_TIMEOUT = 10.0
-
-_log = logging.getLogger("eventstore.anchor")
-
-
-def default_anchor() -> tuple[str | None, str | None]:
-    """``(STATELEDGER_ANCHOR, STATELEDGER_ANCHOR_KEY)``: where checkpoints go, and the key signing them."""
-    return os.environ.get("STATELEDGER_ANCHOR") or None, os.environ.get("STATELEDGER_ANCHOR_KEY") or None
 
 
 def default_path() -> str:
@@ -155,12 +147,10 @@ class EventStore:
         masking.load_known_secrets()
         self._mapper = Mapper(masking.MASKER)
         self.anchor = None
-        env_anchor, env_key = default_anchor() if anchor is None else (None, None)
-        if anchor is not None or env_anchor is not None:
-            from .anchor import Anchor
+        if anchor is not None or os.environ.get("STATELEDGER_ANCHOR"):
+            from .anchor import anchor_of
 
-            self.anchor = Anchor(anchor if anchor is not None else env_anchor,  # type: ignore[arg-type]
-                                 signing_key=anchor_key if anchor_key is not None else env_key)
+            self.anchor = anchor_of(anchor, anchor_key)
 
     def __repr__(self) -> str:
         return f"<EventStore {self.path}>"
@@ -186,17 +176,8 @@ class EventStore:
             self._mapper.forget(event.run_id)
             raise
         if self.anchor is not None and event.kind == "flow" and event.new_state.is_finished():
-            self._send_to_anchor(event.run_id)
+            self.anchor.after_run(self, event.run_id)
         return event
-
-    def _send_to_anchor(self, run_id: str) -> None:
-        """A checkpoint to the anchor after a flow run ended; a failure is logged loudly, never raised."""
-        try:
-            self.anchor.send(self.checkpoint(self.anchor.signing_key))  # type: ignore[union-attr]
-        except Exception as exc:  # the run and its events are committed: never fail them for this
-            _log.error("ANCHOR FAILED: no checkpoint of ledger %s reached %s after run %s ended: %s. The events "
-                       "are safe in the ledger; take one with `stateledger checkpoint` once the anchor works.",
-                       self.path, self.anchor.target, run_id, exc)  # type: ignore[union-attr]
 
     # --- reading -----------------------------------------------------------------------
 
@@ -213,19 +194,34 @@ class EventStore:
         rewritten: bool | None = None,
         after_seq: int | None = None,
         limit: int | None = None,
+        newest: bool = False,
+        manual: bool | None = None,
     ) -> list[Event]:
         """Events matching every filter given, in commit (``seq``) order.
 
         ``states``: State classes (subclasses included) or their names;
         ``since``/``until``: inclusive UTC times; ``rewritten``: only events a
-        handler rewrote (True) or did not (False); ``after_seq``: exclusive.
+        handler rewrote (True) or did not (False); ``after_seq``: exclusive;
+        ``limit``: the first that many, or with ``newest=True`` the last that
+        many (still in commit order); ``manual=True``: only manual marks
+        (events with a ``reason``).
         """
-        if kind is not None and kind not in ("task", "flow"):
-            raise ValueError(f"kind= takes 'task' or 'flow', got {kind!r}")
-        q = Query(run_id=run_id, kind=kind, key=key, name=name, types=_type_names(states),
-                  since=_time(since, "since"), until=_time(until, "until"), rewritten=rewritten,
-                  after_seq=after_seq, limit=limit)
-        return Mapper.to_events(self.recorder.select(q))
+        q = _query(run_id, kind, key, name, states, since, until, rewritten, after_seq)
+        if manual:  # marks are few: scan the rows (not decoded) for a reason
+            rows = [r for r in self.recorder.iter_rows(q) if r.reason is not None]
+            if limit is not None:
+                rows = rows[-limit:] if newest else rows[:limit]
+            return Mapper.to_events(rows)
+        if newest and limit is not None:
+            return Mapper.to_events(newest_rows(self.recorder, q, limit))
+        return Mapper.to_events(self.recorder.select(q.but(limit=limit)))
+
+    def count(self, run_id: str | None = None, *, kind: str | None = None, key: str | None = None,
+              name: str | None = None, states: Any = None, since: datetime.datetime | None = None,
+              until: datetime.datetime | None = None, rewritten: bool | None = None) -> int:
+        """How many events ``events()`` with these filters would return (read in batches)."""
+        q = _query(run_id, kind, key, name, states, since, until, rewritten, None)
+        return sum(1 for _ in self.recorder.iter_rows(q))
 
     def history(self, run_id: str) -> list[Event]:
         """Every event of the run, in commit order; ``RunNotFoundError`` if there is none."""
@@ -435,6 +431,16 @@ class EventStore:
 
         return import_jsonl(self.recorder, file, max_line_bytes=max_line_bytes or MAX_LINE_BYTES)
 
+    def mark(self, run_id: str, key: str, state: Any, *, reason: str, by: str | None = None) -> Event:
+        """Set a task's (or the flow's) state by hand, through the pipeline; see ``eventstore.marks``.
+
+        ``reason`` is recorded in the event, ``by`` (default: the OS user) as
+        its ``actor``; the flow's state is recomputed from its reference tasks.
+        """
+        from .marks import mark
+
+        return mark(self, run_id, key, state, reason=reason, by=by)
+
     def report(self, run_id: str, *, flow: Any = None) -> str:
         """The run as one self-contained HTML page; see ``eventstore.report``."""
         from .report import render_report
@@ -449,6 +455,15 @@ class EventStore:
         from .export import copy_ledger
 
         return copy_ledger(self.recorder, other.recorder, append=append)
+
+
+def _query(run_id: str | None, kind: str | None, key: str | None, name: str | None, states: Any,
+           since: Any, until: Any, rewritten: bool | None, after_seq: int | None) -> Query:
+    if kind is not None and kind not in ("task", "flow"):
+        raise ValueError(f"kind= takes 'task' or 'flow', got {kind!r}")
+    return Query(run_id=run_id, kind=kind, key=key, name=name, types=_type_names(states),
+                 since=_time(since, "since"), until=_time(until, "until"), rewritten=rewritten,
+                 after_seq=after_seq)
 
 
 def _stopper(stop: Any) -> Callable[[], bool]:

@@ -3,13 +3,16 @@
 All of it is read in one consistent snapshot (``Recorder.snapshot``), so a
 ledger being written never raises a false alarm. What is checked:
 
-* **Each event**: its ``hash`` matches its content and its seq (rule 2;
+* **Each event**: its ``hash`` matches its content (``reason`` only when
+  set: ``mapper.hashed_content``) and its seq (rule 2;
   rows of a schema-1 ledger, rule 1, without the seq: ``HashRules``) -- a
   changed or renumbered event is found.
 * **Each run's chain**: each ``prev_hash`` is the hash of the run's previous
   event -- an inserted, deleted or reordered event is found.
-* **The runs summary**, rebuilt from the events and compared column by
-  column (flow, state, started, ended, events, first/last seq, last hash) --
+* **The runs summary**, rebuilt from the events by the recorders' rule (a
+  restart's flow event clears ``ended``, the next finished one sets it) and
+  compared column by column (flow, state, started, ended, events, first/last
+  seq, last hash) --
   events deleted from the end of a run, or a summary edited to hide a
   failure, are found.
 * **Checkpoints** (given, and those the ledger recorded): the root of every
@@ -30,7 +33,7 @@ import hashlib
 from typing import Any, Callable, Iterable, Iterator
 
 from .checkpoints import Checkpoint
-from .mapper import COLUMNS, CONTENT_SLICE, FINISHED_TYPES, HashRules, RunRow, row_json
+from .mapper import COLUMNS, CONTENT_SLICE, FINISHED_TYPES, HashRules, RunRow, StoredRow, row_json
 from .protocol import Query, Recorder, run_not_found
 from .views import Problem, Report
 
@@ -128,10 +131,9 @@ class _Walk:
                     "deleted, inserted, reordered or rewritten with a new hash"))
             run[4] += 1
             run[6], run[7] = seq, stored
-            if kind == "flow":
+            if kind == "flow":  # the recorders' rule: a restart clears ``ended``, the next finish sets it
                 run[1] = state
-                if state in finished:
-                    run[3] = ts
+                run[3] = (run[3] or ts) if state in finished else None
             if seq <= last_bound:
                 root = sha256((root + stored).encode()).hexdigest()
             count += 1
@@ -174,20 +176,26 @@ class _Walk:
         return self.marks[seq]
 
 
-_WITH_SEQ = slice(0, CONTENT_SLICE.stop)  # seq + content: what rule 2 hashes after prev_hash
+_WITH_SEQ = slice(0, CONTENT_SLICE.stop)  # seq + content but its reason: what rule 2 hashes after prev_hash
 
 
-def _with_hashed_text(rows: Iterable[Any]) -> Iterator[tuple[Any, ...]]:
+def _text(row: StoredRow) -> str:
+    """What rule 2 hashes of a stored row: ``prev_hash + JSON [seq, *mapper.hashed_content(row)]``."""
+    reason = row.reason
+    return (row.prev_hash or "") + row_json(row[_WITH_SEQ] if reason is None else (*row[_WITH_SEQ], reason))
+
+
+def _with_hashed_text(rows: Iterable[StoredRow]) -> Iterator[tuple[Any, ...]]:
     """Stored rows as ``(*mapper.VERIFY_FIELDS, text rule 2 hashes)``, what ``_Walk.rows`` walks."""
     for row in rows:
-        yield (row[0], row[_RUN], row[_TS], row[_KIND], row[_FLOW], row[_STATE], row[-2], row[-1],
-               (row[-2] or "") + row_json(row[_WITH_SEQ]))
+        yield (row[0], row[_RUN], row[_TS], row[_KIND], row[_FLOW], row[_STATE], row.prev_hash, row.hash,
+               _text(row))
 
 
 def _hashed_text(recorder: Recorder, seq: int) -> str | None:
     """The text rule 2 hashes for the row ``seq``, made by ``mapper.row_json`` (None if the row is gone)."""
     found = recorder.select(Query(after_seq=seq - 1, until_seq=seq))
-    return (found[0].prev_hash or "") + row_json(found[0][_WITH_SEQ]) if found else None
+    return _text(found[0]) if found else None
 
 
 def _usable(cp: Checkpoint, ledger_id: str | None, key: Any, problems: list[Problem]) -> bool:

@@ -15,13 +15,13 @@ import click
 
 from . import format as out
 from .commands import main
-from .options import db_option, json_option, open_ledger, shown_path
+from .options import complete_run_ids, db_option, json_option, open_ledger, resolve_run, shown_path
 
 __all__ = ["verify", "checkpoint", "keygen"]
 
 
 @main.command()
-@click.argument("run_id", required=False)
+@click.argument("run_id", required=False, shell_complete=complete_run_ids)
 @click.option("--checkpoint", "checkpoint_files", multiple=True, metavar="FILE",
               help="A checkpoint (from `stateledger checkpoint`) the ledger must still extend. Repeatable.")
 @click.option("--public-key", metavar="FILE", help="Check each checkpoint's signature with this key (PATH.pub).")
@@ -45,6 +45,8 @@ def verify(run_id: str | None, checkpoint_files: tuple[str, ...], public_key: st
     checkpoints = [read_checkpoint(f) for f in checkpoint_files]
     key = load_public_key(public_key) if public_key else None
     with open_ledger(db) as store:
+        if run_id is not None:
+            run_id = resolve_run(store, run_id)
         report = store.verify(run_id, checkpoints=checkpoints, public_key=key)
     click.echo(out.verify_text(report, shown_path(db), run_id, as_json))
     return 0 if report.ok else 1
@@ -69,7 +71,7 @@ def checkpoint(key: str | None, output: str, db: str | None) -> int:
     from eventstore.checkpoints import private_key
 
     signing_key = private_key(key) if key else None  # a bad key file fails before the ledger is touched
-    with open_ledger(db) as store:
+    with open_ledger(db, write=True) as store:  # the ledger records each checkpoint
         cp = store.checkpoint(signing_key)
     if output == "-":
         click.echo(cp.to_json())
