@@ -10,6 +10,8 @@
     │   └── LedgerLocationError               the folder is missing or cannot be written
     ├── RunNotFoundError (KeyError)           no event of that run id in the ledger
     └── ImportLineError (ValueError)          a line of a JSON-lines export cannot be imported
+    CheckpointError (statemachine.errors.StateLedgerError)
+                                              a checkpoint or key file that cannot be read or used
 
 Every message names the file, says what was expected and found and what to
 do; the facts are attributes too (``path`` always).
@@ -17,7 +19,7 @@ do; the facts are attributes too (``path`` always).
 
 from __future__ import annotations
 
-from statemachine.errors import LedgerError
+from statemachine.errors import LedgerError, StateLedgerError
 
 __all__ = [
     "LedgerError",
@@ -28,6 +30,7 @@ __all__ = [
     "LedgerConnectionError",
     "RunNotFoundError",
     "ImportLineError",
+    "CheckpointError",
 ]
 
 
@@ -111,3 +114,15 @@ class ImportLineError(LedgerError, ValueError):
         self.file = file
         self.line = line
         self.reason = reason
+
+
+class CheckpointError(StateLedgerError):
+    """A checkpoint or key file that cannot be read, is not one, or cannot be used (``path``: the file).
+
+    Not a ``LedgerError``: the ledger is fine, the input is not. (A checkpoint
+    the ledger does not extend is not an error but a problem ``verify`` reports.)
+    """
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
