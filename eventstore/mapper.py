@@ -153,7 +153,7 @@ def row_bytes(row: Sequence[Any]) -> bytes:
 
 
 def _load_orjson() -> Any:
-    """orjson's dumps, imported at the first hash rather than with eventstore (it takes ~20 ms)."""
+    """orjson's dumps, imported at the first hash rather than with eventstore (with the uuid it loads)."""
     global _fast_dumps
     try:
         from orjson import dumps
