@@ -102,7 +102,7 @@ CONTENT_SLICE = slice(1, 1 + len(CONTENT))
 
 #: ``state`` names that end a flow run (its ``ended`` time is set).
 FINISHED_TYPES = frozenset(
-    {"Finished", "Success", "Cached", "Skipped", "Failed", "TriggerFailed", "TimedOut", "Cancelled"}
+    {"Finished", "Success", "Cached", "Skipped", "Failed", "TriggerFailed", "TimedOut", "Crashed", "Cancelled"}
 )
 
 #: Canonical JSON of a content row: ``codec.to_json``'s output (compact, deterministic),

@@ -16,25 +16,27 @@ __all__ = ["is_legal", "legal_edges", "mermaid", "dot", "graph_class"]
 
 _NODES = (
     s.Pending, s.Scheduled, s.Retrying, s.Paused, s.Resume, s.Running,
-    s.Success, s.Cached, s.Skipped, s.Failed, s.TriggerFailed, s.TimedOut, s.Cancelled,
+    s.Success, s.Cached, s.Skipped, s.Failed, s.TriggerFailed, s.TimedOut, s.Crashed, s.Cancelled,
 )
 
 # Where the engine (or a handler's rewrite) may move an object. Any state that
 # can be the source of a proposal may also go to Failed: that is how a failing
-# state handler ends a run.
+# state handler ends a run. Any state not finished may go to Cancelled (an
+# interrupted run) and to Crashed (a reaper closing a dead writer's run).
 _EDGES: dict[type[s.State], tuple[type[s.State], ...]] = {
-    s.Pending: (s.Running, s.Scheduled, s.Skipped, s.TriggerFailed, s.Paused, s.Failed, s.Cancelled),
-    s.Scheduled: (s.Running, s.Skipped, s.TriggerFailed, s.Paused, s.Failed, s.Cancelled),
-    s.Retrying: (s.Running, s.Failed, s.Cancelled),
-    s.Paused: (s.Resume, s.Running, s.Failed, s.Cancelled),
-    s.Resume: (s.Running, s.Failed, s.Cancelled),
+    s.Pending: (s.Running, s.Scheduled, s.Skipped, s.TriggerFailed, s.Paused, s.Failed, s.Cancelled, s.Crashed),
+    s.Scheduled: (s.Running, s.Skipped, s.TriggerFailed, s.Paused, s.Failed, s.Cancelled, s.Crashed),
+    s.Retrying: (s.Running, s.Failed, s.Cancelled, s.Crashed),
+    s.Paused: (s.Resume, s.Running, s.Failed, s.Cancelled, s.Crashed),
+    s.Resume: (s.Running, s.Failed, s.Cancelled, s.Crashed),
     s.Running: (
         s.Success, s.Cached, s.Skipped, s.Failed, s.TriggerFailed, s.TimedOut,
-        s.Retrying, s.Paused, s.Cancelled,
+        s.Retrying, s.Paused, s.Cancelled, s.Crashed,
     ),
     s.Failed: (s.Retrying, s.Failed),
     s.TimedOut: (s.Retrying, s.Failed),
     s.TriggerFailed: (),
+    s.Crashed: (),
     s.Success: (),
     s.Cached: (),
     s.Skipped: (),

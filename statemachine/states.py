@@ -16,7 +16,8 @@ The hierarchy is Prefect 1's, so users can write ``isinstance(s, Retrying)`` or
     │   │   └── Skipped
     │   ├── Failed
     │   │   ├── TriggerFailed
-    │   │   └── TimedOut
+    │   │   ├── TimedOut
+    │   │   └── Crashed          (ours: the run's process died and a reaper closed it)
     │   └── Cancelled
 
 One base class holds the fields (``message``, ``result``, ``context``); a
@@ -45,6 +46,7 @@ __all__ = [
     "Failed",
     "TriggerFailed",
     "TimedOut",
+    "Crashed",
     "Cancelled",
     "STATE_CLASSES",
     "utcnow",
@@ -268,6 +270,12 @@ class TimedOut(Failed):
     __slots__ = ()
 
 
+class Crashed(Failed):
+    """The run's process died (killed, power loss); a reaper closed what it left open."""
+
+    __slots__ = ()
+
+
 class Cancelled(Finished):
     """Stopped on request."""
 
@@ -279,6 +287,6 @@ STATE_CLASSES: dict[str, type[State]] = {
     cls.__name__: cls
     for cls in (
         State, Pending, Scheduled, Retrying, Paused, Resume, Running, Finished,
-        Success, Cached, Skipped, Failed, TriggerFailed, TimedOut, Cancelled,
+        Success, Cached, Skipped, Failed, TriggerFailed, TimedOut, Crashed, Cancelled,
     )
 }

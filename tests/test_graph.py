@@ -18,13 +18,13 @@ ILLEGAL = [
 
 #: Every edge of the legal graph, written out by hand: a change to the graph shows up here.
 EXPECTED_EDGES = {
-    "Pending": ["Scheduled", "Paused", "Running", "Skipped", "Failed", "TriggerFailed", "Cancelled"],
-    "Scheduled": ["Paused", "Running", "Skipped", "Failed", "TriggerFailed", "Cancelled"],
-    "Retrying": ["Running", "Failed", "Cancelled"],
-    "Paused": ["Resume", "Running", "Failed", "Cancelled"],
-    "Resume": ["Running", "Failed", "Cancelled"],
+    "Pending": ["Scheduled", "Paused", "Running", "Skipped", "Failed", "TriggerFailed", "Cancelled", "Crashed"],
+    "Scheduled": ["Paused", "Running", "Skipped", "Failed", "TriggerFailed", "Cancelled", "Crashed"],
+    "Retrying": ["Running", "Failed", "Cancelled", "Crashed"],
+    "Paused": ["Resume", "Running", "Failed", "Cancelled", "Crashed"],
+    "Resume": ["Running", "Failed", "Cancelled", "Crashed"],
     "Running": ["Retrying", "Paused", "Success", "Cached", "Skipped", "Failed", "TriggerFailed", "TimedOut",
-                "Cancelled"],
+                "Cancelled", "Crashed"],
     "Failed": ["Retrying", "Failed"],
     "TimedOut": ["Retrying", "Failed"],
 }
