@@ -7,7 +7,8 @@
     ├── SchemaVersionError                    the ledger was written by a newer schema version
     ├── LedgerWriteError                      an append (or the creation of the file) failed
     │   └── LedgerLocationError               the folder is missing or cannot be written
-    └── RunNotFoundError (KeyError)           no event of that run id in the ledger
+    ├── RunNotFoundError (KeyError)           no event of that run id in the ledger
+    └── RunExistsError                        a new run was given the id of a run already there
 
 Every message names the file, says what was expected and found and what to
 do; the facts are attributes too (``path`` always).
@@ -24,6 +25,7 @@ __all__ = [
     "LedgerWriteError",
     "LedgerLocationError",
     "RunNotFoundError",
+    "RunExistsError",
 ]
 
 
@@ -76,3 +78,14 @@ class RunNotFoundError(LedgerError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
+
+
+class RunExistsError(LedgerError):
+    """``flow.run(run_id=X)`` (or ``--run-id X``) where run ``X`` is already in the ledger.
+
+    A run id names one run: nothing was written. ``run_id`` names it.
+    """
+
+    def __init__(self, message: str, path: str | None = None, run_id: str = "") -> None:
+        super().__init__(message, path)
+        self.run_id = run_id

@@ -27,6 +27,7 @@ from .mapper import (
 )
 from .protocol import Query
 from .sqlite_files import check_location, schema_sql, write_error
+from .sqlite_writers import WriterTable
 
 __all__ = ["SQLiteRecorder", "SCHEMA_VERSION", "APPLICATION_ID", "COLUMNS", "chain_hash"]
 
@@ -48,7 +49,7 @@ _SELECT = f"SELECT {', '.join(COLUMNS)} FROM events"
 _RUN_COLUMNS = "run_id, flow, state, started, ended, events"
 
 
-class SQLiteRecorder:
+class SQLiteRecorder(WriterTable):
     """Event rows in one SQLite file. See the module docstring."""
 
     def __init__(self, path: str, *, durability: str = "normal", timeout: float = 10.0) -> None:

@@ -16,7 +16,14 @@ import sqlite_utils
 from .errors import LedgerError, LedgerLocationError, LedgerWriteError, NotALedgerError
 from .mapper import COLUMNS
 
-__all__ = ["check_location", "schema_sql", "write_error"]
+__all__ = ["check_location", "schema_sql", "write_error", "WRITERS_SQL"]
+
+#: Who writes each run, and its heartbeat (outside the hash chain). Created with a new ledger, and
+#: by the first claim in a ledger made before writers were recorded (no schema version change).
+WRITERS_SQL = (
+    "CREATE TABLE IF NOT EXISTS writers (run_id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, "
+    "started TEXT, heartbeat TEXT NOT NULL, released TEXT, actor TEXT NOT NULL DEFAULT '')"
+)
 
 
 def check_location(path: str) -> bool:
@@ -73,7 +80,7 @@ def schema_sql() -> list[str]:
     finally:
         db.close()
     return [
-        events, runs, cursors,
+        events, runs, cursors, WRITERS_SQL,
         "CREATE INDEX IF NOT EXISTS runs_first ON runs (first_seq)",
     ]
 

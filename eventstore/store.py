@@ -9,6 +9,7 @@ the recorder, which this class calls.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -24,7 +25,7 @@ from statemachine.states import STATE_CLASSES, State
 from . import codec
 from .errors import LedgerError
 from .mapper import Mapper, RunRecord
-from .protocol import Query, Recorder, iter_events, run_not_found
+from .protocol import Query, Recorder, iter_events, run_exists, run_not_found
 from .views import Report, RunView, run_view
 
 __all__ = ["EventStore", "default_path", "open_recorder", "DEFAULT_TIMEOUT"]
@@ -314,6 +315,46 @@ class EventStore:
         from .export import import_jsonl
 
         return import_jsonl(self.recorder, file)
+
+    # --- runs being written, orphans and the reaper (eventstore.orphans) -----------------
+
+    def open_run(self, run_id: str, flow: str = "", *, restart: bool = False) -> Any:
+        """Claim ``run_id`` for this process: a context manager that beats while the run is written.
+
+        ``flow.run()`` calls it before its first event. Raises
+        ``RunExistsError`` when the run is already in the ledger (or being
+        claimed by another process: of two claims of one new id exactly one
+        wins), unless ``restart`` (the run continues). Leaving the context
+        releases the run, finished or not.
+        """
+        from .orphans import RunLease, supports_writers
+
+        if supports_writers(self.recorder):
+            return RunLease(self.recorder, run_id, take=restart)
+        if not restart and self.recorder.runs(run_id=run_id):  # a recorder without writers: best effort
+            raise run_exists(self.recorder, run_id)
+        return contextlib.nullcontext()
+
+    def orphans(self, *, lease: float = 60.0, run_id: str | None = None) -> list[Any]:
+        """Unfinished runs whose writer is gone (``Orphan``: run_id, flow, state, writer, reason).
+
+        A writer on this host is gone when its process is; one on another host
+        when its last heartbeat is older than ``lease`` seconds.
+        """
+        from .orphans import find_orphans
+
+        return find_orphans(self.recorder, lease=lease, run_id=run_id)
+
+    def reap(self, *, lease: float = 60.0, run_id: str | None = None) -> list[Any]:
+        """Move each orphan's open tasks and its flow to ``Crashed``; return what was reaped (``Reaped``).
+
+        Through the pipeline (global handlers, listeners), with this process as
+        ``actor``. Idempotent: a second call finds nothing to do. A live run is
+        never touched.
+        """
+        from .orphans import reap
+
+        return reap(self, lease=lease, run_id=run_id)
 
     def report(self, run_id: str, *, flow: Any = None) -> str:
         """The run as one self-contained HTML page; see ``eventstore.report``."""

@@ -7,6 +7,7 @@ ready tasks: it waits in a queue ordered by its ``start_time``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import heapq
 import logging
@@ -21,7 +22,8 @@ from . import wiring
 from .context import current_run_id, running
 from .errors import ArgumentError, ParameterError
 from .flow import Flow
-from .pipeline import Runtime, Subject, transition
+from .interrupts import Interrupts, transition
+from .pipeline import Runtime, Subject
 from .signals import ENDRUN, StateSignal
 from .states import (
     Failed, Pending, Retrying, Running, Scheduled, Skipped, State, Success, TimedOut, TriggerFailed, utcnow,
@@ -80,18 +82,35 @@ class FlowRunner:
         flow = self.flow
         subject = Subject(flow, "flow", flow.name, flow.name, flow.state_handlers)
         log.info("flow %s: run %s starting (%d tasks)", flow.name, self.run_id, len(self.order))
-        with running(self.run_id):
-            state, halted = transition(subject, Scheduled(), Running("Running flow."), self.rt)
-            if not halted:
-                self.run_tasks()
-                final = self.final_flow_state()
-                if final is not None:
-                    state, _ = transition(subject, state, final, self.rt)
+        interrupts, stopped = Interrupts(), None
+        with running(self.run_id), interrupts, self.claim():
+            try:
+                state, halted = transition(subject, Scheduled(), Running("Running flow."), self.rt)
+                if not halted:
+                    self.run_tasks()
+                    final = self.final_flow_state()
+                    if final is not None:
+                        state, _ = transition(subject, state, final, self.rt)
+            except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, or a task raising it: end Cancelled
+                stopped = exc
+                state = interrupts.cancel(subject, self.subjects.values(), self.rt, exc)
+                self.states.update((t, interrupts.committed[("task", s.key)][1]) for t, s in self.subjects.items()
+                                   if ("task", s.key) in interrupts.committed)
+        if stopped is not None:
+            log.warning("flow %s: run %s cancelled (%s)", flow.name, self.run_id, interrupts.reason(stopped))
+            state.result = dict(self.states)
+            state.context["run_id"] = self.run_id
+            interrupts.exit(stopped)  # raises as the signal would have, unless the program's handler returns
         if state.result is None:
             state.result = dict(self.states)
         state.context["run_id"] = self.run_id
         log.info("flow %s: run %s ended %r", flow.name, self.run_id, state)
         return state
+
+    def claim(self) -> Any:
+        """The run's claim on its id and its heartbeat, when the ledger keeps them (``open_run``)."""
+        open_run = getattr(self.rt.ledger, "open_run", None)
+        return open_run(self.run_id, self.flow.name) if callable(open_run) else contextlib.nullcontext()
 
     def final_flow_state(self) -> State | None:
         """The documented final state (Prefect 1's messages), or None while a reference task is unfinished (Paused)."""

@@ -22,7 +22,8 @@ in brackets when it is not this one)::
     │   ├── SchemaVersionError                 written by a newer schema version [eventstore.errors]
     │   ├── LedgerWriteError                   an append (or creating the file) failed [eventstore.errors]
     │   │   └── LedgerLocationError            the folder is missing or cannot be written [eventstore.errors]
-    │   └── RunNotFoundError (KeyError)        no event of that run id [eventstore.errors]
+    │   ├── RunNotFoundError (KeyError)        no event of that run id [eventstore.errors]
+    │   └── RunExistsError                     a new run given the id of an existing one [eventstore.errors]
     ├── NotifierError                          a notification could not be delivered
     │   ├── NotifierConfigError                (see ArgumentError) [subscribers.notifiers]
     │   └── DeliveryError                      the server refused or failed [subscribers.notifiers]

@@ -1,0 +1,277 @@
+"""Runs whose writer is gone: writers, heartbeats, orphans and the reaper.
+
+A flow run claims its run id through ``EventStore.open_run`` (a ``RunLease``):
+the recorder keeps the writer's host, pid and process start time, and a
+heartbeat every ``HEARTBEAT_INTERVAL`` seconds, beside the ledger and
+outside the hash chain. A run that is not finished is an *orphan* when
+
+* its writer released it without finishing it (the process went on, the run
+  did not: an error stopped it);
+* its writer ran on this host and that process is gone (no such pid, a
+  zombie, or a pid now used by a process started at another time);
+* its writer ran on another host and sent no heartbeat for ``lease`` seconds.
+
+``reap`` moves an orphan's open tasks, then its flow, to ``Crashed`` through
+the pipeline (global handlers, legality, commit, broadcast), with the
+reaping process as ``actor`` and a message saying what was found. The reaper
+first takes the run over from the dead writer in one atomic step, so two
+reapers never both write, and a live writer (whose heartbeat moved) is never
+taken over. A run appended without ``open_run`` has no writer and is never
+reaped.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from statemachine.events import current_actor
+from statemachine.states import Crashed, State, utcnow
+
+from . import codec
+from .protocol import Recorder, Writer, iter_events
+
+__all__ = [
+    "HEARTBEAT_INTERVAL", "DEFAULT_LEASE", "Orphan", "Reaped", "RunLease", "find_orphans", "reap",
+    "this_writer", "process_start", "supports_writers",
+]
+
+log = logging.getLogger("stateledger")
+
+#: Seconds between two heartbeats of a running flow.
+HEARTBEAT_INTERVAL = 5.0
+#: Seconds without a heartbeat after which a writer on another host counts as gone.
+DEFAULT_LEASE = 60.0
+
+
+# --- who writes: this process, and whether another one still lives -----------------------
+
+
+@functools.lru_cache(maxsize=1)
+def _boot_time() -> float | None:
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("btime "):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def process_start(pid: int) -> tuple[bool, str | None]:
+    """``(alive, start time as ISO UTC or None)`` of a process of this host.
+
+    On Linux the start time comes from ``/proc`` (a zombie counts as gone);
+    elsewhere only whether the pid exists is known.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except FileNotFoundError:
+        return False, None
+    except OSError:
+        fields = []
+    boot = _boot_time()
+    if fields and boot is not None:
+        if fields[0] in ("Z", "X"):  # a zombie or a dead process: it writes nothing more
+            return False, None
+        ticks = int(fields[19])
+        started = boot + ticks / os.sysconf("SC_CLK_TCK")
+        return True, codec.iso(datetime.datetime.fromtimestamp(started, datetime.timezone.utc))
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False, None
+    except PermissionError:
+        pass
+    return True, None
+
+
+def this_writer(run_id: str) -> Writer:
+    """This process as the writer of ``run_id``, its heartbeat now."""
+    pid = os.getpid()
+    return Writer(run_id, socket.gethostname(), pid, process_start(pid)[1], codec.iso(utcnow()), None,
+                  current_actor())
+
+
+def supports_writers(recorder: Any) -> bool:
+    """Whether the recorder keeps writers (``claim_run`` and the rest of run ownership)."""
+    return callable(getattr(recorder, "claim_run", None)) and callable(getattr(recorder, "writers", None))
+
+
+# --- a run being written ---------------------------------------------------------------
+
+
+class RunLease:
+    """This process writes ``run_id``: the claim, a heartbeat thread, the release at the end.
+
+    A context manager (``EventStore.open_run`` returns one): entering claims
+    the run (``RunExistsError`` if it exists, unless ``take``) and starts
+    beating every ``interval`` seconds; leaving stops the beat and releases the
+    run, finished or not.
+    """
+
+    def __init__(self, recorder: Recorder, run_id: str, *, take: bool = False,
+                 interval: float = HEARTBEAT_INTERVAL) -> None:
+        self.recorder, self.run_id, self.take, self.interval = recorder, run_id, take, interval
+        self.writer: Writer | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> RunLease:
+        self.writer = this_writer(self.run_id)
+        self.recorder.claim_run(self.writer, take=self.take)
+        self._thread = threading.Thread(target=self._beat, name=f"stateledger-heartbeat-{self.run_id}",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def _beat(self) -> None:
+        w = self.writer
+        assert w is not None
+        while not self._stop.wait(self.interval):
+            try:
+                if not self.recorder.beat(w.run_id, w.host, w.pid, codec.iso(utcnow())):
+                    log.warning("run %s: another process took the run over (reaped?); heartbeats stop", w.run_id)
+                    return
+            except Exception as exc:  # a busy ledger: the next beat tries again
+                log.warning("run %s: heartbeat not recorded (%s)", w.run_id, exc)
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=self.interval + 1)
+        w = self.writer
+        if w is not None:
+            try:
+                self.recorder.release_run(w.run_id, w.host, w.pid, codec.iso(utcnow()))
+            except Exception as exc:  # the run's outcome matters more than its release
+                log.warning("run %s: could not release the run (%s)", w.run_id, exc)
+
+
+# --- orphans ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True, frozen=True)
+class Orphan:
+    """A run that is not finished and whose writer is gone; ``reason`` says what was found."""
+
+    run_id: str
+    flow: str
+    state: str
+    writer: Writer
+    reason: str
+
+
+@dataclass(slots=True)
+class Reaped:
+    """What ``reap`` did to one orphan: the ``Crashed`` events it committed."""
+
+    run_id: str
+    flow: str
+    reason: str
+    tasks: list[str] = field(default_factory=list)  # keys of the tasks moved to Crashed
+    events: int = 0
+
+
+def _short(iso: str | None) -> str:
+    if not iso:
+        return "never"
+    return codec.parse_time(iso).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def why_gone(w: Writer, lease: float, now: datetime.datetime, host: str) -> str | None:
+    """Why the writer ``w`` no longer writes its run, or None while it may."""
+    who = f"writer pid {w.pid} on host {w.host}"
+    beat = f"last heartbeat {_short(w.heartbeat)}"
+    if w.released is not None:
+        return f"{who} let go of the run at {_short(w.released)} without finishing it"
+    if w.host == host:
+        alive, started = process_start(w.pid)
+        if not alive:
+            return f"{who} is gone; {beat}"
+        if w.started is not None and started is not None and started != w.started:
+            return f"{who} is gone (that pid now belongs to a process started {_short(started)}); {beat}"
+        return None
+    age = (now - codec.parse_time(w.heartbeat)).total_seconds()
+    if age > lease:
+        return f"{who} sent no heartbeat for {age:.0f} s (lease {lease:g} s); {beat}"
+    return None
+
+
+def find_orphans(recorder: Recorder, *, lease: float = DEFAULT_LEASE, run_id: str | None = None) -> list[Orphan]:
+    """The runs of the ledger (or ``run_id``) that are not finished and whose writer is gone."""
+    if lease < 0:
+        raise ValueError(f"lease must be >= 0 seconds, got {lease!r}")
+    if not supports_writers(recorder):
+        return []
+    open_runs = {r.run_id: r for r in recorder.runs(run_id=run_id) if r.ended is None}
+    if not open_runs:
+        return []
+    now, host = utcnow(), socket.gethostname()
+    out = []
+    for w in recorder.writers(open_runs):
+        reason = why_gone(w, lease, now, host)
+        if reason is not None:
+            r = open_runs[w.run_id]
+            out.append(Orphan(r.run_id, r.flow, r.state, w, reason))
+    return sorted(out, key=lambda o: o.run_id)
+
+
+# --- the reaper --------------------------------------------------------------------------
+
+
+def reap(store: Any, *, lease: float = DEFAULT_LEASE, run_id: str | None = None) -> list[Reaped]:
+    """Move every orphan's open tasks and its flow to ``Crashed``; return what was reaped.
+
+    ``store`` is the ``EventStore`` (its ``append`` masks and commits; its
+    ``recorder`` keeps the writers). Each orphan is taken over atomically
+    first: an orphan another reaper took, or whose writer beat meanwhile, is
+    left alone. Reaping again finds nothing (finished runs are not orphans).
+    """
+    recorder = store.recorder
+    done = []
+    for orphan in find_orphans(recorder, lease=lease, run_id=run_id):
+        me = this_writer(orphan.run_id)
+        if not recorder.take_over(orphan.writer, me):
+            continue
+        try:
+            done.append(_crash(store, orphan, me))
+        finally:
+            recorder.release_run(me.run_id, me.host, me.pid, codec.iso(utcnow()))
+    return done
+
+
+def _crash(store: Any, orphan: Orphan, me: Writer) -> Reaped:
+    """Commit ``Crashed`` for the orphan's open tasks, then its flow, through the pipeline."""
+    from statemachine import wiring
+    from statemachine.pipeline import Runtime, Subject, transition
+
+    from .replay import StandIn
+
+    last: dict[tuple[str, str], Any] = {}
+    for event in iter_events(store.recorder, orphan.run_id):
+        last[(event.kind, event.key)] = event
+    rt = Runtime(orphan.run_id, orphan.flow, store, wiring.default_bus(), wiring.global_handlers())
+    reaped = Reaped(orphan.run_id, orphan.flow, orphan.reason)
+    note = f"{orphan.reason}. Reaped by {me.actor}."
+    ordered = sorted(last.values(), key=lambda e: (e.kind == "flow", e.seq))
+    for event in ordered:
+        old: State = event.new_state
+        if old.is_finished():
+            continue
+        what = "Task run" if event.kind == "task" else "Flow run"
+        stand_in = StandIn(event.name, event.key, event.kind, orphan.flow)
+        subject = Subject(stand_in, event.kind, event.name, event.key)
+        transition(subject, old, Crashed(f"{what} crashed: {note}"), rt, event.attempt)
+        reaped.events += 1
+        if event.kind == "task":
+            reaped.tasks.append(event.key)
+    return reaped
