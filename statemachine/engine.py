@@ -1,8 +1,11 @@
 """Runs a flow: tasks in dependency order, retries, triggers, skips, timeouts.
 
-Every state change goes through ``pipeline.transition``; this module only
-decides what to propose next. A task waiting to retry does not block other
-ready tasks: it waits in a queue ordered by its ``start_time``.
+Every state change goes through ``pipeline.transition``, in this thread; this
+module only decides what to propose next. Task bodies run on the executor's
+pool (``statemachine.executors``): a task starts as soon as its upstream
+tasks finished, and whichever body ends first is committed first. A task
+waiting to retry does not block other ready tasks: it waits in a queue
+ordered by its ``start_time``.
 """
 
 from __future__ import annotations
@@ -12,15 +15,16 @@ import datetime
 import heapq
 import logging
 import os
+import queue
 import re
-import threading
 import time
 from collections import deque
 from typing import Any, Mapping
 
 from . import wiring
 from .context import current_run_id, running
-from .errors import ArgumentError, ParameterError
+from .errors import ArgumentError, ExecutorSpecError, ParameterError
+from .executors import Executor, LocalExecutor, Outcome, Pool
 from .flow import Flow
 from .interrupts import Interrupts, transition
 from .pipeline import Runtime, Subject
@@ -40,8 +44,6 @@ SKIP_MESSAGE = (
 )
 
 
-class _TaskTimeout(Exception):
-    pass
 
 
 def new_run_id(flow_name: str) -> str:
@@ -59,6 +61,7 @@ class FlowRunner:
         parameters: Mapping[str, Any] | None = None,
         store: Any = None,
         run_id: str | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.flow = flow
         self.order = flow.sorted_tasks()  # raises CycleError before anything is recorded
@@ -66,6 +69,12 @@ class FlowRunner:
         if run_id is not None and (not isinstance(run_id, str) or not run_id):
             raise ParameterError(f"run_id must be a non-empty string, got {run_id!r}")
         self.run_id = run_id or new_run_id(flow.name)
+        if executor is not None and not isinstance(executor, Executor):
+            raise ExecutorSpecError(
+                f"executor must be a LocalExecutor, ThreadExecutor or DaskExecutor "
+                f"(from statemachine.executors), got {executor!r}"
+            )
+        self.executor = executor if executor is not None else LocalExecutor()
         ledger = store if store is not None else wiring.default_ledger()
         if not callable(getattr(ledger, "append", None)):
             raise ArgumentError(f"store must be an EventStore (or have append(event)), got {store!r}", "store", store)
@@ -75,6 +84,10 @@ class FlowRunner:
         self.subjects = {
             t: Subject(t, "task", t.name, flow.key_of(t), t.state_handlers) for t in self.order
         }
+        self.running: dict[Task, _Running] = {}  # bodies on the executor's pool
+        self.deadlines: dict[Task, float] = {}  # of running bodies with a timeout (time.monotonic())
+        self.ended: queue.SimpleQueue = queue.SimpleQueue()  # (task, token, Outcome) as bodies end
+        self.tie = 0  # orders retries due at the same time
 
     # --- the flow -------------------------------------------------------------
 
@@ -82,21 +95,29 @@ class FlowRunner:
         flow = self.flow
         subject = Subject(flow, "flow", flow.name, flow.name, flow.state_handlers)
         log.info("flow %s: run %s starting (%d tasks)", flow.name, self.run_id, len(self.order))
+        pool = self.executor.start()  # before anything is recorded: one that cannot start records nothing
         interrupts, stopped = Interrupts(), None
-        with running(self.run_id), interrupts, self.claim():
-            try:
-                state, halted = transition(subject, Scheduled(), Running("Running flow."), self.rt)
-                if not halted:
-                    self.run_tasks()
-                    final = self.final_flow_state()
-                    if final is not None:
-                        state, _ = transition(subject, state, final, self.rt)
-            except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, or a task raising it: end Cancelled
-                stopped = exc
-                state = interrupts.cancel(subject, self.subjects.values(), self.rt, exc)
-                self.states.update((t, interrupts.committed[("task", s.key)][1]) for t, s in self.subjects.items()
-                                   if ("task", s.key) in interrupts.committed)
-        if stopped is not None:
+        try:
+            with running(self.run_id), interrupts, self.claim():
+                try:
+                    state, halted = transition(subject, Scheduled(), Running("Running flow."), self.rt)
+                    if not halted:
+                        self.run_tasks(pool)
+                        final = self.final_flow_state()
+                        if final is not None:
+                            state, _ = transition(subject, state, final, self.rt)
+                except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, or a task raising it: end Cancelled
+                    stopped = exc
+                    self.give_up(pool)
+                    state = interrupts.cancel(subject, self.subjects.values(), self.rt, exc)
+        except BaseException:
+            pool.close(abandon=True)  # e.g. the ledger refused an append: do not wait for running bodies
+            raise
+        if stopped is None:
+            pool.close()
+        else:
+            self.states.update((t, interrupts.committed[("task", s.key)][1]) for t, s in self.subjects.items()
+                               if ("task", s.key) in interrupts.committed)
             log.warning("flow %s: run %s cancelled (%s)", flow.name, self.run_id, interrupts.reason(stopped))
             state.result = dict(self.states)
             state.context["run_id"] = self.run_id
@@ -106,6 +127,15 @@ class FlowRunner:
         state.context["run_id"] = self.run_id
         log.info("flow %s: run %s ended %r", flow.name, self.run_id, state)
         return state
+
+    def give_up(self, pool: Pool) -> None:
+        """An interrupted run: cancel the bodies not started, leave the running ones to end unheard."""
+        for body in list(self.running.values()):
+            if body.handle is not None:
+                pool.cancel(body.handle)
+        self.running.clear()
+        self.deadlines.clear()
+        pool.close(abandon=True)
 
     def claim(self) -> Any:
         """The run's claim on its id and its heartbeat, when the ledger keeps them (``open_run``)."""
@@ -124,36 +154,84 @@ class FlowRunner:
             return Failed("Some reference tasks failed.", result=self.states)
         return Success("All reference tasks succeeded.", result=self.states)
 
-    def run_tasks(self) -> None:
-        """Run every task once its upstream tasks finished; retries wait in a heap."""
-        flow, states = self.flow, self.states
+    def run_tasks(self, pool: Pool) -> None:
+        """Start each task once its upstream tasks finished; settle each body as it ends.
+
+        Bodies run on the executor's pool; every transition happens here, in
+        the flow-run thread. Retries wait in a heap ordered by ``start_time``
+        and a task with a ``timeout`` has a deadline: neither blocks the loop.
+        """
+        flow = self.flow
         remaining = {t: len(flow.upstream_edges(t)) for t in self.order}
         ready = deque(t for t in self.order if remaining[t] == 0)
         waiting: list[tuple[datetime.datetime, int, Task]] = []
-        tie = 0
-        while ready or waiting:
-            if waiting and (not ready or waiting[0][0] <= utcnow()):
-                start, _, t = heapq.heappop(waiting)
-                delay = (start - utcnow()).total_seconds()
-                if delay > 0:
-                    time.sleep(delay)
-            else:
-                t = ready.popleft()
-            state = states[t] = self.run_task(t, states.get(t) or Pending())
-            if isinstance(state, Retrying):
-                tie += 1
-                heapq.heappush(waiting, (state.start_time, tie, t))
-            elif state.is_finished():
-                for edge in flow.downstream_edges(t):
-                    d = edge.downstream
-                    remaining[d] -= 1
-                    if remaining[d] == 0:
-                        ready.append(d)
+        slots = pool.slots or len(self.order) + 1  # None: no limit
+        while ready or waiting or self.running:
+            while (ready or waiting) and len(self.running) < slots:
+                if waiting and (not ready or waiting[0][0] <= utcnow()):
+                    if waiting[0][0] > utcnow() and self.running:
+                        break  # wait for a body to end (or the retry to be due) below
+                    start, _, t = heapq.heappop(waiting)
+                    delay = (start - utcnow()).total_seconds()
+                    if delay > 0:
+                        time.sleep(delay)
+                else:
+                    t = ready.popleft()
+                state = self.start_task(t, self.states.get(t) or Pending(), pool)
+                if state is not None:
+                    self.settled(t, state, remaining, ready, waiting)
+            if not self.running:
+                continue
+            may_start = len(self.running) < slots
+            t, state = self.next_ended(pool, waiting[0][0] if waiting and may_start else None)
+            if t is not None:
+                self.settled(t, self.end_task(t, self.states[t], state), remaining, ready, waiting)
+
+    def settled(self, t: Task, state: State, remaining: dict[Task, int], ready: deque, waiting: list) -> None:
+        """``t``'s attempt ended in ``state``: queue its retry, or release its downstream tasks."""
+        self.states[t] = state
+        if isinstance(state, Retrying):
+            self.tie += 1
+            heapq.heappush(waiting, (state.start_time, self.tie, t))
+        elif state.is_finished():
+            for edge in self.flow.downstream_edges(t):
+                d = edge.downstream
+                remaining[d] -= 1
+                if remaining[d] == 0:
+                    ready.append(d)
+
+    def next_ended(self, pool: Pool, retry_at: datetime.datetime | None) -> tuple[Task | None, State | None]:
+        """The next body to end (its proposed state), or (None, None) when a retry is due first."""
+        while True:
+            deadline = min(self.deadlines.values(), default=None)
+            wait = None if deadline is None else max(deadline - time.monotonic(), 0)
+            if retry_at is not None:
+                until_retry = max((retry_at - utcnow()).total_seconds(), 0)
+                wait = until_retry if wait is None else min(wait, until_retry)
+            try:
+                t, token, outcome = self.ended.get(timeout=wait) if wait is None or wait > 0 else self.ended.get_nowait()
+            except queue.Empty:
+                now = time.monotonic()
+                for t, deadline in self.deadlines.items():
+                    if deadline <= now:
+                        del self.deadlines[t]
+                        pool.cancel(self.running.pop(t).handle)
+                        return t, TimedOut("Task timed out during execution.")
+                return None, None
+            if self.running.get(t) is not None and self.running[t].token is token:
+                del self.running[t]
+                self.deadlines.pop(t, None)
+                return t, self.proposed_state(outcome)
+            # else: the late answer of a body that already timed out; ignore it
 
     # --- one task attempt -----------------------------------------------------
 
-    def run_task(self, task: Task, state: State) -> State:
-        """One attempt of ``task`` from ``state`` (Pending or Retrying); returns where it ended."""
+    def start_task(self, task: Task, state: State, pool: Pool) -> State | None:
+        """Start one attempt of ``task`` from ``state`` (Pending or Retrying).
+
+        Returns where it ended when it did not get to run (trigger, skip, a
+        handler's rewrite, a parameter), else None: its body is on the pool.
+        """
         subject, rt = self.subjects[task], self.rt
         attempt = self.run_counts[task] = self.run_counts.get(task, 0) + 1
 
@@ -165,8 +243,36 @@ class FlowRunner:
         state, halted = transition(subject, state, Running("Starting task run."), rt, attempt)
         if halted or not isinstance(state, Running):  # a handler may have rewritten the start
             return state
+        if isinstance(task, Parameter):
+            try:
+                outcome = Outcome(value=task.value_from(self.parameters))
+            except Exception as exc:
+                outcome = Outcome(error=exc)
+            return self.end_task(task, state, self.proposed_state(outcome))
+        if pool.inline:  # LocalExecutor: the body runs here and now
+            if task.timeout is not None:
+                return self.end_task(task, state, self.proposed_state(pool.run(task, self.inputs(task))))
+            try:  # the common case, without an Outcome in between
+                proposed = Success("Task run succeeded.", result=task.run(**self.inputs(task)))
+            except Exception as exc:
+                proposed = self.proposed_state(Outcome(error=exc))
+            return self.end_task(task, state, proposed)
 
-        state, halted = transition(subject, state, self.execute(task), rt, attempt)
+        self.states[task] = state
+        token = object()
+        self.running[task] = _Running(token)
+        if task.timeout is not None:
+            self.deadlines[task] = time.monotonic() + task.timeout
+        handle = pool.submit(task, self.flow.key_of(task), self.inputs(task),
+                             lambda outcome: self.ended.put((task, token, outcome)))
+        if task in self.running:
+            self.running[task].handle = handle
+        return None
+
+    def end_task(self, task: Task, running: State, proposed: State) -> State:
+        """Commit how the body ended; a failure with retries left moves on to ``Retrying``."""
+        subject, rt, attempt = self.subjects[task], self.rt, self.run_counts[task]
+        state, halted = transition(subject, running, proposed, rt, attempt)
         if halted:
             return state
 
@@ -196,20 +302,19 @@ class FlowRunner:
             return TriggerFailed(f"Trigger {getattr(task.trigger, '__name__', task.trigger)!r} raised {exc!r}", result=exc)
         return None
 
-    def execute(self, task: Task) -> State:
-        """Run the task's body; turn its outcome into the proposed state."""
-        try:
-            if isinstance(task, Parameter):
-                value = task.value_from(self.parameters)
-            else:
-                value = self.call(task, self.inputs(task))
-        except _TaskTimeout:
+    @staticmethod
+    def proposed_state(outcome: Outcome) -> State:
+        """Turn how a task's body ended into the state the engine proposes."""
+        if outcome.timed_out:
             return TimedOut("Task timed out during execution.")
-        except (StateSignal, ENDRUN) as signal:
-            return signal.to_state()
-        except Exception as exc:
-            return Failed(f"Error during execution of task: {exc!r}", result=exc)
-        return Success("Task run succeeded.", result=value)
+        exc = outcome.error
+        if exc is None:
+            return Success("Task run succeeded.", result=outcome.value)
+        if isinstance(exc, KeyboardInterrupt):  # a body on a worker raised it: as a Ctrl-C here
+            raise exc
+        if isinstance(exc, (StateSignal, ENDRUN)):
+            return exc.to_state()
+        return Failed(f"Error during execution of task: {exc!r}", result=exc)
 
     def inputs(self, task: Task) -> dict[str, Any]:
         kwargs = dict(self.flow.constants.get(task, ()))
@@ -218,23 +323,11 @@ class FlowRunner:
                 kwargs[edge.key] = self.states[edge.upstream].result
         return kwargs
 
-    @staticmethod
-    def call(task: Task, kwargs: dict[str, Any]) -> Any:
-        if task.timeout is None:
-            return task.run(**kwargs)
-        outcome: dict[str, Any] = {}
 
-        def body() -> None:
-            try:
-                outcome["value"] = task.run(**kwargs)
-            except BaseException as exc:  # handed back to the engine's thread below
-                outcome["error"] = exc
+class _Running:
+    """A body on the pool: its token (to tell a late answer) and the pool's handle."""
 
-        worker = threading.Thread(target=body, name=f"stateledger-task-{task.name}", daemon=True)
-        worker.start()
-        worker.join(task.timeout)
-        if worker.is_alive():
-            raise _TaskTimeout()  # the thread cannot be killed; it is left to finish on its own
-        if "error" in outcome:
-            raise outcome["error"]
-        return outcome.get("value")
+    __slots__ = ("token", "handle")
+
+    def __init__(self, token: object) -> None:
+        self.token, self.handle = token, None

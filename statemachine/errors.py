@@ -24,6 +24,9 @@ in brackets when it is not this one)::
     │   │   └── LedgerLocationError            the folder is missing or cannot be written [eventstore.errors]
     │   ├── RunNotFoundError (KeyError)        no event of that run id [eventstore.errors]
     │   └── RunExistsError                     a new run given the id of an existing one [eventstore.errors]
+    ├── ExecutorError                          an executor cannot start (e.g. dask is not installed)
+    │   ├── ExecutorSpecError                  an executor spec or option that makes no sense (also an ArgumentError)
+    │   └── SerialisationError (TypeError)     a task's function or result cannot travel to/from Dask
     ├── NotifierError                          a notification could not be delivered
     │   ├── NotifierConfigError                (see ArgumentError) [subscribers.notifiers]
     │   └── DeliveryError                      the server refused or failed [subscribers.notifiers]
@@ -58,6 +61,9 @@ __all__ = [
     "SecretNotFoundError",
     "LedgerError",
     "NotifierError",
+    "ExecutorError",
+    "ExecutorSpecError",
+    "SerialisationError",
 ]
 
 
@@ -133,3 +139,15 @@ class LedgerError(StateLedgerError):
 
 class NotifierError(StateLedgerError):
     """A notification could not be delivered."""
+
+
+class ExecutorError(StateLedgerError):
+    """An executor cannot run tasks: a missing extra, an unreachable cluster."""
+
+
+class ExecutorSpecError(ExecutorError, ArgumentError):
+    """An executor spec (``threads:8``, ``dask:tcp://host:8786``) or option is not valid."""
+
+
+class SerialisationError(ExecutorError, TypeError):
+    """A task's function, arguments or result cannot travel to or from a Dask worker."""

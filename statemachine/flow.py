@@ -234,13 +234,16 @@ class Flow:
         *,
         store: Any = None,
         run_id: str | None = None,
+        executor: Any = None,
     ) -> State:
         """Run every task; return the flow's final state (``.result``: each Task's state).
 
         ``store`` is where the run is recorded (default: the ledger at
         ``STATELEDGER_DB``); ``run_id`` names the run (default: generated). The
-        returned state's ``context["run_id"]`` names it either way.
+        returned state's ``context["run_id"]`` names it either way. ``executor``
+        is where task bodies run (``statemachine.executors``; default
+        ``LocalExecutor()``: one after another, in this thread).
         """
         from .engine import FlowRunner
 
-        return FlowRunner(self, parameters=parameters, store=store, run_id=run_id).run()
+        return FlowRunner(self, parameters=parameters, store=store, run_id=run_id, executor=executor).run()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from executor_fixtures import dask_cluster, executor  # noqa: F401  (fixtures for every test file)
+
 
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path, monkeypatch):

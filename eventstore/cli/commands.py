@@ -93,9 +93,14 @@ def main() -> None:
     help="A flow parameter (VALUE as JSON when valid JSON). Repeatable.",
 )
 @click.option("--run-id", metavar="ID", help="Name the run (default: FLOW-TIME-RANDOM).")
+@click.option(
+    "--executor", "executor_spec", default="local", show_default=True, metavar="SPEC",
+    help="Where task bodies run: local, threads[:N], dask (a local cluster) or dask:tcp://HOST:PORT.",
+)
 @db_option
 @json_option
-def run(target: str, params: tuple[str, ...], run_id: str | None, db: str | None, as_json: bool) -> int:
+def run(target: str, params: tuple[str, ...], run_id: str | None, executor_spec: str, db: str | None,
+        as_json: bool) -> int:
     """Run the flow in FILE, printing each transition as it commits.
 
     FLOW names the module variable holding the flow, or the flow's name; it
@@ -105,9 +110,12 @@ def run(target: str, params: tuple[str, ...], run_id: str | None, db: str | None
     \b
     Example:
       stateledger run examples/etl.py --param day=2024-06-01 --run-id etl-june
+      stateledger run examples/etl.py --executor threads:8
     """
     from statemachine.engine import new_run_id
+    from statemachine.executors import executor_from_spec
 
+    executor = executor_from_spec(executor_spec)
     flow = load_flow(target)
     parameters = flow.check_parameters(parse_params(params))  # before the ledger is opened
     run_id = run_id or new_run_id(flow.name)
@@ -121,7 +129,7 @@ def run(target: str, params: tuple[str, ...], run_id: str | None, db: str | None
 
     with open_ledger(db, create=True) as store:
         started = time.perf_counter()
-        state = flow.run(parameters, store=out.PrintingLedger(store, show), run_id=run_id)
+        state = flow.run(parameters, store=out.PrintingLedger(store, show), run_id=run_id, executor=executor)
         click.echo(out.run_summary(flow, state, run_id, time.perf_counter() - started, as_json))
     return 0 if state.is_successful() else 1
 
