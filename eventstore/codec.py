@@ -29,6 +29,11 @@ stored under exactly one of these keys:
     a flow's final result (``{Task: State}``, keys that are not strings) is not stored: the ledger holds
     each task's events, and ``EventStore.rebuild`` puts ``{key: State}`` back.
 
+A failed state whose result is a raised exception also keeps where it
+failed: ``"traceback"``, the formatted traceback (its last ``RESULT_LIMIT``
+characters when longer; masked with the rest of the state's text by the
+mapper); ``statemachine.tracebacks.traceback_of`` reads it back.
+
 Times are ISO-8601 UTC strings. Every JSON text the ledger stores is produced
 by ``to_json`` (compact, deterministic) so the hash chain can be recomputed
 from the stored text alone.
@@ -44,6 +49,7 @@ from typing import Any
 from statemachine import errors as sm_errors
 from statemachine import signals as sm_signals
 from statemachine.states import STATE_CLASSES, State, utcnow
+from statemachine.tracebacks import set_stored_traceback, traceback_of
 
 __all__ = [
     "RESULT_LIMIT",
@@ -299,6 +305,11 @@ def encode_state(state: State) -> dict[str, Any]:
     for field in cls.extra_fields:
         value = getattr(state, field, None)
         data[field] = iso(value) if isinstance(value, datetime.datetime) else value
+    if state.result is not None and state.is_failed():
+        trace = traceback_of(state)
+        if trace is not None:
+            data["traceback"] = trace if len(trace) <= RESULT_LIMIT else (
+                f"<traceback cut: {len(trace)} characters, the last {RESULT_LIMIT} kept>\n" + trace[-RESULT_LIMIT:])
     if state.context:
         data["context"] = {
             k: v if _jsonable(v) else {"described": describe(v)} for k, v in state.context.items()
@@ -326,6 +337,8 @@ def decode_state(data: dict[str, Any]) -> State:
         if field == "start_time" and isinstance(value, str):
             value = parse_time(value)
         setattr(state, field, value)
+    if "traceback" in data:
+        set_stored_traceback(state, data["traceback"])
     return state
 
 

@@ -41,6 +41,13 @@ class Event:
     hash: str | None = None
     flow: str = ""  # the flow's name (for task events too)
 
+    @property
+    def traceback(self) -> str | None:
+        """Where the task failed, when this event's new state is a failure with one (else None)."""
+        from .tracebacks import traceback_of
+
+        return traceback_of(self.new_state)
+
     def __repr__(self) -> str:
         return (
             f"<Event seq={self.seq} run={self.run_id} {self.kind} {self.key} "

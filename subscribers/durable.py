@@ -25,10 +25,19 @@ Each name has one cursor and one filter: two subscriptions with different
 names on one ledger are independent; reusing a name with a different filter
 raises ``SubscriptionConflictError``. Run one consumer per name at a time.
 A subscription object is not thread-safe; use one per thread.
+
+Runs whose writer died (a SIGKILL, a power loss) would otherwise never tell
+anyone: so, by default (``reap=True``), ``catch_up`` and the ``follow`` loop
+also reap the ledger every ``reap_interval`` seconds (``EventStore.reap``
+with ``lease``): an orphan's open tasks and flow are committed ``Crashed``
+and reach the listener like any other event, so a notifier used as a durable
+listener reports a killed run within one lease (at once for a writer on
+this host). ``reap=False`` opts out.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -39,6 +48,8 @@ from statemachine.errors import StateLedgerError
 from statemachine.filters import EventFilter
 
 __all__ = ["DurableSubscription", "SubscriptionConflictError", "SubscriptionStoreError"]
+
+log = logging.getLogger("stateledger")
 
 Listener = Callable[[Any], Any]
 _NEEDS = ("load_cursor", "save_cursor", "events")
@@ -81,6 +92,9 @@ class DurableSubscription:
         start: str = "beginning",
         batch_size: int = 1000,
         checkpoint_interval: float = 0.5,
+        reap: bool = True,
+        lease: float = 60.0,
+        reap_interval: float = 5.0,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ValueError(f"a durable subscription needs a non-empty name (str), got {name!r}")
@@ -95,6 +109,8 @@ class DurableSubscription:
         self.filter = EventFilter(flow=flow, task=task, states=states, kinds=kinds)
         self.batch_size = batch_size
         self.checkpoint_interval = checkpoint_interval
+        self.lease, self.reap_interval = lease, reap_interval
+        self._last_reap: float | None = None
         self.store, self._owns_store = _open_store(store)
         try:
             _check_store_methods(self.store, _NEEDS + (("max_seq",) if start == "end" else ()))
@@ -102,6 +118,7 @@ class DurableSubscription:
         except BaseException:
             self.close()
             raise
+        self.reap = reap and callable(getattr(self.store, "reap", None))
 
     # --- the cursor -----------------------------------------------------------
 
@@ -135,6 +152,18 @@ class DurableSubscription:
     def _save(self, seq: int) -> None:
         self.store.save_cursor(self.name, seq, self.filter.to_dict())
 
+    def _reap(self) -> None:
+        """Reap orphaned runs (at most every ``reap_interval`` seconds): their Crashed events follow."""
+        now = time.monotonic()
+        if not self.reap or (self._last_reap is not None and now - self._last_reap < self.reap_interval):
+            return
+        self._last_reap = now
+        try:
+            for r in self.store.reap(lease=self.lease):
+                log.warning("durable subscription %r reaped run %s: %s", self.name, r.run_id, r.reason)
+        except Exception as exc:  # a busy ledger: the next round tries again; delivery goes on
+            log.warning("durable subscription %r could not reap orphaned runs (%s)", self.name, exc)
+
     # --- delivery ---------------------------------------------------------------
 
     def catch_up(self, *, limit: int | None = None) -> int:
@@ -145,6 +174,7 @@ class DurableSubscription:
         skips). If the listener raises, the cursor stays on the last event
         handled and the listener's exception propagates.
         """
+        self._reap()
         seq = saved = self._load()
         delivered = 0
         matches = None if self.filter.is_empty else self.filter.matches
@@ -213,10 +243,14 @@ class DurableSubscription:
                 self._save(seq)
                 saved, last_save = seq, time.monotonic()
 
+        def idle(at: int) -> None:  # caught up: save the cursor, and reap when due
+            save(at)
+            self._reap()
+
         listener = self.listener
         try:
             for event in self.store.tail(seq, where=self.filter, poll_interval=poll_interval, stop=stop,
-                                         timeout=timeout, batch_size=self.batch_size, on_idle=save):
+                                         timeout=timeout, batch_size=self.batch_size, on_idle=idle):
                 listener(event)
                 delivered += 1
                 seq = event.seq

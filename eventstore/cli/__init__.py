@@ -1,13 +1,14 @@
 """``stateledger``, the command line: beside the store it mostly reads.
 
 ``commands`` holds the commands (each calls one public function), ``options``
-the shared options and the opening of ``--db``, ``loading`` the loading of
+the shared options and the opening of ``--db``, ``reap`` the reaper's command, ``loading`` the loading of
 flow files and handlers, ``format`` the printing. ``main`` is the console
 script's entry point; ``python -m eventstore.cli`` runs it too.
 """
 
 from __future__ import annotations
 
+from . import reap as _reap  # noqa: F401  (registers `stateledger reap` on the group)
 from .commands import StateLedgerGroup, cli, main
 from .loading import load_flow, load_handler, parse_params
 

@@ -27,7 +27,7 @@ from . import format as out
 from .loading import load_flow, load_handler, parse_params
 from .options import (
     db_option, flow_option, json_option, kind_option, ledger_path, open_ledger, run_option, state_option,
-    task_option, time_options,
+    task_option, time_options, traceback_option,
 )
 
 __all__ = ["main", "cli", "StateLedgerGroup"]
@@ -129,7 +129,13 @@ def run(target: str, params: tuple[str, ...], run_id: str | None, executor_spec:
 
     with open_ledger(db, create=True) as store:
         started = time.perf_counter()
-        state = flow.run(parameters, store=out.PrintingLedger(store, show), run_id=run_id, executor=executor)
+        try:
+            state = flow.run(parameters, store=out.PrintingLedger(store, show), run_id=run_id, executor=executor)
+        except (KeyboardInterrupt, SystemExit):  # Ctrl-C (exit 130) or SIGTERM (143): the run ended Cancelled
+            if not header:
+                click.echo(f"\nRun {run_id} was interrupted; it ended Cancelled. Details: stateledger show {run_id}",
+                           err=True)
+            raise
         click.echo(out.run_summary(flow, state, run_id, time.perf_counter() - started, as_json))
     return 0 if state.is_successful() else 1
 
@@ -146,7 +152,8 @@ def runs(
 ) -> int:
     """List the runs in the ledger, newest first.
 
-    --since/--until compare with the time a run started.
+    --since/--until compare with the time a run started. A run whose writer
+    is gone (killed) shows as orphaned until `stateledger reap` closes it.
 
     \b
     Example:
@@ -154,15 +161,17 @@ def runs(
     """
     with open_ledger(db) as store:
         rows = store.runs(flow=flow, states=states, since=since, until=until, limit=limit)
-    click.echo(out.runs_json(rows) if as_json else out.runs_table(rows))
+        orphaned = {o.run_id for o in store.orphans()} if any(r.ended is None for r in rows) else set()
+    click.echo(out.runs_json(rows, orphaned) if as_json else out.runs_table(rows, orphaned))
     return 0
 
 
 @main.command()
 @click.argument("run_id")
+@traceback_option
 @db_option
 @json_option
-def show(run_id: str, db: str | None, as_json: bool) -> int:
+def show(run_id: str, tracebacks: bool, db: str | None, as_json: bool) -> int:
     """Show a run: per task, its transitions with times and durations.
 
     Transitions a state handler rewrote are marked with the handler's name
@@ -174,7 +183,7 @@ def show(run_id: str, db: str | None, as_json: bool) -> int:
     """
     with open_ledger(db) as store:
         events = store.history(run_id)
-    click.echo(out.show_json(events) if as_json else out.show_text(events))
+    click.echo(out.show_json(events) if as_json else out.show_text(events, tracebacks=tracebacks))
     return 0
 
 
@@ -220,10 +229,11 @@ def replay(run_id: str, handlers: tuple[str, ...], task: str | None, kind: str |
 @time_options
 @click.option("--rewritten", is_flag=True, help="Only transitions a state handler rewrote.")
 @click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most this many events.")
+@traceback_option
 @db_option
 @json_option
 def audit(run_id: str | None, kind: str | None, key: str | None, name: str | None, states: Any, since: Any,
-          until: Any, rewritten: bool, limit: int | None, db: str | None, as_json: bool) -> int:
+          until: Any, rewritten: bool, limit: int | None, tracebacks: bool, db: str | None, as_json: bool) -> int:
     """Search the committed transitions of every run (oldest first).
 
     \b
@@ -238,7 +248,7 @@ def audit(run_id: str | None, kind: str | None, key: str | None, name: str | Non
         )
         if run_id is not None and not events:
             store.run(run_id)  # an unknown run id is an error, not an empty answer
-    click.echo(out.events_json(events) if as_json else out.audit_table(events))
+    click.echo(out.events_json(events) if as_json else out.audit_table(events, tracebacks=tracebacks))
     return 0
 
 

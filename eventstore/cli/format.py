@@ -13,7 +13,7 @@ import datetime
 import json
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Callable, Iterable, Sequence
 
 import click
@@ -191,13 +191,14 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], colours: Sequen
     return "\n".join(lines)
 
 
-def runs_table(rows: Sequence[Any]) -> str:
+def runs_table(rows: Sequence[Any], orphaned: Collection[str] = ()) -> str:
+    """The runs; one whose writer is gone reads ``Running (orphaned)``."""
     if not rows:
         return "No runs match."
     return table(
         ["RUN ID", "FLOW", "STATE", "STARTED (UTC)", "TOOK", "EVENTS"],
         [
-            [r.run_id, r.flow, (state_name(r.state), r.state),
+            [r.run_id, r.flow, (state_name(r.state) + (" (orphaned)" if r.run_id in orphaned else ""), r.state),
              fmt_time(r.started), fmt_duration(between(r.started, r.ended)),
              str(r.events)]
             for r in rows
@@ -206,18 +207,22 @@ def runs_table(rows: Sequence[Any]) -> str:
     )
 
 
-def runs_json(rows: Sequence[Any]) -> str:
+def runs_json(rows: Sequence[Any], orphaned: Collection[str] = ()) -> str:
     return json.dumps([
         {"run_id": r.run_id, "flow": r.flow,
          "state": jsonable(r.state), "started": jsonable(r.started),
-         "ended": jsonable(r.ended), "events": r.events}
+         "ended": jsonable(r.ended), "events": r.events, "orphaned": r.run_id in orphaned}
         for r in rows
     ], indent=2)
 
 
-def audit_table(events: Sequence[Any]) -> str:
+def audit_table(events: Sequence[Any], *, tracebacks: bool = False) -> str:
     if not events:
         return "No transitions match."
+    if tracebacks:
+        notes = [f"\nseq {e.seq} ({e.run_id} {e.key}) failed here:\n" + _indented(e.traceback)
+                 for e in events if e.traceback]
+        return audit_table(events) + "".join(notes)
     return table(
         ["SEQ", "TIME (UTC)", "RUN", "KEY", "TRY", "TRANSITION"],
         [
@@ -244,7 +249,11 @@ def _grouped(events: Sequence[Any]) -> dict[tuple[str, str], list[Any]]:
     return groups
 
 
-def show_text(events: Sequence[Any]) -> str:
+def _indented(text: str, prefix: str = "    ") -> str:
+    return "\n".join(prefix + line for line in text.rstrip("\n").splitlines())
+
+
+def show_text(events: Sequence[Any], *, tracebacks: bool = False) -> str:
     """The run's header, then the flow and each task with its transitions, times and durations."""
     first, flow_events = events[0], [e for e in events if e.kind == "flow"]
     final = flow_events[-1].new_state if flow_events else None
@@ -271,6 +280,8 @@ def show_text(events: Sequence[Any]) -> str:
             )
             if e.rewritten_by:
                 lines.append(f"  {'':26}  ^ {rewrite_note(e)}")
+            if tracebacks and e.traceback:
+                lines.append(_indented(e.traceback, "  " + " " * 28 + "| "))
             previous = e.timestamp
     return "\n".join(lines)
 

@@ -23,7 +23,7 @@ from ..store import EventStore, default_path
 
 __all__ = [
     "db_option", "json_option", "state_option", "run_option", "flow_option", "task_option", "kind_option",
-    "time_options", "parse_when", "ledger_path", "open_ledger",
+    "time_options", "parse_when", "ledger_path", "open_ledger", "traceback_option",
 ]
 
 
@@ -35,6 +35,8 @@ db_option = click.option(
     help="Ledger file. Default: $STATELEDGER_DB, else ~/.stateledger/ledger.db.",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+traceback_option = click.option(
+    "--traceback", "tracebacks", is_flag=True, help="Print where each failed task failed (its stored traceback).")
 
 
 def _parse_states(
