@@ -13,16 +13,17 @@ puts the previous ones back when the run returns. On the first signal:
 3. every task that is not finished (running, waiting to retry, or not
    started) and then the flow move to ``Cancelled`` through the pipeline
    (handlers, legality, commit, broadcast), in the flow-run thread;
-4. the signal's usual exit: SIGINT raises ``KeyboardInterrupt`` (a
-   ``RunInterrupted``); SIGTERM raises ``SystemExit(143)`` (128 + 15, the
-   shell's code for it); a handler the program had installed itself is
-   called instead, and if it returns, ``flow.run()`` returns the
-   ``Cancelled`` state.
+4. the signal's usual exit: SIGINT raises ``KeyboardInterrupt`` (a plain
+   one, so an uncaught Ctrl-C still ends Python the usual way); SIGTERM
+   raises ``SystemExit(143)`` (128 + 15, the shell's code for it); a handler
+   the program had installed itself is called instead, and if it returns,
+   ``flow.run()`` returns the ``Cancelled`` state.
 
-A second signal during all this stops at once (a ``RunInterrupted`` raised
-where the run is): what was committed stays committed and chained, and the
-run, left unfinished, is an orphan for ``EventStore.reap``. A task body that
-raises ``KeyboardInterrupt`` itself is handled as a first Ctrl-C.
+A second signal during all this stops at once (``KeyboardInterrupt``, or
+``SystemExit(143)`` for SIGTERM, raised where the run is): what was
+committed stays committed and chained, and the run, left unfinished, is an
+orphan for ``EventStore.reap``. A task body that raises
+``KeyboardInterrupt`` itself is handled as a first Ctrl-C.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from . import pipeline
 from .pipeline import Runtime, Subject
 from .states import Cancelled, Pending, Scheduled, State
 
-__all__ = ["Interrupts", "RunInterrupted", "transition"]
+__all__ = ["Interrupts", "transition"]
 
 _SIGNALS = tuple(s for s in (getattr(signal, "SIGINT", None), getattr(signal, "SIGTERM", None)) if s is not None)
 _NAMES = {getattr(signal, "SIGINT", -1): "SIGINT (Ctrl-C)", getattr(signal, "SIGTERM", -1): "SIGTERM"}
@@ -44,13 +45,11 @@ _NAMES = {getattr(signal, "SIGINT", -1): "SIGINT (Ctrl-C)", getattr(signal, "SIG
 _current: ContextVar[Interrupts | None] = ContextVar("stateledger_interrupts", default=None)
 
 
-class RunInterrupted(KeyboardInterrupt):
-    """A signal interrupted ``flow.run()``; ``signum`` says which (a ``KeyboardInterrupt``)."""
-
-    def __init__(self, signum: int, again: bool = False) -> None:
-        what = _NAMES.get(signum, f"signal {signum}")
-        super().__init__(f"{what} received{' again: stopped at once' if again else ''}")
-        self.signum, self.again = signum, again
+def _stop(signum: int, again: bool = False) -> BaseException:
+    """What a signal raises where the run is: a second SIGTERM exits at once, anything else is a Ctrl-C."""
+    if again and signum == getattr(signal, "SIGTERM", None):
+        return SystemExit(128 + signum)
+    return KeyboardInterrupt()
 
 
 class Interrupts:
@@ -88,12 +87,12 @@ class Interrupts:
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.signum is not None:
-            raise RunInterrupted(signum, again=True)
+            raise _stop(signum, again=True)
         self.signum = signum
         if self.depth:
             self.pending = True  # raised once the transition in progress committed
             return
-        raise RunInterrupted(signum)
+        raise _stop(signum)
 
     # --- after the run stopped ------------------------------------------------------
 
@@ -161,5 +160,5 @@ def transition(
         guard.depth -= 1
     if guard.pending and not guard.depth and not guard.cancelling:
         guard.pending = False
-        raise RunInterrupted(guard.signum or 0)
+        raise _stop(guard.signum or 0)
     return state, halted
