@@ -1,9 +1,10 @@
 """Flows run in child processes and stopped at random moments (SIGINT, SIGTERM, SIGKILL).
 
 ``TRIAL_FLOW`` is a flow file: 48 tasks in chains of three, a quarter of them
-sleeping 50 ms, the rest only committing, so a signal lands in task bodies
-and in commits alike. Its flow handler prints ``started`` once the flow is
-Running: the parent waits for that line before it picks its moment.
+sleeping 250 ms, the rest only committing, so a signal lands in task bodies
+and in commits alike. A task handler prints ``started`` when the first task
+starts (the flow's Running is committed by then): the parent waits for that
+line before it picks its moment.
 ``start_child`` runs it through the library (``flow.run``) or the CLI
 (``stateledger run``), on the local or the thread executor.
 """
@@ -23,19 +24,23 @@ import time
 from statemachine import Flow, task
 
 
+_told = []
+
+
 def announce(obj, old, new):
-    if new.is_running():
+    if new.is_running() and not _told:  # the first task starts: the flow's Running is committed
+        _told.append(True)
         print("started", flush=True)
 
 
-@task
+@task(state_handlers=[announce])
 def step(i, prev=None):
     if i % 4 == 0:
-        time.sleep(0.05)
+        time.sleep(0.25)
     return i
 
 
-with Flow("trial", state_handlers=[announce]) as flow:
+with Flow("trial") as flow:
     prev = None
     for i in range({TASKS}):
         prev = step(i) if i % 3 == 0 else step(i, prev)
