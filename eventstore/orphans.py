@@ -32,9 +32,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from statemachine.events import current_actor
-from statemachine.states import Crashed, State, utcnow
+from statemachine.states import STATE_CLASSES, Crashed, State, utcnow
 
 from . import codec
+from .mapper import FINISHED_TYPES
 from .protocol import Recorder, Writer, iter_events
 
 __all__ = [
@@ -212,7 +213,8 @@ def find_orphans(recorder: Recorder, *, lease: float = DEFAULT_LEASE, run_id: st
         raise ValueError(f"lease must be >= 0 seconds, got {lease!r}")
     if not supports_writers(recorder):
         return []
-    open_runs = {r.run_id: r for r in recorder.runs(run_id=run_id) if r.ended is None}
+    unfinished = [name for name in STATE_CLASSES if name not in FINISHED_TYPES]
+    open_runs = {r.run_id: r for r in recorder.runs(types=unfinished, run_id=run_id) if r.ended is None}
     if not open_runs:
         return []
     now, host = utcnow(), socket.gethostname()

@@ -98,7 +98,7 @@ class FlowRunner:
         pool = self.executor.start()  # before anything is recorded: one that cannot start records nothing
         interrupts, stopped = Interrupts(), None
         try:
-            with running(self.run_id), interrupts, self.claim():
+            with running(self.run_id), interrupts, interrupts.held(self.claim()):
                 try:
                     state, halted = transition(subject, Scheduled(), Running("Running flow."), self.rt)
                     if not halted:

@@ -28,6 +28,7 @@ orphan for ``EventStore.reap``. A task body that raises
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 from contextvars import ContextVar
@@ -93,6 +94,16 @@ class Interrupts:
             self.pending = True  # raised once the transition in progress committed
             return
         raise _stop(signum)
+
+    def held(self, cm: Any) -> contextlib.ExitStack:
+        """Enter ``cm`` (the run's claim on its id) with a first signal held until the next commit."""
+        stack = contextlib.ExitStack()
+        self.depth += 1
+        try:
+            stack.enter_context(cm)
+        finally:
+            self.depth -= 1
+        return stack
 
     # --- after the run stopped ------------------------------------------------------
 
