@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from statemachine.events import Event
 
-from .codec import CutResult, DescribedResult
+from .codec import CutMessage, CutResult, DescribedResult
 from .errors import (
     LedgerError, LedgerLocationError, LedgerWriteError, NotALedgerError, RunExistsError, RunNotFoundError,
     SchemaVersionError,
@@ -37,6 +37,7 @@ __all__ = [
     "StandIn",
     "DescribedResult",
     "CutResult",
+    "CutMessage",
     "default_path",
     "LedgerError",
     "NotALedgerError",

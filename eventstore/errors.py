@@ -5,9 +5,11 @@
     LedgerError (statemachine.errors)        the ledger cannot be opened, read or written
     ├── NotALedgerError                       the file is not SQLite, or SQLite but not a ledger
     ├── SchemaVersionError                    the ledger was written by a newer schema version
+    ├── LedgerConnectionError                 a database server cannot be reached, refuses the login, bad URL
     ├── LedgerWriteError                      an append (or the creation of the file) failed
     │   └── LedgerLocationError               the folder is missing or cannot be written
     ├── RunNotFoundError (KeyError)           no event of that run id in the ledger
+    ├── ImportLineError (ValueError)          a line of a JSON-lines export cannot be imported
     └── RunExistsError                        a new run was given the id of a run already there
 
 Every message names the file, says what was expected and found and what to
@@ -24,7 +26,9 @@ __all__ = [
     "SchemaVersionError",
     "LedgerWriteError",
     "LedgerLocationError",
+    "LedgerConnectionError",
     "RunNotFoundError",
+    "ImportLineError",
     "RunExistsError",
 ]
 
@@ -69,6 +73,19 @@ class LedgerLocationError(LedgerWriteError):
         self.folder = folder
 
 
+class LedgerConnectionError(LedgerError):
+    """A PostgreSQL ledger's server cannot be reached, refuses the login, or has no such database.
+
+    ``reason``: ``"unreachable"``, ``"login"``, ``"database"`` or ``"url"`` (the
+    URL cannot be read). The message
+    names the URL without its password.
+    """
+
+    def __init__(self, message: str, path: str | None = None, reason: str = "unreachable") -> None:
+        super().__init__(message, path)
+        self.reason = reason
+
+
 class RunNotFoundError(LedgerError, KeyError):
     """No event of ``run_id`` is in the ledger."""
 
@@ -78,6 +95,24 @@ class RunNotFoundError(LedgerError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
+
+
+class ImportLineError(LedgerError, ValueError):
+    """A line of a JSON-lines export cannot be imported, so nothing of the file was.
+
+    ``file`` names the export, ``line`` the line (1-based); ``reason`` is a
+    short word for what was wrong: ``"too long"``, ``"not UTF-8"``, ``"cut
+    off"``, ``"not JSON"``, ``"not an event"``, ``"hash"``, ``"chain"`` (a
+    line missing or out of order) or ``"ledger"`` (the run does not continue
+    what the ledger holds, e.g. it was imported already).
+    """
+
+    def __init__(self, message: str, path: str | None = None, file: str = "", line: int = 0,
+                 reason: str = "") -> None:
+        super().__init__(message, path)
+        self.file = file
+        self.line = line
+        self.reason = reason
 
 
 class RunExistsError(LedgerError):

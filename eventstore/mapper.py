@@ -9,8 +9,8 @@ never ``row[11]``. Each run's events form a hash chain::
     hash = sha256(prev_hash + canonical JSON of the content row (a JSON array))
 
 ``chain_hash`` computes it; every recorder appends with it and ``verify``
-recomputes it. ``Mapper`` turns events into content rows (passing each stored
-text through the ``mask`` it was given, so a secret never reaches the ledger)
+recomputes it. ``Mapper`` turns events into content rows (masking every
+stored text with the mask it was given, so a secret never reaches the ledger)
 and stored rows back into events.
 """
 
@@ -102,7 +102,8 @@ CONTENT_SLICE = slice(1, 1 + len(CONTENT))
 
 #: ``state`` names that end a flow run (its ``ended`` time is set).
 FINISHED_TYPES = frozenset(
-    {"Finished", "Success", "Cached", "Skipped", "Failed", "TriggerFailed", "TimedOut", "Crashed", "Cancelled"}
+    {"Finished", "Looped", "Success", "Cached", "Mapped", "Skipped", "Failed", "TriggerFailed", "TimedOut",
+     "ValidationFailed", "Crashed", "Cancelled"}
 )
 
 #: Canonical JSON of a content row: ``codec.to_json``'s output (compact, deterministic),
@@ -164,40 +165,75 @@ def no_mask(text: str) -> str:
     return text
 
 
+class _TextMask:
+    """A plain ``mask(text) -> text`` function seen as a masker: applied to whole texts."""
+
+    generation = 0
+
+    def __init__(self, mask: Callable[[str], str]) -> None:
+        self.mask = mask
+
+    def __bool__(self) -> bool:
+        return self.mask is not no_mask
+
+    def found_in(self, text: str) -> bool:
+        return self.mask(text) != text
+
+    def mask_data(self, data: Any) -> Any:
+        if type(data) is str:
+            return self.mask(data)
+        if isinstance(data, dict):
+            return {self.mask_data(k): self.mask_data(v) for k, v in data.items()}
+        if isinstance(data, (list, tuple)):
+            return type(data)(self.mask_data(v) for v in data) if type(data) is tuple else [
+                self.mask_data(v) for v in data]
+        return data
+
+
 class Mapper:
     """Events to content rows and stored rows back to events.
 
-    ``mask(text) -> text`` is applied to every state text and handler list
-    stored (``EventStore`` passes ``statemachine.secrets.mask``). An event's old
-    state is usually the previous event's new state: its text is reused rather
-    than encoded twice (a cache per run, dropped when the flow finishes).
+    ``mask`` hides secrets in every text stored: the states (masked *before*
+    a long message or result is cut, so no prefix of a secret survives a cut),
+    run id, names, key, flow, handler names and actor. Give a
+    ``statemachine.masking.Masker`` (``EventStore`` passes the process's
+    ``MASKER``: every encoding of every known secret, data masked field by
+    field), or any ``mask(text) -> text`` function (applied to each text).
+    An event's old state is usually the previous event's new state: its text
+    is reused rather than encoded twice (a cache per run, dropped when the
+    flow finishes or when a new secret becomes known).
     """
 
     def __init__(self, mask: Callable[[str], str] = no_mask) -> None:
         self.mask = mask
-        #: run_id -> key -> (state, its stored text)
-        self._texts: dict[str, dict[str, tuple[State, str]]] = {}
+        self._masker: Any = mask if hasattr(mask, "mask_data") else _TextMask(mask)
+        #: run_id -> key -> (state, its stored text, the masker's generation then)
+        self._texts: dict[str, dict[str, tuple[State, str, int]]] = {}
 
     def to_row(self, event: Event) -> ContentRow:
         """The content row of ``event`` (its texts masked)."""
-        mask, state_json = self.mask, codec.state_to_json
+        m, clean = self._masker, codec.clean_text
+        masker = m if m else None
         texts = self._texts.get(event.run_id)
         if texts is None:
             texts = self._texts[event.run_id] = {}
         key = event.key if event.kind == "task" else "\x00flow"
         old, new = event.old_state, event.new_state
+        generation = m.generation
         cached = texts.get(key)
-        old_text = cached[1] if cached is not None and cached[0] is old else mask(state_json(old))
-        new_text = mask(state_json(new))
+        old_text = cached[1] if cached is not None and cached[0] is old and cached[2] == generation \
+            else codec.state_to_json(old, masker)
+        new_text = codec.state_to_json(new, masker)
         proposed = event.proposed_state
         row = _content_row((
-            event.event_id, event.run_id, codec.iso(event.timestamp), event.kind, event.name,
-            event.key, event.flow, event.attempt, codec.type_name(new), old_text, new_text,
-            mask(state_json(proposed)) if proposed is not None else None,
-            mask(codec.to_json(list(event.rewritten_by))) if event.rewritten_by else "[]",
-            event.actor,
+            event.event_id, clean(event.run_id, masker), codec.iso(event.timestamp), event.kind,
+            clean(event.name, masker), clean(event.key, masker), clean(event.flow, masker), event.attempt,
+            codec.type_name(new), old_text, new_text,
+            codec.state_to_json(proposed, masker) if proposed is not None else None,
+            codec.to_json([clean(n, masker) for n in event.rewritten_by]) if event.rewritten_by else "[]",
+            clean(event.actor, masker) if event.actor is not None else None,
         ))
-        texts[key] = (new, new_text)
+        texts[key] = (new, new_text, generation)
         if event.kind == "flow" and new.is_finished():
             del self._texts[event.run_id]
         return row

@@ -44,6 +44,7 @@ class MemoryRecorder:
         self._runs: dict[str, _Run] = {}
         self._cursors: dict[str, tuple[int, str]] = {}
         self._writers: dict[str, Writer] = {}
+        self._leases: dict[str, tuple[str, float]] = {}  # name -> (holder, expires: time.monotonic())
         self._lock = threading.RLock()
 
     def append(self, row: ContentRow, prev_hash: str | None = None,
@@ -69,6 +70,30 @@ class MemoryRecorder:
                 if row.state in FINISHED_TYPES:
                     run.ended = row.timestamp
             return seq, prev_hash, hash
+
+    def import_rows(self, rows: Iterable[tuple[ContentRow, str | None, str]]) -> int:
+        """Keep every (row, prev_hash, hash), all or nothing; see ``Importing.import_rows``."""
+        with self._lock:
+            count = len(self.rows)
+            saved: dict[str, tuple[Any, ...] | None] = {}  # run_id -> its summary before (None: new)
+            try:
+                for row, prev_hash, hash in rows:
+                    if row.run_id not in saved:
+                        run = self._runs.get(row.run_id)
+                        saved[row.run_id] = None if run is None else (
+                            run.state, run.ended, run.events, run.last_hash, len(run.rows))
+                    self.append(row, prev_hash, hash)
+            except BaseException:
+                del self.rows[count:]
+                for run_id, before in saved.items():
+                    if before is None:
+                        self._runs.pop(run_id, None)
+                    else:
+                        run = self._runs[run_id]
+                        run.state, run.ended, run.events, run.last_hash, kept = before
+                        del run.rows[kept:]
+                raise
+            return len(self.rows) - count
 
     def select(self, q: Query, *, tail: bool = False) -> list[StoredRow]:
         """Rows matching ``q`` in seq order; see ``Recorder.select``."""
@@ -177,6 +202,32 @@ class MemoryRecorder:
             if run_ids is None:
                 return list(self._writers.values())
             return [self._writers[r] for r in run_ids if r in self._writers]
+
+    def acquire_lease(self, name: str, holder: str, ttl: float, *,
+                      replacing: str | None = None) -> tuple[str, float] | None:
+        """Take the lease ``name`` for ``ttl`` s; None if taken, else (holder, seconds left). See ``Leasing``."""
+        with self._lock:
+            now = time.monotonic()
+            found = self._leases.get(name)
+            if found is not None and found[1] > now and found[0] not in (holder, replacing):
+                return found[0], found[1] - now
+            self._leases[name] = (holder, now + ttl)
+            return None
+
+    def renew_lease(self, name: str, holder: str, ttl: float) -> bool:
+        """Extend ``holder``'s lease; False if it no longer holds it."""
+        with self._lock:
+            found = self._leases.get(name)
+            if found is None or found[0] != holder:
+                return False
+            self._leases[name] = (holder, time.monotonic() + ttl)
+            return True
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give up ``holder``'s lease."""
+        with self._lock:
+            if self._leases.get(name, ("",))[0] == holder:
+                del self._leases[name]
 
     def close(self) -> None:
         """Nothing to release: the rows stay readable."""

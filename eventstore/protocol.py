@@ -36,32 +36,25 @@ The rules every recorder keeps:
   ``SchemaVersionError``, ``LedgerLocationError`` when opening finds something
   that is not a ledger it can use. Nothing half-written remains after an error.
 
-**Run ownership** (writers and heartbeats; kept beside the ledger, outside
-every hash chain). A recorder that has ``claim_run`` must have all five
-methods below; one without them still works (``EventStore`` then checks a
-new run id with ``runs(run_id=...)``, which is not atomic, and can neither
-list nor reap orphans):
+Two capabilities are optional, each its own protocol, so a recorder written
+before them still works (``EventStore`` falls back, and says how):
 
-* ``claim_run(writer)`` makes ``writer`` the run's writer, atomically with
-  respect to every other writer: it raises ``RunExistsError``
-  (``run_exists(recorder, run_id)``) when the run has a row *or* a writer
-  already, so of two processes claiming one new run id exactly one wins.
-  ``claim_run(writer, take=True)`` (a restart of the run) replaces any
-  writer instead.
-* ``beat(run_id, host, pid, at)`` sets the heartbeat of the run's writer to
-  ``at`` if that writer is still ``(host, pid)`` and not released; returns
-  whether it was (``False``: a reaper took the run over).
-* ``release_run(run_id, host, pid, at)``: the writer ``(host, pid)`` lets go
-  of the run at ``at`` (finished or not): sets ``released``.
-* ``take_over(old, new)``: replaces the writer row equal to ``old`` (every
-  field) by ``new`` in one atomic step; ``False`` if the row changed
-  meanwhile (the writer beat, or another reaper took it). Two reapers of one
-  orphan: exactly one gets ``True``.
-* ``writers(run_ids=None)``: the ``Writer`` rows of these runs (all when
-  ``None``), in no particular order. A ledger written before writers were
-  recorded has none (reading it never creates anything).
+* ``Importing.import_rows``: an import in one transaction, all or nothing
+  (``EventStore.import_jsonl``). Without it an import checks the whole file
+  first, then appends row by row: a write failure half-way leaves the rows
+  before it.
+* ``Leasing.acquire_lease`` / ``renew_lease`` / ``release_lease``: a named,
+  expiring lease kept in the ledger, so two processes never consume one
+  durable subscription at once (``subscribers.durable``). Without them a
+  durable subscription runs without that protection, with a warning.
+* ``RunOwnership.claim_run`` / ``beat`` / ``release_run`` / ``take_over`` /
+  ``writers``: who writes each run, and its heartbeat (``EventStore.open_run``,
+  ``orphans``, ``reap``). Without them ``EventStore`` checks a new run id with
+  ``runs(run_id=...)``, which is not atomic, and can neither list nor reap
+  orphans.
 
-``Writer`` fields are text as given (times ISO UTC), returned as stored.
+``SQLiteRecorder``, ``MemoryRecorder`` and ``PostgresRecorder`` implement the
+first two; ``SQLiteRecorder`` and ``MemoryRecorder`` implement ``RunOwnership``.
 """
 
 from __future__ import annotations
@@ -74,7 +67,7 @@ from statemachine.events import Event
 from .errors import RunExistsError, RunNotFoundError
 from .mapper import ContentRow, LatestRow, Mapper, RunRecord, StoredRow
 
-__all__ = ["Recorder", "Query", "Writer", "iter_events", "run_not_found", "run_exists"]
+__all__ = ["Recorder", "Importing", "Leasing", "RunOwnership", "Writer", "Query", "iter_events", "run_not_found", "run_exists"]
 
 
 @dataclass(slots=True, frozen=True)
@@ -208,12 +201,14 @@ class Recorder(Protocol):
         """
         ...
 
-    def wait(self, after_seq: int, timeout: float) -> None:
+    def wait(self, after_seq: int, timeout: float) -> bool | None:
         """Block until a row with seq > ``after_seq`` may exist, or ``timeout`` seconds passed.
 
         Used by ``EventStore.tail`` between reads. May return early; callers
         read again and wait again. A polling backend simply sleeps
-        ``timeout``; PostgreSQL wakes on LISTEN/NOTIFY.
+        ``timeout`` (and returns None); PostgreSQL wakes on LISTEN/NOTIFY and
+        returns False when it knows no row was committed meanwhile (a recorder
+        whose ``notifies`` attribute is True), so ``tail`` need not read again.
         """
         ...
 
@@ -230,7 +225,105 @@ class Recorder(Protocol):
         """
         ...
 
-    # --- run ownership (optional as a group; see the module docstring) -----------------
+    # --- lifetime -----------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the connection(s). Idempotent; later appends raise ``LedgerWriteError``.
+
+        A recorder that never wrote leaves its file exactly as it found it.
+        (``MemoryRecorder`` holds nothing to release: its rows stay readable
+        and writable, as a ``":memory:"`` store always kept its events.)
+        """
+        ...
+
+
+@runtime_checkable
+class Importing(Protocol):
+    """Optional: a recorder that imports many rows in one transaction (all or nothing)."""
+
+    def import_rows(self, rows: Iterable[tuple[ContentRow, str | None, str]]) -> int:
+        """Store every ``(row, prev_hash, hash)`` of ``rows`` in ONE transaction; return how many.
+
+        Each row is stored as ``append(row, prev_hash, hash)`` would store it
+        (``prev_hash`` must be the run's last hash, the earlier rows of this
+        import included: ``mapper.check_continues``; the runs summary is
+        updated). ``rows`` is consumed lazily inside the transaction: if
+        iterating it raises (the caller found a bad line), if a row does not
+        continue its run, or if the write fails, the transaction is rolled
+        back, the exception propagates unchanged, and the ledger holds
+        exactly what it held before (other writers wait for the lock
+        meanwhile, as for a long append; readers see the old ledger until
+        the commit). Raises ``LedgerWriteError`` like ``append``.
+        """
+        ...
+
+
+@runtime_checkable
+class Leasing(Protocol):
+    """Optional: named leases kept in the ledger, with an expiry, shared by every process using it.
+
+    A lease is held by one ``holder`` (an opaque text naming the process and
+    the object, e.g. ``"user@host:pid#token"``) until it is released or its
+    ``ttl`` runs out without a renewal. The recorder's own clock decides
+    (SQLite: the host's clock; PostgreSQL: the server's ``clock_timestamp()``).
+    Every method is one atomic step against every other process; each write
+    is committed at once and raises ``LedgerWriteError`` like ``append``.
+    Leases are not events: they are not chained, exported or verified.
+    """
+
+    def acquire_lease(self, name: str, holder: str, ttl: float, *,
+                      replacing: str | None = None) -> tuple[str, float] | None:
+        """Take the lease ``name`` for ``ttl`` seconds; ``None`` when ``holder`` now holds it.
+
+        Taken when nobody holds it, when its lease expired, when ``holder``
+        already holds it (then renewed), or when ``replacing`` is given and
+        is its current holder (a holder known to be dead). Otherwise nothing
+        changes and the answer is ``(current holder, seconds until it expires)``.
+        """
+        ...
+
+    def renew_lease(self, name: str, holder: str, ttl: float) -> bool:
+        """Extend the lease to ``ttl`` seconds from now if ``holder`` still holds it; False if not.
+
+        False means another holder took it after it expired (or it was
+        released): stop consuming.
+        """
+        ...
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up if ``holder`` holds it (else do nothing)."""
+        ...
+
+
+@runtime_checkable
+class RunOwnership(Protocol):
+    """Optional: who writes each run and its heartbeat, beside the ledger and outside every hash chain.
+
+    A recorder that has one of these methods has all five. Each write is one
+    atomic step against every other process, committed at once, and raises
+    ``LedgerWriteError`` like ``append``.
+
+    * ``claim_run(writer)`` makes ``writer`` the run's writer, atomically with
+      respect to every other writer: it raises ``RunExistsError``
+      (``run_exists(recorder, run_id)``) when the run has a row *or* a writer
+      already, so of two processes claiming one new run id exactly one wins.
+      ``claim_run(writer, take=True)`` (a restart of the run) replaces any
+      writer instead.
+    * ``beat(run_id, host, pid, at)`` sets the heartbeat of the run's writer to
+      ``at`` if that writer is still ``(host, pid)`` and not released; returns
+      whether it was (``False``: a reaper took the run over).
+    * ``release_run(run_id, host, pid, at)``: the writer ``(host, pid)`` lets go
+      of the run at ``at`` (finished or not): sets ``released``.
+    * ``take_over(old, new)``: replaces the writer row equal to ``old`` (every
+      field) by ``new`` in one atomic step; ``False`` if the row changed
+      meanwhile (the writer beat, or another reaper took it). Two reapers of one
+      orphan: exactly one gets ``True``.
+    * ``writers(run_ids=None)``: the ``Writer`` rows of these runs (all when
+      ``None``), in no particular order. A ledger written before writers were
+      recorded has none (reading it never creates anything).
+
+    ``Writer`` fields are text as given (times ISO UTC), returned as stored.
+    """
 
     def claim_run(self, writer: Writer, *, take: bool = False) -> None:
         """Make ``writer`` the run's writer; ``RunExistsError`` if the run exists (unless ``take``)."""
@@ -250,17 +343,6 @@ class Recorder(Protocol):
 
     def writers(self, run_ids: Iterable[str] | None = None) -> list[Writer]:
         """The writer rows of these runs (every run's when ``None``)."""
-        ...
-
-    # --- lifetime -----------------------------------------------------------------
-
-    def close(self) -> None:
-        """Release the connection(s). Idempotent; later appends raise ``LedgerWriteError``.
-
-        A recorder that never wrote leaves its file exactly as it found it.
-        (``MemoryRecorder`` holds nothing to release: its rows stay readable
-        and writable, as a ``":memory:"`` store always kept its events.)
-        """
         ...
 
 

@@ -7,7 +7,9 @@ Content-Security-Policy forbids every fetch and every script but the report's
 own. Text from the ledger (run ids, task names, messages, results) reaches the
 page escaped: in the header as HTML-escaped text, in the data block as JSON
 with ``<``, ``>`` and ``&`` written as ``\\u003c``..., and the script inserts
-it with ``textContent``, never as markup.
+it with ``textContent``, never as markup. Every text is masked
+(``statemachine.masking``) like the ledger's, the flow's own task names
+included, and a report file is created private (0600) like an export.
 
 The ledger records each task's transitions but not the flow's edges; when the
 flow itself is given (``flow=``) its edges are drawn, otherwise the graph
@@ -18,16 +20,21 @@ from __future__ import annotations
 
 import base64
 import datetime
+import functools
 import hashlib
 import html
 import json
+import os
 import sys
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from statemachine.errors import CommandInputError
+from statemachine.masking import MASKER
 from statemachine.states import State
+
+from .codec import clean_text
 
 if TYPE_CHECKING:
     from statemachine.events import Event
@@ -72,7 +79,7 @@ def render_report(store: "EventStore", run_id: str, *, flow: Any = None) -> str:
     ``flow``: the run's ``Flow``, to draw its task graph (the ledger does not
     record edges); without it the graph lists tasks in commit order.
     """
-    data = _model(store, run_id, flow)
+    data = MASKER.mask_data(_model(store, run_id, flow))
     script = _asset("report.js")
     script_hash = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
     csp = (f"default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
@@ -104,9 +111,15 @@ def write_report(store: "EventStore", run_id: str, output: str | Path | TextIO =
         sys.stdout.write(page)
         sys.stdout.flush()
     elif isinstance(output, (str, Path)):
-        Path(output).write_text(page, encoding="utf-8")
+        with open(output, "w", encoding="utf-8", opener=_private) as f:
+            f.write(page)
     else:
         output.write(page)
+
+
+def _private(path: str, flags: int) -> int:
+    """Open as ``open`` does, but a file created here is private to its owner (0600), whatever the umask."""
+    return os.open(path, flags, 0o600)
 
 
 # --- the data the page shows --------------------------------------------------------
@@ -186,15 +199,16 @@ def _edges(flow: Any, run_flow: str, index: dict[str, int]) -> list[list[int]] |
     """``[[upstream task, downstream task], ...]`` (task indices) from the flow, or None without one."""
     if flow is None:
         return None
-    if getattr(flow, "name", None) != run_flow:
+    stored = functools.partial(clean_text, masker=MASKER)  # names and keys as the ledger stores them
+    if not isinstance(getattr(flow, "name", None), str) or stored(flow.name) != run_flow:
         raise CommandInputError(
             f"Flow {getattr(flow, 'name', flow)!r} is not the flow of this run ({run_flow!r}); "
             "pass the flow the run was made with, or none (the graph then lists tasks in commit order)")
     edges = []
     for task in flow.ordered_tasks():
-        down = index.get(flow.key_of(task))
+        down = index.get(stored(flow.key_of(task)))
         for edge in flow.upstream_edges(task):
-            up = index.get(flow.key_of(edge.upstream))
+            up = index.get(stored(flow.key_of(edge.upstream)))
             if up is not None and down is not None:
                 edges.append([up, down])
     return edges

@@ -26,7 +26,8 @@ from .mapper import (
     latest_row, run_record, stored_row,
 )
 from .protocol import Query
-from .sqlite_files import check_location, schema_sql, write_error
+from .sqlite_files import check_location, create_private, schema_sql, write_error
+from .sqlite_leases import SQLiteLeasing
 from .sqlite_writers import WriterTable
 
 __all__ = ["SQLiteRecorder", "SCHEMA_VERSION", "APPLICATION_ID", "COLUMNS", "chain_hash"]
@@ -49,7 +50,7 @@ _SELECT = f"SELECT {', '.join(COLUMNS)} FROM events"
 _RUN_COLUMNS = "run_id, flow, state, started, ended, events"
 
 
-class SQLiteRecorder(WriterTable):
+class SQLiteRecorder(SQLiteLeasing, WriterTable):
     """Event rows in one SQLite file. See the module docstring."""
 
     def __init__(self, path: str, *, durability: str = "normal", timeout: float = 10.0) -> None:
@@ -60,10 +61,14 @@ class SQLiteRecorder(WriterTable):
         self._lock = threading.RLock()
         self._wrote = False  # see close()
         created = check_location(self.path)
+        if created:  # private from the start, whatever the umask: -wal and -shm take this mode
+            created = create_private(self.path)
         try:
             self._conn = sqlite3.connect(
                 self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
+            if created:
+                os.unlink(self.path)
             raise LedgerError(f"Could not open ledger {self.path}: {exc}", self.path) from exc
         try:
             self._open(durability, created)
@@ -204,25 +209,7 @@ class SQLiteRecorder(WriterTable):
         self._wrote = True
         cur.execute("BEGIN IMMEDIATE")
         try:
-            if cached is None:
-                found = cur.execute(_LAST, (run_id,)).fetchone()
-                exists, last = found is not None, (found[0] if found is not None else None)
-            else:
-                exists, last = True, cached
-            if hash is None:
-                prev_hash, hash = last, chain_hash(last, row)
-            else:
-                check_continues(self.path, row, last, prev_hash)
-            cur.execute(_INSERT, (*row, prev_hash, hash))
-            seq = cur.lastrowid
-            state = row.state if row.kind == "flow" else None
-            ended = row.timestamp if state in FINISHED_TYPES else None
-            if exists:
-                cur.execute(_UPDATE_RUN, (seq, hash, state, ended, run_id, last))
-                if cur.rowcount != 1:
-                    raise _StaleCache()
-            else:
-                cur.execute(_NEW_RUN, (run_id, row.flow, state or "Pending", row.timestamp, ended, seq, seq, hash))
+            seq, prev_hash, hash, ended = self._insert(row, prev_hash, hash, cached)
             cur.execute("COMMIT")
         except BaseException:
             if self._conn.in_transaction:
@@ -233,6 +220,62 @@ class SQLiteRecorder(WriterTable):
         else:
             self._last.pop(run_id, None)
         return seq, prev_hash, hash
+
+    def _insert(self, row: ContentRow, prev_hash: str | None, hash: str | None,
+                cached: str | None) -> tuple[int, str | None, str, str | None]:
+        """Insert one row and update its run's summary, inside the caller's write transaction.
+
+        Returns (seq, prev_hash, hash, ended); raises ``_StaleCache`` when
+        ``cached`` is no longer the run's last hash.
+        """
+        cur, run_id = self._cur, row.run_id
+        if cached is None:
+            found = cur.execute(_LAST, (run_id,)).fetchone()
+            exists, last = found is not None, (found[0] if found is not None else None)
+        else:
+            exists, last = True, cached
+        if hash is None:
+            prev_hash, hash = last, chain_hash(last, row)
+        else:
+            check_continues(self.path, row, last, prev_hash)
+        cur.execute(_INSERT, (*row, prev_hash, hash))
+        seq = cur.lastrowid
+        state = row.state if row.kind == "flow" else None
+        ended = row.timestamp if state in FINISHED_TYPES else None
+        if exists:
+            cur.execute(_UPDATE_RUN, (seq, hash, state, ended, run_id, last))
+            if cur.rowcount != 1:
+                raise _StaleCache()
+        else:
+            cur.execute(_NEW_RUN, (run_id, row.flow, state or "Pending", row.timestamp, ended, seq, seq, hash))
+        return seq, prev_hash, hash, ended
+
+    def import_rows(self, rows: Iterable[tuple[ContentRow, str | None, str]]) -> int:
+        """Store every (row, prev_hash, hash) in one transaction, all or nothing; see ``Importing``."""
+        with self._lock:
+            self._check_file()
+            wrote, touched, n = self._wrote, set(), 0
+            conn = self._conn
+            try:
+                self._wrote = True
+                self._cur.execute("BEGIN IMMEDIATE")
+                try:
+                    for row, prev_hash, hash in rows:
+                        touched.add(row.run_id)
+                        self._insert(row, prev_hash, hash, None)
+                        n += 1
+                    self._cur.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    self._wrote = wrote  # nothing was written: close() treats the file as untouched
+                    raise
+            except sqlite3.Error as exc:
+                raise write_error(exc, self.path, self.timeout, "import into") from exc
+            finally:
+                for run_id in touched:
+                    self._last.pop(run_id, None)
+            return n
 
     # --- reading --------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """The outside of a SQLite ledger file: where it may live, its schema, its errors in our words.
 
 Used by ``eventstore.sqlite`` only: the checks before a file is opened
-(missing folder, a folder, not SQLite, unwritable), the schema's SQL (made
+(missing folder, a folder, a dangling link, a FIFO or a device, not SQLite,
+unwritable), a new file created private (0600), the schema's SQL (made
 with sqlite-utils), and the translation of ``sqlite3`` errors into
 ``LedgerWriteError`` with a message saying what to do.
 """
@@ -10,13 +11,14 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 
 import sqlite_utils
 
 from .errors import LedgerError, LedgerLocationError, LedgerWriteError, NotALedgerError
 from .mapper import COLUMNS
 
-__all__ = ["check_location", "schema_sql", "write_error", "WRITERS_SQL"]
+__all__ = ["check_location", "create_private", "schema_sql", "write_error", "WRITERS_SQL"]
 
 #: Who writes each run, and its heartbeat (outside the hash chain). Created with a new ledger, and
 #: by the first claim in a ledger made before writers were recorded (no schema version change).
@@ -28,6 +30,7 @@ WRITERS_SQL = (
 
 def check_location(path: str) -> bool:
     """Refuse a missing or unwritable folder, and files that are not SQLite; True if new."""
+    _refuse_special(path)
     folder = os.path.dirname(path)
     if not os.path.isdir(folder):
         raise LedgerLocationError(
@@ -55,6 +58,37 @@ def check_location(path: str) -> bool:
             f"{header[:8]!r}). Point STATELEDGER_DB (or EventStore's path) at a ledger file or "
             "at a new file.", path, "not SQLite")
     return False
+
+
+def create_private(path: str) -> bool:
+    """Create the empty ledger file mode 0600 whatever the umask (SQLite gives its -wal and -shm
+    the same mode); False if another process created it at this very moment."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return False
+    return True
+
+
+def _refuse_special(path: str) -> None:
+    """Refuse a dangling symbolic link, a FIFO, a device or a socket before anything is created."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise LedgerLocationError(
+                f"Cannot use {path} as a ledger: it is a symbolic link to {os.readlink(path)}, which does "
+                "not exist. Point --db (or STATELEDGER_DB) at a file, or remove the link.",
+                path, os.path.dirname(path)) from None
+        return
+    except OSError:
+        return  # a folder we cannot search: check_location says so
+    kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a character device" if stat.S_ISCHR(mode)
+            else "a block device" if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else None)
+    if kind is not None:
+        raise NotALedgerError(
+            f"{path} is {kind}, not a ledger file. Point --db (or STATELEDGER_DB) at a regular file "
+            "(e.g. ledger.db in a folder you own).", path, kind)
 
 
 def schema_sql() -> list[str]:

@@ -12,40 +12,64 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import logging
 import os
+import re
+import stat
 import threading
 import time
 from typing import Any, Callable, Iterable, Iterator
 
+from statemachine import masking
 from statemachine.events import Event
 from statemachine.filters import EventFilter, parse_states
-from statemachine.secrets import mask
 from statemachine.states import STATE_CLASSES, State
 
 from . import codec
 from .errors import LedgerError
 from .mapper import Mapper, RunRecord
-from .protocol import Query, Recorder, iter_events, run_exists, run_not_found
+from .protocol import Leasing, Query, Recorder, iter_events, run_exists, run_not_found
 from .views import Report, RunView, run_view
 
-__all__ = ["EventStore", "default_path", "open_recorder", "DEFAULT_TIMEOUT"]
+__all__ = ["EventStore", "default_path", "open_recorder", "is_url", "without_password", "DEFAULT_TIMEOUT"]
 
 #: Seconds an append waits for another process's write lock before failing.
 DEFAULT_TIMEOUT = 10.0
 
 
 def default_path() -> str:
-    """``STATELEDGER_DB``, else ``~/.stateledger/ledger.db`` (its folder made private to the user)."""
+    """``STATELEDGER_DB``, else ``~/.stateledger/ledger.db`` (its folder made private to the user).
+
+    An existing ``~/.stateledger`` that group or others may use is tightened to
+    0700, with a warning: it holds the ledger and the secrets file.
+    """
     path = os.environ.get("STATELEDGER_DB")
     if path:
         return os.path.expanduser(path)
     folder = os.path.join(os.path.expanduser("~"), ".stateledger")
     os.makedirs(folder, mode=0o700, exist_ok=True)
+    mode = os.stat(folder).st_mode
+    if os.name == "posix" and stat.S_IMODE(mode) & 0o077 and not os.path.islink(folder):
+        try:
+            os.chmod(folder, 0o700)
+        except OSError as exc:  # not ours to change: say so, and go on
+            logging.getLogger("stateledger").warning(
+                "%s is accessible to other users (mode %o) and could not be made private (%s); "
+                "run: chmod 700 %s", folder, stat.S_IMODE(mode), exc.strerror, folder)
+        else:
+            logging.getLogger("stateledger").warning(
+                "%s was accessible to other users (mode %o); it holds your ledger and secrets, so it "
+                "was made private to you (mode 700).", folder, stat.S_IMODE(mode))
     return os.path.join(folder, "ledger.db")
 
 
-def open_recorder(target: str, *, durability: str = "normal", timeout: float = DEFAULT_TIMEOUT) -> Recorder:
-    """The recorder a target names: ``":memory:"``, a file path, ``sqlite:///path``, ``postgresql://...``."""
+def open_recorder(target: str, *, durability: str = "normal", timeout: float = DEFAULT_TIMEOUT,
+                  create: bool = True) -> Recorder:
+    """The recorder a target names: ``":memory:"``, a file path, ``sqlite:///path``, ``postgresql://...``.
+
+    ``create=False``: a PostgreSQL database whose schema holds no ledger is
+    refused rather than given one (read commands; a SQLite file is checked by its caller).
+    """
     if durability not in ("normal", "full"):
         raise ValueError(f'durability must be "normal" or "full", got {durability!r}')
     if target == ":memory:":
@@ -55,34 +79,39 @@ def open_recorder(target: str, *, durability: str = "normal", timeout: float = D
     scheme = target.partition("://")[0].lower() if "://" in target else ""
     if scheme in ("postgresql", "postgres"):
         try:
-            from .postgres import PostgresRecorder  # type: ignore[import-not-found]
+            from .postgres import PostgresRecorder
         except ModuleNotFoundError as exc:
-            if exc.name not in (f"{__package__}.postgres", "psycopg"):
+            if exc.name != "psycopg":
                 raise
             raise LedgerError(
-                f"Cannot open the PostgreSQL ledger {_without_password(target)}: "
-                + ("this stateledger has no PostgreSQL ledger yet. " if exc.name != "psycopg" else
-                   "psycopg is not installed (pip install 'stateledger[postgres]'). ")
-                + "Use a SQLite ledger file (a path, or sqlite:///path) meanwhile.",
-                _without_password(target)) from None
-        return PostgresRecorder(target, durability=durability, timeout=timeout)  # type: ignore[no-any-return]
+                f"Cannot open the PostgreSQL ledger {without_password(target)}: psycopg is not installed "
+                "(pip install 'stateledger[postgres]'), or cannot load libpq.", without_password(target)) from None
+        return PostgresRecorder(target, durability=durability, timeout=timeout, create=create)
     if scheme == "sqlite":
         target = target[len("sqlite://"):]
     elif scheme:
         raise LedgerError(
-            f"Cannot open ledger {_without_password(target)}: unknown scheme {scheme!r}. Give a file "
-            "path, sqlite:///path, postgresql://user@host/db or :memory:.", _without_password(target))
+            f"Cannot open ledger {without_password(target)}: unknown scheme {scheme!r}. Give a file "
+            "path, sqlite:///path, postgresql://user@host/db or :memory:.", without_password(target))
     from .sqlite import SQLiteRecorder
 
     return SQLiteRecorder(target, durability=durability, timeout=timeout)
 
 
-def _without_password(url: str) -> str:
+def is_url(target: str) -> bool:
+    """Whether ``target`` names a database server (``postgresql://...``) rather than a file."""
+    return target.partition("://")[0].lower() in ("postgresql", "postgres") and "://" in target
+
+
+def without_password(url: str) -> str:
+    """``url`` with its password (``user:PASSWORD@`` or ``?password=``) shown as ``***``: for messages."""
     head, sep, rest = url.partition("://")
-    user, at, host = rest.rpartition("@")
-    if sep and at and ":" in user:
-        return f"{head}://{user.split(':', 1)[0]}:***@{host}"
-    return url
+    if not sep:
+        return url
+    userinfo, at, host = rest.partition("/")[0].rpartition("@")
+    if at and ":" in userinfo:
+        rest = f"{userinfo.split(':', 1)[0]}:***@{rest[len(userinfo) + 1:]}"
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", f"{head}://{rest}")
 
 
 class EventStore:
@@ -104,10 +133,13 @@ class EventStore:
             self.path = recorder.path
             self.recorder = recorder
         else:
-            self.path = os.fspath(target) if target is not None else default_path()
-            self.recorder = open_recorder(self.path, durability=durability, timeout=timeout)
+            path = os.fspath(target) if target is not None else default_path()
+            self.recorder = open_recorder(path, durability=durability, timeout=timeout)
+            self.path = without_password(path)
         self.durability = durability
-        self._mapper = Mapper(mask)
+        #: Every secret is known before the first event is written (see statemachine.masking).
+        masking.load_known_secrets()
+        self._mapper = Mapper(masking.MASKER)
 
     def __repr__(self) -> str:
         return f"<EventStore {self.path}>"
@@ -242,7 +274,8 @@ class EventStore:
         """Events committed after ``after_seq`` (by any process), in seq order, as they come.
 
         Reads what is there, then waits ``poll_interval`` seconds for more
-        (a backend that can be woken, wakes sooner), until ``stop`` (a
+        (a backend that can be woken, wakes sooner, and reads only when woken
+        or every ``eventstore.postgres.FALLBACK`` seconds), until ``stop`` (a
         ``threading.Event``, or a callable returning True) says so or
         ``timeout`` seconds passed; never ends otherwise. Filters: as
         ``subscribe()``'s (``flow``, ``task``, ``states``, ``kinds``), or a
@@ -260,16 +293,19 @@ class EventStore:
         should_stop = _stopper(stop)
         deadline = None if timeout is None else time.monotonic() + timeout
         cursor = after_seq
+        notifies = getattr(self.recorder, "notifies", False)
+        fresh = True  # whether new rows may exist: always, unless a notifying recorder said no
         while True:
-            rows = self.recorder.select(Query(run_id=run_id, after_seq=cursor, limit=batch_size))
-            for event in Mapper.to_events(rows):
-                cursor = event.seq
-                if matches is None or matches(event):
-                    yield event
-            if len(rows) == batch_size:
-                continue
-            if on_idle is not None:
-                on_idle(cursor)
+            if fresh:
+                rows = self.recorder.select(Query(run_id=run_id, after_seq=cursor, limit=batch_size))
+                for event in Mapper.to_events(rows):
+                    cursor = event.seq
+                    if matches is None or matches(event):
+                        yield event
+                if len(rows) == batch_size:
+                    continue
+                if on_idle is not None:
+                    on_idle(cursor)
             if should_stop():
                 return
             wait = poll_interval
@@ -278,10 +314,10 @@ class EventStore:
                 if left <= 0:
                     return
                 wait = min(wait, left)
-            if isinstance(stop, threading.Event):
+            if isinstance(stop, threading.Event) and not notifies:
                 stop.wait(wait)
-            else:
-                self.recorder.wait(cursor, wait)
+            else:  # a notifying recorder (PostgreSQL) wakes on a commit; stop is checked each wait
+                fresh = self.recorder.wait(cursor, wait) is not False
 
     # --- durable-subscription cursors ---------------------------------------------------
 
@@ -295,6 +331,33 @@ class EventStore:
     def save_cursor(self, name: str, seq: int, filter: dict[str, Any]) -> None:  # noqa: A002
         """Record a durable subscription's cursor (committed at once)."""
         self.recorder.save_cursor(name, int(seq), codec.to_json(filter), codec.iso(codec.utcnow()))
+
+    # --- leases (eventstore.protocol.Leasing): one consumer per durable subscription ------
+
+    def acquire_lease(self, name: str, holder: str, ttl: float, *,
+                      replacing: str | None = None) -> tuple[str, float] | None:
+        """Take the lease ``name`` for ``ttl`` seconds: None if taken, else (holder, seconds left).
+
+        A recorder that keeps no leases (one written before them) grants every
+        request, with a warning: consumers are then not kept apart.
+        """
+        if not isinstance(self.recorder, Leasing):
+            logging.getLogger("stateledger").warning(
+                "Ledger %s (%s) keeps no leases: a second consumer of %r would not be refused.",
+                self.path, type(self.recorder).__name__, name)
+            return None
+        return self.recorder.acquire_lease(name, holder, ttl, replacing=replacing)
+
+    def renew_lease(self, name: str, holder: str, ttl: float) -> bool:
+        """Extend ``holder``'s lease ``name`` by ``ttl`` seconds from now; False if it lost it."""
+        if not isinstance(self.recorder, Leasing):
+            return True
+        return self.recorder.renew_lease(name, holder, ttl)
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give up ``holder``'s lease ``name``."""
+        if isinstance(self.recorder, Leasing):
+            self.recorder.release_lease(name, holder)
 
     # --- replay and export (eventstore.replay, eventstore.export) ------------------------
 
@@ -310,11 +373,16 @@ class EventStore:
 
         return export(self.recorder, file, format, run_id)
 
-    def import_jsonl(self, file: Any) -> int:
-        """Append the events of a JSON-lines export, keeping every hash verifiable."""
-        from .export import import_jsonl
+    def import_jsonl(self, file: Any, *, max_line_bytes: int | None = None) -> int:
+        """Append the events of a JSON-lines export, all or nothing, keeping every hash verifiable.
 
-        return import_jsonl(self.recorder, file)
+        A bad line raises ``ImportLineError`` (its line number and what was
+        wrong) and leaves the ledger as it was; see ``eventstore.export``.
+        ``max_line_bytes``: the longest line accepted (default 8 MiB).
+        """
+        from .export import MAX_LINE_BYTES, import_jsonl
+
+        return import_jsonl(self.recorder, file, max_line_bytes=max_line_bytes or MAX_LINE_BYTES)
 
     # --- runs being written, orphans and the reaper (eventstore.orphans) -----------------
 
@@ -361,6 +429,15 @@ class EventStore:
         from .report import render_report
 
         return render_report(self, run_id, flow=flow)
+
+    def copy_to(self, other: "EventStore", *, append: bool = False) -> int:
+        """Copy every event of this ledger into ``other`` (SQLite <-> PostgreSQL), hashes kept; return how many.
+
+        ``other`` must hold no event, unless ``append=True`` (then no run may be in both).
+        """
+        from .export import copy_ledger
+
+        return copy_ledger(self.recorder, other.recorder, append=append)
 
 
 def _stopper(stop: Any) -> Callable[[], bool]:

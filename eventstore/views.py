@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from statemachine.mapping import attach_children, is_child_key
 from statemachine.states import State
 
 from . import codec
@@ -125,9 +126,10 @@ def run_view(run_id: str, rows: Sequence[LatestRow], *, final: bool = False) -> 
             tasks[row.key] = codec.state_from_json(row.new_state)
         else:
             flow_state, flow_text = codec.state_from_json(row.new_state), row.new_state
+    attach_children(tasks)  # a Mapped parent holds its children (KEY[i]), as flow.run() returned it
     if flow_state is not None:
         # the engine hands back {Task: State} as a flow's result (see codec): here by key
         if flow_state.result is None and (final or '"result_flow":true' in flow_text):
-            flow_state.result = TaskStates(tasks)
+            flow_state.result = TaskStates({k: s for k, s in tasks.items() if not is_child_key(k)})
         flow_state.context["run_id"] = run_id
     return RunView(run_id, flow_name, flow_state, tasks, len(rows))

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from . import signals, triggers
 from .flow import Flow
+from .mapping import flatten, unmapped
+from .masking import register_secret
 from .secrets import Secret
 from .task import Parameter, Task, task
 
-__all__ = ["Task", "Flow", "task", "Parameter", "Secret", "signals", "triggers"]
+__all__ = ["Task", "Flow", "task", "Parameter", "Secret", "register_secret", "signals", "triggers", "unmapped",
+           "flatten"]
 __version__ = "0.1.0"

@@ -1,11 +1,12 @@
-"""Runs a flow: tasks in dependency order, retries, triggers, skips, timeouts.
+"""Runs a flow: tasks in dependency order, retries, triggers, skips, timeouts, loops, maps.
 
 Every state change goes through ``pipeline.transition``, in this thread; this
 module only decides what to propose next. Task bodies run on the executor's
 pool (``statemachine.executors``): a task starts as soon as its upstream
 tasks finished, and whichever body ends first is committed first. A task
 waiting to retry does not block other ready tasks: it waits in a queue
-ordered by its ``start_time``.
+ordered by its ``start_time``. A mapped task's children (``statemachine.mapping``)
+are scheduled like tasks; the parent settles once they all have.
 """
 
 from __future__ import annotations
@@ -19,31 +20,27 @@ import queue
 import re
 import time
 from collections import deque
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
-from . import wiring
-from .context import current_run_id, running
-from .errors import ArgumentError, ExecutorSpecError, ParameterError
+from . import graph, mapping, taskcontext, timeouts, wiring
+from .context import current_run_id, reset_task_values, running, set_computed_task_values
+from .errors import ArgumentError, ExecutorSpecError, LedgerError, ParameterError, TaskTimeoutSignal
 from .executors import Executor, LocalExecutor, Outcome, Pool
 from .flow import Flow
 from .interrupts import Interrupts, transition
-from .pipeline import Runtime, Subject
-from .signals import ENDRUN, StateSignal
+from .masking import load_known_secrets, safe_repr
+from .pipeline import Runtime, Subject, handler_name
+from .signals import ENDRUN, LOOP, SUCCESS, TRIGGERFAIL, StateSignal
 from .states import (
-    Failed, Pending, Retrying, Running, Scheduled, Skipped, State, Success, TimedOut, TriggerFailed, utcnow,
+    Failed, Looped, Mapped, Pending, Retrying, Running, Scheduled, Skipped, State, Success, TimedOut,
+    TriggerFailed, utcnow,
 )
 from .task import Parameter, Task
+from .triggers import SKIP_MESSAGE
 
-__all__ = ["FlowRunner", "new_run_id", "current_run_id"]
+__all__ = ["FlowRunner", "new_run_id", "current_run_id", "SKIP_MESSAGE"]
 
 log = logging.getLogger("stateledger")
-
-SKIP_MESSAGE = (
-    "Upstream task was skipped; if this was not the intended behavior, "
-    "consider changing `skip_on_upstream_skip=False` for this task."
-)
-
-
 
 
 def new_run_id(flow_name: str) -> str:
@@ -69,6 +66,7 @@ class FlowRunner:
         if run_id is not None and (not isinstance(run_id, str) or not run_id):
             raise ParameterError(f"run_id must be a non-empty string, got {run_id!r}")
         self.run_id = run_id or new_run_id(flow.name)
+        load_known_secrets()  # every secret is masked from the first event on
         if executor is not None and not isinstance(executor, Executor):
             raise ExecutorSpecError(
                 f"executor must be a LocalExecutor, ThreadExecutor or DaskExecutor "
@@ -88,6 +86,13 @@ class FlowRunner:
         self.deadlines: dict[Task, float] = {}  # of running bodies with a timeout (time.monotonic())
         self.ended: queue.SimpleQueue = queue.SimpleQueue()  # (task, token, Outcome) as bodies end
         self.tie = 0  # orders retries due at the same time
+        self.loops: dict[Task, dict[str, Any]] = {}  # a looping task's next loop count and result
+        self.looping: set[Task] = set()  # tasks whose next start is a LOOP iteration (same attempt)
+        self.raise_after: Exception | None = None  # raise_on_exception: raised once its Failed is committed
+        self.mapped = {t for t in self.order if mapping.is_mapped(flow, t)}  # parents of mapped children
+        self.children: dict[Task, mapping.Child] = {}  # mapped children (see statemachine.mapping)
+        self.unsettled: dict[Task, int] = {}  # a Mapped parent -> how many children are still running
+        self.ready: deque[Task] = deque()
 
     # --- the flow -------------------------------------------------------------
 
@@ -102,8 +107,16 @@ class FlowRunner:
                 try:
                     state, halted = transition(subject, Scheduled(), Running("Running flow."), self.rt)
                     if not halted:
-                        self.run_tasks(pool)
-                        final = self.final_flow_state()
+                        try:
+                            self.run_tasks(pool)
+                        except Exception as exc:
+                            if not taskcontext.get("raise_on_exception") or isinstance(exc, LedgerError):
+                                raise
+                            # raise_on_exception: the flow's end is recorded, then the task's error raised
+                            failed = Failed(f"Unexpected error while running flow: {safe_repr(exc)}", result=exc)
+                            transition(subject, state, failed, self.rt)
+                            raise
+                        final = self.terminal_state(state, self.final_flow_state())
                         if final is not None:
                             state, _ = transition(subject, state, final, self.rt)
                 except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, or a task raising it: end Cancelled
@@ -119,11 +132,11 @@ class FlowRunner:
             self.states.update((t, interrupts.committed[("task", s.key)][1]) for t, s in self.subjects.items()
                                if ("task", s.key) in interrupts.committed)
             log.warning("flow %s: run %s cancelled (%s)", flow.name, self.run_id, interrupts.reason(stopped))
-            state.result = dict(self.states)
+            state.result = self.task_states()
             state.context["run_id"] = self.run_id
             interrupts.exit(stopped)  # raises as the signal would have, unless the program's handler returns
         if state.result is None:
-            state.result = dict(self.states)
+            state.result = self.task_states()
         state.context["run_id"] = self.run_id
         log.info("flow %s: run %s ended %r", flow.name, self.run_id, state)
         return state
@@ -147,12 +160,40 @@ class FlowRunner:
         for t in self.order:  # tasks that never started (downstream of a pause) stay Pending
             if t not in self.states:
                 self.states[t] = Pending()
-        refs = [self.states[t] for t in self.flow.reference_tasks()]
+        refs = mapping.expand(self.states[t] for t in self.flow.reference_tasks())
         if not all(s.is_finished() for s in refs):
             return None
         if any(s.is_failed() for s in refs):
-            return Failed("Some reference tasks failed.", result=self.states)
-        return Success("All reference tasks succeeded.", result=self.states)
+            return Failed("Some reference tasks failed.", result=self.task_states())
+        return Success("All reference tasks succeeded.", result=self.task_states())
+
+    def task_states(self) -> dict[Task, State]:
+        """Each task's state (a mapped task's children are in its ``Mapped`` state)."""
+        return {t: self.states.get(t, Pending()) for t in self.order}
+
+    def terminal_state(self, state: State, final: State | None) -> State | None:
+        """``final``, or what the flow's ``terminal_state_handler(flow, state, reference states)`` makes of it."""
+        handler = self.flow.terminal_state_handler
+        if handler is None:
+            return final
+        current = final if final is not None else state
+        key_states = set(mapping.expand(self.states[t] for t in self.flow.reference_tasks()))
+        try:
+            new = handler(self.flow, current, key_states)
+        except Exception as exc:
+            if taskcontext.get("raise_on_exception"):
+                raise
+            name = handler_name(handler)
+            text = safe_repr(exc)
+            log.error("terminal state handler %s raised %s", name, text, exc_info=True)
+            return Failed(f"Terminal state handler {name} raised {text}", result=exc)
+        if new is None or new is current:
+            return final
+        if not isinstance(new, State):
+            name = handler_name(handler)
+            return Failed(f"Terminal state handler {name} returned a {type(new).__name__}, not a State",
+                          result=TypeError(f"terminal_state_handler returned {safe_repr(new)}"))
+        return new
 
     def run_tasks(self, pool: Pool) -> None:
         """Start each task once its upstream tasks finished; settle each body as it ends.
@@ -163,7 +204,7 @@ class FlowRunner:
         """
         flow = self.flow
         remaining = {t: len(flow.upstream_edges(t)) for t in self.order}
-        ready = deque(t for t in self.order if remaining[t] == 0)
+        ready = self.ready = deque(t for t in self.order if remaining[t] == 0)
         waiting: list[tuple[datetime.datetime, int, Task]] = []
         slots = pool.slots or len(self.order) + 1  # None: no limit
         while ready or waiting or self.running:
@@ -177,7 +218,7 @@ class FlowRunner:
                         time.sleep(delay)
                 else:
                     t = ready.popleft()
-                state = self.start_task(t, self.states.get(t) or Pending(), pool)
+                state = self.in_context(t, self.start_task, t, self.states.get(t) or Pending(), pool)
                 if state is not None:
                     self.settled(t, state, remaining, ready, waiting)
             if not self.running:
@@ -185,14 +226,24 @@ class FlowRunner:
             may_start = len(self.running) < slots
             t, state = self.next_ended(pool, waiting[0][0] if waiting and may_start else None)
             if t is not None:
-                self.settled(t, self.end_task(t, self.states[t], state), remaining, ready, waiting)
+                ended = self.in_context(t, self.end_task, t, self.states[t], state)
+                self.settled(t, ended, remaining, ready, waiting)
 
     def settled(self, t: Task, state: State, remaining: dict[Task, int], ready: deque, waiting: list) -> None:
-        """``t``'s attempt ended in ``state``: queue its retry, or release its downstream tasks."""
+        """``t``'s attempt ended in ``state``: queue its retry or next loop, or release its downstream tasks."""
         self.states[t] = state
         if isinstance(state, Retrying):
             self.tie += 1
             heapq.heappush(waiting, (state.start_time, self.tie, t))
+        elif t in self.looping:
+            ready.append(t)  # LOOP: the next iteration, from Pending
+        elif t in self.children:
+            parent = self.children[t].parent
+            self.unsettled[parent] -= 1
+            if not self.unsettled[parent]:
+                self.settled(parent, self.finish_mapped(parent), remaining, ready, waiting)
+        elif isinstance(state, Mapped) and self.unsettled.get(t):
+            pass  # settles once its children have
         elif state.is_finished():
             for edge in self.flow.downstream_edges(t):
                 d = edge.downstream
@@ -216,29 +267,54 @@ class FlowRunner:
                     if deadline <= now:
                         del self.deadlines[t]
                         pool.cancel(self.running.pop(t).handle)
-                        return t, TimedOut("Task timed out during execution.")
+                        return t, TimedOut("Task timed out during execution.", result=TaskTimeoutSignal())
                 return None, None
             if self.running.get(t) is not None and self.running[t].token is token:
                 del self.running[t]
                 self.deadlines.pop(t, None)
-                return t, self.proposed_state(outcome)
+                return t, self.proposed_state(t, outcome)
             # else: the late answer of a body that already timed out; ignore it
 
     # --- one task attempt -----------------------------------------------------
+
+    def in_context(self, task: Task, step: Callable[..., Any], *args: Any) -> Any:
+        """``step(*args)`` with ``taskcontext`` telling the task's handlers (and inline body) about its run."""
+        token = set_computed_task_values(lambda: self.task_context(task))
+        try:
+            return step(*args)
+        finally:
+            reset_task_values(token)
+
+    def task_context(self, task: Task) -> dict[str, Any]:
+        """What ``statemachine.taskcontext`` tells a running task (Prefect 1's context keys)."""
+        values = {
+            "flow_name": self.flow.name, "flow_run_id": self.run_id, "parameters": dict(self.parameters),
+            "task_name": task.name, "task_full_name": task.name, "task_key": self.subjects[task].key,
+            "task_run_count": self.run_counts.get(task, 1), "map_index": None, **self.loops.get(task, {}),
+        }
+        child = self.children.get(task)
+        if child is not None:
+            values.update(map_index=child.index, task_full_name=f"{task.name}[{child.index}]")
+        return values
 
     def start_task(self, task: Task, state: State, pool: Pool) -> State | None:
         """Start one attempt of ``task`` from ``state`` (Pending or Retrying).
 
         Returns where it ended when it did not get to run (trigger, skip, a
-        handler's rewrite, a parameter), else None: its body is on the pool.
+        handler's rewrite, a parameter, a map), else None: its body is on the pool.
         """
+        if task in self.mapped:
+            return self.start_mapped(task, state)
         subject, rt = self.subjects[task], self.rt
-        attempt = self.run_counts[task] = self.run_counts.get(task, 0) + 1
-
-        if not isinstance(state, Retrying):
-            refusal = self.check_upstream(task)
-            if refusal is not None:
-                return transition(subject, state, refusal, rt, attempt)[0]
+        if task in self.looping:  # a LOOP iteration: same attempt, no new upstream checks (Prefect 1)
+            self.looping.discard(task)
+            attempt = self.run_counts[task]
+        else:
+            attempt = self.run_counts[task] = self.run_counts.get(task, 0) + 1
+            if not isinstance(state, Retrying):
+                refusal = self.check_upstream(task)
+                if refusal is not None:
+                    return transition(subject, state, refusal, rt, attempt)[0]
 
         state, halted = transition(subject, state, Running("Starting task run."), rt, attempt)
         if halted or not isinstance(state, Running):  # a handler may have rewritten the start
@@ -248,14 +324,13 @@ class FlowRunner:
                 outcome = Outcome(value=task.value_from(self.parameters))
             except Exception as exc:
                 outcome = Outcome(error=exc)
-            return self.end_task(task, state, self.proposed_state(outcome))
-        if pool.inline:  # LocalExecutor: the body runs here and now
-            if task.timeout is not None:
-                return self.end_task(task, state, self.proposed_state(pool.run(task, self.inputs(task))))
-            try:  # the common case, without an Outcome in between
-                proposed = Success("Task run succeeded.", result=task.run(**self.inputs(task)))
+            return self.end_task(task, state, self.proposed_state(task, outcome))
+        if pool.inline:  # LocalExecutor: the body runs here and now (a timeout can stop it: timeouts.py)
+            try:
+                value = timeouts.run_with_timeout(task.run, self.inputs(task), task.timeout, task.name)
+                proposed = Success("Task run succeeded.", result=value)
             except Exception as exc:
-                proposed = self.proposed_state(Outcome(error=exc))
+                proposed = self.proposed_state(task, Outcome(error=exc))
             return self.end_task(task, state, proposed)
 
         self.states[task] = state
@@ -263,20 +338,30 @@ class FlowRunner:
         self.running[task] = _Running(token)
         if task.timeout is not None:
             self.deadlines[task] = time.monotonic() + task.timeout
-        handle = pool.submit(task, self.flow.key_of(task), self.inputs(task),
+        handle = pool.submit(task, subject.key, self.inputs(task),
                              lambda outcome: self.ended.put((task, token, outcome)))
         if task in self.running:
             self.running[task].handle = handle
         return None
 
     def end_task(self, task: Task, running: State, proposed: State) -> State:
-        """Commit how the body ended; a failure with retries left moves on to ``Retrying``."""
+        """Commit how the body ended; a LOOP goes back to Pending, a failure with retries left to ``Retrying``."""
         subject, rt, attempt = self.subjects[task], self.rt, self.run_counts[task]
         state, halted = transition(subject, running, proposed, rt, attempt)
+        if self.raise_after is not None:
+            raise self.raise_after
         if halted:
             return state
+        if isinstance(state, Looped):  # the next iteration starts from Pending with the loop's result
+            self.loops[task] = {"task_loop_count": state.loop_count + 1, "task_loop_result": state.result}
+            again = Pending(f"Looping task (on loop index {state.loop_count})")
+            state, halted = transition(subject, state, again, rt, attempt)
+            if not halted and isinstance(state, Pending):
+                self.looping.add(task)
+            return state
 
-        if state.is_failed() and not isinstance(state, TriggerFailed) and attempt <= task.max_retries:
+        if (state.is_failed() and not isinstance(state, TriggerFailed) and attempt <= task.max_retries
+                and task.retries_on(state.result)):
             retry = Retrying(
                 f"Retrying Task (after attempt {attempt} of {task.max_retries + 1})",
                 result=state.result,
@@ -286,42 +371,87 @@ class FlowRunner:
             state, halted = transition(subject, state, retry, rt, attempt)
         return state
 
+    def start_mapped(self, task: Task, state: State) -> State:
+        """A mapped parent: its ``Mapped`` state (children queued to run), or why it did not map."""
+        state, children = mapping.start_mapped(self, task, state)
+        self.states[task] = state
+        if not children:
+            return self.finish_mapped(task) if isinstance(state, Mapped) else state
+        self.unsettled[task] = len(children)
+        self.ready.extend(children)
+        return state
+
+    def finish_mapped(self, task: Task) -> State:
+        """The parent's ``Mapped`` state, holding its children's states and results."""
+        state = self.states[task]
+        assert isinstance(state, Mapped)
+        state.map_states = [self.states.get(c, Pending()) for c in mapping.children_of(self, task)]
+        state.result = [s.result for s in state.map_states]
+        self.unsettled.pop(task, None)
+        return state
+
     def check_upstream(self, task: Task) -> State | None:
         """The state a task ends in without running (upstream skip, trigger), or None to run."""
-        edges = self.flow.upstream_edges(task)
-        if not edges:
-            return None
-        upstream = {e.upstream: self.states[e.upstream] for e in edges}
-        if task.skip_on_upstream_skip and any(isinstance(s, Skipped) for s in upstream.values()):
+        child = self.children.get(task)
+        if child is not None:
+            upstream = child.upstream
+        else:
+            upstream = {e.upstream: self.states[e.upstream] for e in self.flow.upstream_edges(task)}
+        if task.skip_on_upstream_skip and any(isinstance(s, Skipped) for s in mapping.expand(upstream.values())):
             return Skipped(SKIP_MESSAGE)
-        try:
-            task.trigger(upstream)
+        try:  # root tasks too, with {} (Prefect 1: manual_only pauses a root task)
+            if not task.trigger(upstream):
+                raise TRIGGERFAIL("Trigger failed")
         except (StateSignal, ENDRUN) as signal:
             return signal.to_state()
         except Exception as exc:
-            return TriggerFailed(f"Trigger {getattr(task.trigger, '__name__', task.trigger)!r} raised {exc!r}", result=exc)
+            if taskcontext.get("raise_on_exception"):
+                raise
+            return TriggerFailed(f"Unexpected error while checking task trigger: {safe_repr(exc)}", result=exc)
         return None
 
-    @staticmethod
-    def proposed_state(outcome: Outcome) -> State:
+    def proposed_state(self, task: Task, outcome: Outcome) -> State:
         """Turn how a task's body ended into the state the engine proposes."""
         if outcome.timed_out:
-            return TimedOut("Task timed out during execution.")
+            return TimedOut("Task timed out during execution.", result=TaskTimeoutSignal())
         exc = outcome.error
         if exc is None:
             return Success("Task run succeeded.", result=outcome.value)
         if isinstance(exc, KeyboardInterrupt):  # a body on a worker raised it: as a Ctrl-C here
             raise exc
-        if isinstance(exc, (StateSignal, ENDRUN)):
-            return exc.to_state()
-        return Failed(f"Error during execution of task: {exc!r}", result=exc)
+        if isinstance(exc, TaskTimeoutSignal):
+            return TimedOut("Task timed out during execution.", result=exc)
+        if isinstance(exc, (StateSignal, ENDRUN)):  # signals never raise, even with raise_on_exception
+            state = exc.state
+            if isinstance(state, Looped):  # counted here: a body on a Dask worker has no task context
+                state.loop_count = self.loops.get(task, {}).get("task_loop_count", 1)
+                state.message = state.message or f"Task is looping ({state.loop_count})"
+            elif isinstance(state, Retrying) and not isinstance(exc, ENDRUN):
+                state.run_count = self.run_counts.get(task, 1)
+            return state if isinstance(exc, (LOOP, SUCCESS)) else body_state(task, state)
+        if taskcontext.get("raise_on_exception"):
+            self.raise_after = exc
+        return Failed(f"Error during execution of task: {safe_repr(exc)}", result=exc)
 
     def inputs(self, task: Task) -> dict[str, Any]:
+        if task in self.children:
+            return dict(self.children[task].inputs)
         kwargs = dict(self.flow.constants.get(task, ()))
         for edge in self.flow.upstream_edges(task):
             if edge.key is not None:
-                kwargs[edge.key] = self.states[edge.upstream].result
+                kwargs[edge.key] = mapping.edge_value(edge, self.states[edge.upstream])
         return kwargs
+
+
+def body_state(task: Task, state: State) -> State:
+    """The state a body's signal or ENDRUN names, or Failed when no task may end its run there."""
+    if graph.is_legal(Running(), state):
+        return state
+    return Failed(
+        f"Task {task.name!r} ended its run with ENDRUN({state!r}), which a running task cannot move to; "
+        "end it in a finished, pending or retrying state",
+        result=state,
+    )
 
 
 class _Running:

@@ -13,7 +13,10 @@ in brackets when it is not this one)::
     │                                          [subscribers.notifiers]
     ├── FlowDefinitionError (ValueError)       a flow or task that cannot run as written
     │   ├── CycleError                         the dependencies form a cycle
-    │   └── FlowContextError                   a task called outside ``with Flow(...)``
+    │   ├── FlowContextError                   a task called outside ``with Flow(...)``
+    │   └── OptionTypeError (TypeError)        a task option of the wrong type (Prefect 1 raises TypeError)
+    ├── RunInsideFlowError (RuntimeError)      ``flow.run()`` called inside its own ``with Flow(...)``
+    ├── TaskTimeoutSignal (TimeoutError)       a task ran past its ``timeout`` (``TimedOut.result``)
     ├── IllegalTransitionError                 the engine proposed a move the graph refuses (a bug)
     ├── SecretNotFoundError (KeyError)         a secret missing from every place we looked
     ├── SecretsFileError                       the secrets file is unsafe or unreadable [statemachine.secrets]
@@ -22,7 +25,10 @@ in brackets when it is not this one)::
     │   ├── SchemaVersionError                 written by a newer schema version [eventstore.errors]
     │   ├── LedgerWriteError                   an append (or creating the file) failed [eventstore.errors]
     │   │   └── LedgerLocationError            the folder is missing or cannot be written [eventstore.errors]
+    │   ├── LedgerConnectionError              the PostgreSQL server is unreachable or refuses the login
+    │   │                                      [eventstore.errors]
     │   ├── RunNotFoundError (KeyError)        no event of that run id [eventstore.errors]
+    │   ├── ImportLineError (ValueError)       a line of an export cannot be imported [eventstore.errors]
     │   └── RunExistsError                     a new run given the id of an existing one [eventstore.errors]
     ├── ExecutorError                          an executor cannot start (e.g. dask is not installed)
     │   ├── ExecutorSpecError                  an executor spec or option that makes no sense (also an ArgumentError)
@@ -33,6 +39,8 @@ in brackets when it is not this one)::
     │       └── DeliveryTimeout                no answer in time [subscribers.notifiers]
     ├── SubscriptionConflictError (ValueError) a durable subscription name reused with another
     │                                          filter [subscribers.durable]
+    ├── SubscriptionBusyError                  another consumer holds the subscription's name
+    │                                          [subscribers.durable]
     └── SubscriptionStoreError (TypeError)     a store that cannot keep a durable cursor
                                                [subscribers.durable]
 
@@ -44,9 +52,12 @@ was wrong): it is also a ``ValueError`` and a ``TypeError``, so code catching
 Python's usual "bad argument" errors keeps working. Every message says what
 was expected, what was found and what to do; the facts are kept as attributes
 too (``argument`` and ``value`` for an ``ArgumentError``).
+Messages are masked: a known secret reads ``***``.
 """
 
 from __future__ import annotations
+
+from .masking import MASKER
 
 __all__ = [
     "StateLedgerError",
@@ -54,7 +65,9 @@ __all__ = [
     "FlowDefinitionError",
     "CycleError",
     "FlowContextError",
+    "OptionTypeError",
     "ParameterError",
+    "RunInsideFlowError",
     "CommandInputError",
     "NotCallableError",
     "IllegalTransitionError",
@@ -64,11 +77,19 @@ __all__ = [
     "ExecutorError",
     "ExecutorSpecError",
     "SerialisationError",
+    "TaskTimeoutSignal",
 ]
 
 
 class StateLedgerError(Exception):
-    """Root of every error stateledger raises on purpose."""
+    """Root of every error stateledger raises on purpose.
+
+    Its text arguments are masked (``statemachine.masking``): no message we
+    raise quotes a known secret.
+    """
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(MASKER.mask(a) if type(a) is str else a for a in args))
 
 
 class ArgumentError(StateLedgerError, ValueError, TypeError):
@@ -94,6 +115,14 @@ class CycleError(FlowDefinitionError):
 
 class FlowContextError(FlowDefinitionError):
     """A task was called (the functional API) outside ``with Flow(...):``."""
+
+
+class OptionTypeError(FlowDefinitionError, TypeError):
+    """A task or flow option of the wrong type: a ``TypeError``, as Prefect 1 raises it."""
+
+
+class RunInsideFlowError(StateLedgerError, RuntimeError):
+    """``flow.run()`` was called inside the flow's own ``with Flow(...)`` block (Prefect 1 refuses it too)."""
 
 
 class ParameterError(ArgumentError):
@@ -151,3 +180,13 @@ class ExecutorSpecError(ExecutorError, ArgumentError):
 
 class SerialisationError(ExecutorError, TypeError):
     """A task's function, arguments or result cannot travel to or from a Dask worker."""
+
+
+class TaskTimeoutSignal(StateLedgerError, TimeoutError):
+    """A task body ran longer than its ``timeout``: the ``result`` of its ``TimedOut`` state.
+
+    Named and worded as Prefect 1's (``TaskTimeoutSignal("Execution timed out.")``).
+    """
+
+    def __init__(self, message: str = "Execution timed out.") -> None:
+        super().__init__(message)

@@ -15,30 +15,45 @@ from . import states as s
 __all__ = ["is_legal", "legal_edges", "mermaid", "dot", "graph_class"]
 
 _NODES = (
-    s.Pending, s.Scheduled, s.Retrying, s.Paused, s.Resume, s.Running,
-    s.Success, s.Cached, s.Skipped, s.Failed, s.TriggerFailed, s.TimedOut, s.Crashed, s.Cancelled,
+    s.Pending, s.Scheduled, s.Retrying, s.Paused, s.Resume, s.Running, s.Cancelling, s.Looped,
+    s.Success, s.Cached, s.Mapped, s.Skipped, s.Failed, s.TriggerFailed, s.TimedOut,
+    s.ValidationFailed, s.Crashed, s.Cancelled,
+)
+
+# Where a run that has not started yet may go: run, wait, be refused by its
+# trigger or an upstream skip, be mapped, or be cancelled or reaped.
+_NOT_STARTED = (
+    s.Running, s.Scheduled, s.Retrying, s.Skipped, s.TriggerFailed, s.Paused, s.Mapped,
+    s.Failed, s.Cancelled, s.Crashed,
+)
+# What a running task body may end in: any state a signal or ENDRUN names
+# (Prefect 1 lets a body end the run in a pending state too).
+_FROM_RUNNING = (
+    s.Success, s.Cached, s.Mapped, s.Skipped, s.Looped, s.Failed, s.TriggerFailed, s.TimedOut,
+    s.ValidationFailed, s.Retrying, s.Paused, s.Pending, s.Scheduled, s.Resume,
+    s.Cancelling, s.Cancelled, s.Crashed,
 )
 
 # Where the engine (or a handler's rewrite) may move an object. Any state that
 # can be the source of a proposal may also go to Failed: that is how a failing
-# state handler ends a run. Any state not finished may go to Cancelled (an
-# interrupted run) and to Crashed (a reaper closing a dead writer's run).
+# state handler ends a run.
 _EDGES: dict[type[s.State], tuple[type[s.State], ...]] = {
-    s.Pending: (s.Running, s.Scheduled, s.Skipped, s.TriggerFailed, s.Paused, s.Failed, s.Cancelled, s.Crashed),
-    s.Scheduled: (s.Running, s.Skipped, s.TriggerFailed, s.Paused, s.Failed, s.Cancelled, s.Crashed),
+    s.Pending: _NOT_STARTED,
+    s.Scheduled: tuple(x for x in _NOT_STARTED if x is not s.Scheduled),
     s.Retrying: (s.Running, s.Failed, s.Cancelled, s.Crashed),
     s.Paused: (s.Resume, s.Running, s.Failed, s.Cancelled, s.Crashed),
     s.Resume: (s.Running, s.Failed, s.Cancelled, s.Crashed),
-    s.Running: (
-        s.Success, s.Cached, s.Skipped, s.Failed, s.TriggerFailed, s.TimedOut,
-        s.Retrying, s.Paused, s.Cancelled, s.Crashed,
-    ),
+    s.Running: _FROM_RUNNING,
+    s.Cancelling: (s.Cancelled, s.Failed, s.Success, s.Crashed),
+    s.Looped: (s.Pending, s.Failed, s.Cancelled, s.Crashed),  # Pending: the next iteration
     s.Failed: (s.Retrying, s.Failed),
     s.TimedOut: (s.Retrying, s.Failed),
+    s.ValidationFailed: (s.Retrying, s.Failed),
     s.TriggerFailed: (),
     s.Crashed: (),
     s.Success: (),
     s.Cached: (),
+    s.Mapped: (),
     s.Skipped: (),
     s.Cancelled: (),
 }

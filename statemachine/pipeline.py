@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from . import graph
+from . import graph, taskcontext
 from .errors import IllegalTransitionError, LedgerError
 from .events import Bus, Event, Ledger, current_actor, new_event_id
 from .handlers import StateHandler
+from .masking import mask, safe_repr
+from .signals import ENDRUN, PAUSE, StateSignal
 from .states import Failed, State, utcnow
 
 __all__ = ["Runtime", "Subject", "Move", "transition", "handler_name", "StateHandler"]
@@ -48,7 +50,7 @@ class Runtime:
     global_handlers: dict[str, Sequence[StateHandler]] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Move:
     """One transition on its way through the pipeline, handed from step to step.
 
@@ -60,8 +62,25 @@ class Move:
     old: State
     proposed: State
     final: State
-    rewritten_by: tuple[str, ...] = ()
-    halted: bool = False
+    rewritten_by: tuple[str, ...]
+    halted: bool
+
+    def __init__(
+        self, old: State, proposed: State, final: State, rewritten_by: tuple[str, ...] = (), halted: bool = False
+    ) -> None:
+        # What the dataclass's own frozen __init__ does, through the slots'
+        # setters instead of object.__setattr__ per field: one Move is made per
+        # transition, and this keeps it under the cost of the tuples it replaced.
+        _set_old(self, old)
+        _set_proposed(self, proposed)
+        _set_final(self, final)
+        _set_rewritten_by(self, rewritten_by)
+        _set_halted(self, halted)
+
+
+_set_old, _set_proposed, _set_final, _set_rewritten_by, _set_halted = (
+    vars(Move)[name].__set__ for name in ("old", "proposed", "final", "rewritten_by", "halted")
+)
 
 
 def transition(
@@ -72,7 +91,8 @@ def transition(
     ``halted`` is true when a state handler failed or made an illegal rewrite:
     the object's run ends in the committed ``Failed`` state.
     """
-    handlers = (*subject.handlers, *rt.global_handlers.get(subject.kind, ()))
+    global_handlers = rt.global_handlers.get(subject.kind)
+    handlers = (*subject.handlers, *global_handlers) if global_handlers else subject.handlers
     move = Move(old, proposed, proposed)
     move = run_handlers(subject, move, handlers)
     move = check_legality(move)
@@ -82,28 +102,38 @@ def transition(
 
 
 def run_handlers(subject: Subject, move: Move, handlers: Sequence[StateHandler]) -> Move:
-    """Fold the handlers over the proposal; a raise or a non-State ends the chain as Failed."""
+    """Fold the handlers over the proposal; a raise or a non-State ends the chain as Failed.
+
+    A handler that raises a signal sets that signal's state, as in Prefect 1:
+    ``PAUSE`` and ``ENDRUN`` also end the object's run there (halted).
+    """
     old, state = move.old, move.proposed
     rewritten_by: tuple[str, ...] = ()
     for handler in handlers:
         try:
             out = handler(subject.obj, old, state)
+        except (StateSignal, ENDRUN) as signal:
+            rewriters = (*rewritten_by, handler_name(handler))
+            return Move(old, move.proposed, signal.state, rewriters, isinstance(signal, (PAUSE, ENDRUN)))
         except Exception as exc:
             name = handler_name(handler)
-            log.warning("state handler %s raised %r on %s %s", name, exc, subject.kind, subject.key)
-            failed = Failed(f"State handler {name} raised {exc!r}", result=exc)
+            if taskcontext.get("raise_on_exception"):
+                raise
+            text = safe_repr(exc)
+            log.error("state handler %s raised %s on %s %s", name, text, subject.kind, subject.key, exc_info=True)
+            failed = Failed(f"State handler {name} raised {text}", result=exc)
             return Move(old, move.proposed, failed, (*rewritten_by, name), True)
         if out is None or out is state:
             continue
         if not isinstance(out, State):
             name = handler_name(handler)
             exc = TypeError(
-                f"state handler {name} returned {out!r} ({type(out).__name__}), not a State; "
+                f"state handler {name} returned {safe_repr(out)} ({type(out).__name__}), not a State; "
                 "return the new state, or None to keep the proposal"
             )
             failed = Failed(f"State handler {name} returned a {type(out).__name__}, not a State", result=exc)
             return Move(old, move.proposed, failed, (*rewritten_by, name), True)
-        if out != state:
+        if out != state or out.message != state.message:  # equality ignores the message
             rewritten_by = (*rewritten_by, handler_name(handler))
         state = out
     if state is move.proposed:
@@ -139,23 +169,31 @@ def check_legality(move: Move) -> Move:
 def commit(rt: Runtime, subject: Subject, move: Move, attempt: int) -> Event:
     """Append the event to the ledger; if that fails, the run stops here.
 
-    The proposal is recorded exactly when a handler rewrote it.
+    The proposal is recorded exactly when a handler rewrote it. Whatever the
+    states hold, the ledger encodes it: only a storage failure (a
+    ``LedgerError`` saying which) or a ledger that raises something else stops
+    the run. The message names the states' types, never their contents.
     """
     old, final = move.old, move.final
+    # Positional, in Event's field order: on every transition a keyword call
+    # costs about 0.5 us more (benchmarks/engine.py); tests check every field.
     event = Event(
-        run_id=rt.run_id,
-        timestamp=utcnow(),
-        kind=subject.kind,
-        name=subject.name,
-        key=subject.key,
-        attempt=attempt,
-        old_state=old,
-        new_state=final,
-        proposed_state=move.proposed if move.rewritten_by else None,
-        rewritten_by=move.rewritten_by,
-        actor=current_actor(),
-        event_id=new_event_id(),
-        flow=rt.flow,
+        rt.run_id,  # run_id
+        utcnow(),  # timestamp
+        subject.kind,  # kind
+        subject.name,  # name
+        subject.key,  # key
+        attempt,  # attempt
+        old,  # old_state
+        final,  # new_state
+        move.proposed if move.rewritten_by else None,  # proposed_state
+        move.rewritten_by,  # rewritten_by
+        current_actor(),  # actor
+        new_event_id(),  # event_id
+        None,  # seq: the ledger numbers it
+        None,  # prev_hash: the ledger chains it
+        None,  # hash
+        rt.flow,  # flow
     )
     try:
         return rt.ledger.append(event)
@@ -163,11 +201,20 @@ def commit(rt: Runtime, subject: Subject, move: Move, attempt: int) -> Event:
         raise
     except Exception as exc:
         raise LedgerError(
-            f"Could not commit {subject.kind} {subject.key} {old!r} -> {final!r} of run "
-            f"{rt.run_id} to the ledger ({exc!r}); the run stopped here. Check the ledger's "
-            "location (STATELEDGER_DB) is writable and has free space.",
+            f"Could not commit {subject.kind} {subject.key} {_short(old, repr)} -> {_short(final, repr)} "
+            f"of run {rt.run_id}: the ledger ({type(rt.ledger).__name__}) raised {type(exc).__name__}: "
+            f"{_short(exc)}; the run stopped here.",
             getattr(rt.ledger, "path", None),
         ) from exc
+
+
+def _short(obj: Any, how: Callable[[Any], str] = str) -> str:
+    """``str`` (or ``repr``) of ``obj``, masked, in at most 200 characters."""
+    try:
+        text = mask(how(obj))
+    except Exception:
+        return f"<unrepresentable {type(obj).__name__}>"
+    return text if len(text) <= 200 else text[:200] + "…"
 
 
 def broadcast(rt: Runtime, subject: Subject, event: Event) -> None:

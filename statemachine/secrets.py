@@ -11,26 +11,26 @@
 A secret missing from both raises ``SecretNotFoundError`` naming the secret,
 the variable and the file it looked in.
 
-Every value a ``Secret`` returns is remembered for the life of the process, and
-``mask(text)`` replaces it with ``***``. The ledger passes each text it stores
-through ``mask``; the ``stateledger`` logger gets a filter that does the same
-to every record (installed when the first secret is read, never at import).
-Values shorter than ``MIN_MASKED_LENGTH`` (4) characters are not masked: a
-one-letter "secret" would blank out every word containing that letter, and is
-no secret anyway.
+Every value a ``Secret`` returns is remembered for the life of the process
+(and every secret the environment and the secrets file hold, once a ledger
+opens or a flow starts): ``statemachine.masking`` replaces it with ``***``
+in the ledger, the logs, our error messages, the CLI's output and
+notifications. Values shorter than ``MIN_MASKED_LENGTH`` (4) characters are
+not masked (a warning names them): a one-letter "secret" would blank out
+every word containing that letter, and is no secret anyway.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
+from . import masking as _masking
 from .errors import ArgumentError, SecretNotFoundError, StateLedgerError
+from .masking import MASK, MASKER, MIN_MASKED_LENGTH, mask
 
 __all__ = [
     "Secret",
@@ -42,15 +42,12 @@ __all__ = [
     "remember",
     "secrets_file_path",
     "forget_all",
+    "MASK",
 ]
 
 ENV_PREFIX = "STATELEDGER_SECRET_"
 FILE_ENV = "STATELEDGER_SECRETS_FILE"
 DEFAULT_FILE = Path("~") / ".stateledger" / "secrets.toml"
-MASK = "***"
-MIN_MASKED_LENGTH = 4
-
-log = logging.getLogger("stateledger")
 
 
 class SecretsFileError(StateLedgerError):
@@ -84,14 +81,14 @@ class Secret:
         """The secret's value; ``SecretNotFoundError`` if neither the env nor the file has it."""
         value = os.environ.get(self.env_var)
         if value is not None:
-            remember(value)
+            remember(value, self.name)
             return value
         path = secrets_file_path()
         found = _read_file(path).get(self.name)
         if found is not None:
             value, parts = _as_text(found, self.name, path)
             for part in parts:
-                remember(part)
+                remember(part, self.name)
             return value
         where = "no such file" if not path.exists() else f"no key {self.name!r} in it"
         raise SecretNotFoundError(
@@ -177,92 +174,19 @@ def _as_text(found: Any, name: str, path: Path) -> tuple[str, list[str]]:
     )
 
 
-# --- masking ------------------------------------------------------------------
-
-_lock = threading.Lock()
-_values: set[str] = set()
-#: Every form of every remembered value, longest first; empty means mask() is a no-op.
-_forms: tuple[str, ...] = ()
+# --- masking (statemachine.masking) ---------------------------------------------
 
 
-def remember(value: str) -> None:
-    """Mask ``value`` from now on, also as it appears escaped in JSON or in a repr.
+def remember(value: str, name: str | None = None) -> None:
+    """Mask ``value`` from now on, in every form ``statemachine.masking`` knows.
 
     ``Secret.get()`` calls this; call it yourself for a part of a secret that
     may show up alone (e.g. one URL out of a list).
     """
-    global _forms
-    if not isinstance(value, str) or len(value) < MIN_MASKED_LENGTH or value in _values:
-        return
-    with _lock:
-        _values.add(value)
-        forms = set(_forms)
-        for form in _escaped_forms(value):
-            if len(form) >= MIN_MASKED_LENGTH:
-                forms.add(form)
-        _forms = tuple(sorted(forms, key=len, reverse=True))
-    _install_log_filter()
-
-
-def _escaped_forms(value: str) -> set[str]:
-    """The value as is, and as json.dumps / repr would write it inside quotes (and both)."""
-    forms = {value, repr(value)[1:-1], json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
-    forms |= {json.dumps(f)[1:-1] for f in list(forms)}
-    return forms
-
-
-def mask(text: str) -> str:
-    """``text`` with every secret value read in this process replaced by ``***``.
-
-    The ledger and the logs pass every string they receive through this; when
-    no secret was read it returns ``text`` at once.
-    """
-    if not _forms or not isinstance(text, str):
-        return text
-    for form in _forms:
-        if form in text:
-            text = text.replace(form, MASK)
-    return text
+    MASKER.add(value, name)
 
 
 def forget_all() -> None:
-    """Forget every remembered value (for tests): ``mask`` is a no-op until the next ``get()``."""
-    global _forms
-    with _lock:
-        _values.clear()
-        _forms = ()
-        _file_cache.clear()
-
-
-class MaskingFilter(logging.Filter):
-    """Masks secret values in a log record's message, arguments, traceback and stack."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not _forms:
-            return True
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken format string is logging's problem, not ours
-            return True
-        masked = mask(message)
-        if masked != message:
-            record.msg, record.args = masked, ()
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            masked = mask(record.exc_text)
-            if masked != record.exc_text:
-                # drop the live exception so no handler can render the unmasked text again
-                record.exc_text, record.exc_info = masked, None
-        if record.stack_info:
-            record.stack_info = mask(record.stack_info)
-        return True
-
-
-_FILTER = MaskingFilter()
-
-
-def _install_log_filter() -> None:
-    logger = logging.getLogger("stateledger")
-    if _FILTER not in logger.filters:
-        logger.addFilter(_FILTER)
+    """Forget every remembered value (for tests): ``mask`` is a no-op until the next secret."""
+    _masking.forget_all()
+    _file_cache.clear()

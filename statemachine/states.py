@@ -5,23 +5,29 @@ The hierarchy is Prefect 1's, so users can write ``isinstance(s, Retrying)`` or
 
     State
     ├── Pending
-    │   ├── Scheduled            (start_time)
-    │   │   └── Retrying         (start_time, run_count)
-    │   ├── Paused
-    │   └── Resume
+    │   └── Scheduled            (start_time)
+    │       ├── Paused           (start_time: None, "until resumed")
+    │       ├── Resume
+    │       └── Retrying         (start_time, run_count: 1)
     ├── Running
-    ├── Finished
-    │   ├── Success
-    │   │   ├── Cached
-    │   │   └── Skipped
-    │   ├── Failed
-    │   │   ├── TriggerFailed
-    │   │   ├── TimedOut
-    │   │   └── Crashed          (ours: the run's process died and a reaper closed it)
-    │   └── Cancelled
+    │   └── Cancelling
+    └── Finished
+        ├── Looped               (loop_count)
+        ├── Success
+        │   ├── Cached
+        │   ├── Mapped           (map_states, n_map_states)
+        │   └── Skipped
+        ├── Cancelled
+        └── Failed
+            ├── TimedOut
+            ├── TriggerFailed
+            ├── ValidationFailed
+            └── Crashed          (ours: the run's process died and a reaper closed it)
 
 One base class holds the fields (``message``, ``result``, ``context``); a
-subclass only declares the extra fields it adds in ``extra_fields``.
+subclass only declares the extra fields it adds in ``extra_fields``. As in
+Prefect 1, two states are equal when their type, result and extra fields are:
+the message and the context are not compared.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from __future__ import annotations
 import datetime
 from typing import Any, ClassVar
 
+from . import taskcontext
 from .errors import ArgumentError
 
 __all__ = [
@@ -39,13 +46,17 @@ __all__ = [
     "Paused",
     "Resume",
     "Running",
+    "Cancelling",
     "Finished",
+    "Looped",
     "Success",
     "Cached",
+    "Mapped",
     "Skipped",
     "Failed",
     "TriggerFailed",
     "TimedOut",
+    "ValidationFailed",
     "Crashed",
     "Cancelled",
     "STATE_CLASSES",
@@ -123,18 +134,38 @@ class State:
     __str__ = __repr__
 
     def __eq__(self, other: object) -> bool:
-        """Same type, message, result and extra fields (``context`` is not compared)."""
+        """Prefect 1's equality: same type, result and extra fields (not message, not context)."""
         if type(self) is not type(other):
             return NotImplemented if not isinstance(other, State) else False
         assert isinstance(other, State)
-        return (
-            self.message == other.message
-            and _results_equal(self.result, other.result)
-            and all(getattr(self, n) == getattr(other, n) for n in self.extra_fields)
+        return _results_equal(self.result, other.result) and all(
+            _results_equal(getattr(self, n), getattr(other, n)) for n in self.extra_fields
         )
 
     def __hash__(self) -> int:
-        return hash((type(self).__name__, self.message))
+        return hash(type(self).__name__)
+
+    @classmethod
+    def children(cls, include_self: bool = False, names_only: bool = False) -> list[Any]:
+        """Every state class deriving from this one (Prefect 1's helper); names with ``names_only``."""
+        found: list[type[State]] = []
+        for sub in cls.__subclasses__():
+            if not sub.__name__.startswith("_"):
+                found.append(sub)
+            found.extend(sub.children())
+        if include_self:
+            found.append(cls)
+        return [c.__name__ for c in found] if names_only else found
+
+    @classmethod
+    def parents(cls, include_self: bool = False, names_only: bool = False) -> list[Any]:
+        """Every state class this one derives from, nearest first (Prefect 1's helper)."""
+        found: list[type[State]] = [
+            c for c in cls.__mro__ if c not in (object, cls) and not c.__name__.startswith("_")
+        ]
+        if include_self:
+            found.append(cls)
+        return [c.__name__ for c in found] if names_only else found
 
     # Predicates follow the class hierarchy.
     def is_pending(self) -> bool:
@@ -170,12 +201,24 @@ class State:
     def is_cached(self) -> bool:
         return isinstance(self, Cached)
 
+    def is_looped(self) -> bool:
+        return isinstance(self, Looped)
+
+    def is_mapped(self) -> bool:
+        return isinstance(self, Mapped)
+
+    def is_meta_state(self) -> bool:
+        """Always False: Prefect 1's meta-states (``Submitted``, ``Queued``) belong to its server."""
+        return False
+
 
 def _results_equal(a: Any, b: Any) -> bool:
     if a is b:
         return True
     if isinstance(a, BaseException) or isinstance(b, BaseException):
         return type(a) is type(b) and getattr(a, "args", None) == getattr(b, "args", None)
+    if isinstance(a, list) and isinstance(b, list):  # e.g. a Mapped parent's children and results
+        return len(a) == len(b) and all(_results_equal(x, y) for x, y in zip(a, b))
     try:
         return bool(a == b)
     except Exception:  # a result whose == misbehaves is simply "not equal"
@@ -193,33 +236,42 @@ class Scheduled(Pending):
 
     __slots__ = ()
     extra_fields: ClassVar[tuple[str, ...]] = ("start_time",)
-    start_time: datetime.datetime
+    start_time: datetime.datetime | None
 
     def _default(self, name: str) -> Any:
         return utcnow()
 
 
-class Retrying(Scheduled):
-    """Failed and will run again at ``start_time``; ``run_count`` runs so far."""
+class Paused(Scheduled):
+    """Waiting for a person to resume it (``manual_only`` trigger, ``PAUSE`` signal).
+
+    ``start_time`` is when it may resume on its own; None (the default) means
+    only when a person resumes it.
+    """
 
     __slots__ = ()
-    extra_fields = ("start_time", "run_count")
-    run_count: int | None
 
     def _default(self, name: str) -> Any:
-        return utcnow() if name == "start_time" else None
+        return None
 
 
-class Paused(Pending):
-    """Waiting for a person to resume it (``manual_only`` trigger, ``PAUSE`` signal)."""
-
-    __slots__ = ()
-
-
-class Resume(Pending):
+class Resume(Scheduled):
     """Released from ``Paused``: it may run."""
 
     __slots__ = ()
+
+
+class Retrying(Scheduled):
+    """Failed and will run again at ``start_time``; ``run_count`` runs so far (default 1)."""
+
+    __slots__ = ()
+    extra_fields = ("start_time", "run_count")
+    run_count: int
+
+    def _default(self, name: str) -> Any:
+        if name == "start_time":
+            return utcnow()
+        return taskcontext.get("task_run_count", 1)  # Prefect 1: the current attempt, else 1
 
 
 class Running(State):
@@ -228,10 +280,27 @@ class Running(State):
     __slots__ = ()
 
 
+class Cancelling(Running):
+    """Running, and asked to stop."""
+
+    __slots__ = ()
+
+
 class Finished(State):
     """Done, one way or another."""
 
     __slots__ = ()
+
+
+class Looped(Finished):
+    """One iteration of a looping task ended (``LOOP`` signal); ``loop_count`` iterations so far."""
+
+    __slots__ = ()
+    extra_fields = ("loop_count",)
+    loop_count: int
+
+    def _default(self, name: str) -> Any:
+        return taskcontext.get("task_loop_count", 1)  # Prefect 1: the current iteration, else 1
 
 
 class Success(Finished):
@@ -246,32 +315,32 @@ class Cached(Success):
     __slots__ = ()
 
 
+class Mapped(Success):
+    """The task was mapped: its children (``map_states``) each ran one item.
+
+    As in Prefect 1, ``Mapped`` only says the children were made, not that they
+    succeeded; ``result`` is the list of the children's results.
+    ``n_map_states`` is the number of children (``len(map_states)`` unless set).
+    """
+
+    __slots__ = ()
+    extra_fields = ("map_states", "n_map_states")
+    map_states: list[State]
+
+    def _default(self, name: str) -> Any:
+        return [] if name == "map_states" else None
+
+    @property
+    def n_map_states(self) -> int:
+        return self.__dict__.get("_n_map_states") or len(self.map_states or ())
+
+    @n_map_states.setter
+    def n_map_states(self, value: int | None) -> None:
+        self.__dict__["_n_map_states"] = value
+
+
 class Skipped(Success):
     """Not run, on purpose (``SKIP`` signal or an upstream skip); counts as success."""
-
-    __slots__ = ()
-
-
-class Failed(Finished):
-    """Finished with an error; ``result`` is usually the exception."""
-
-    __slots__ = ()
-
-
-class TriggerFailed(Failed):
-    """Not run because its trigger refused the upstream states."""
-
-    __slots__ = ()
-
-
-class TimedOut(Failed):
-    """Stopped because it ran longer than its ``timeout``."""
-
-    __slots__ = ()
-
-
-class Crashed(Failed):
-    """The run's process died (killed, power loss); a reaper closed what it left open."""
 
     __slots__ = ()
 
@@ -282,11 +351,42 @@ class Cancelled(Finished):
     __slots__ = ()
 
 
+class Failed(Finished):
+    """Finished with an error; ``result`` is usually the exception."""
+
+    __slots__ = ()
+
+
+class TimedOut(Failed):
+    """Stopped because it ran longer than its ``timeout``."""
+
+    __slots__ = ()
+
+
+class TriggerFailed(Failed):
+    """Not run because its trigger refused the upstream states."""
+
+    __slots__ = ()
+
+
+class ValidationFailed(Failed):
+    """The task's result did not validate (``VALIDATIONFAIL`` signal)."""
+
+    __slots__ = ()
+
+
+class Crashed(Failed):
+    """The run's process died (killed, power loss); a reaper closed what it left open."""
+
+    __slots__ = ()
+
+
 #: Every concrete state class of the library, by name (the ledger stores names).
 STATE_CLASSES: dict[str, type[State]] = {
     cls.__name__: cls
     for cls in (
-        State, Pending, Scheduled, Retrying, Paused, Resume, Running, Finished,
-        Success, Cached, Skipped, Failed, TriggerFailed, TimedOut, Crashed, Cancelled,
+        State, Pending, Scheduled, Retrying, Paused, Resume, Running, Cancelling, Finished,
+        Looped, Success, Cached, Mapped, Skipped, Failed, TriggerFailed, TimedOut,
+        ValidationFailed, Crashed, Cancelled,
     )
 }

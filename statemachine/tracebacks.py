@@ -13,7 +13,7 @@ from typing import Any
 
 from .states import Failed, State
 
-__all__ = ["traceback_of", "format_traceback", "set_stored_traceback"]
+__all__ = ["traceback_of", "format_traceback", "set_stored_traceback", "keep_end"]
 
 
 def format_traceback(exc: BaseException) -> str | None:
@@ -37,3 +37,10 @@ def traceback_of(state: Any) -> str | None:
 def set_stored_traceback(state: State, text: str) -> None:
     """Attach the traceback read back from the ledger to a decoded state."""
     state.__dict__["_traceback"] = text
+
+
+def keep_end(text: str, limit: int) -> str:
+    """``text``, or its last ``limit`` characters after a line saying how much was cut (the end is where it failed)."""
+    if len(text) <= limit:
+        return text
+    return f"<traceback cut: {len(text)} characters, the last {limit} kept>\n" + text[-limit:]

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from statemachine.handlers import add_state_handler, callback_factory
 
-from .durable import DurableSubscription, SubscriptionConflictError
+from .durable import DurableSubscription, SubscriptionBusyError, SubscriptionConflictError
 from .subscribe import subscribe
 
-__all__ = ["callback_factory", "subscribe", "add_state_handler", "DurableSubscription", "SubscriptionConflictError"]
+__all__ = [
+    "callback_factory", "subscribe", "add_state_handler", "DurableSubscription", "SubscriptionConflictError",
+    "SubscriptionBusyError",
+]

@@ -10,14 +10,16 @@ import subscribers
 
 def test_statemachine_exports_exactly_the_documented_names():
     assert sorted(statemachine.__all__) == sorted(
-        ["Task", "Flow", "task", "Parameter", "Secret", "signals", "triggers"])
+        ["Task", "Flow", "task", "Parameter", "Secret", "register_secret", "signals", "triggers", "unmapped",
+         "flatten"])
     for name in statemachine.__all__:
         assert getattr(statemachine, name) is not None
 
 
 def test_states_module_exports_every_state():
-    expected = {"State", "Pending", "Scheduled", "Retrying", "Paused", "Resume", "Running", "Finished",
-                "Success", "Cached", "Skipped", "Failed", "TriggerFailed", "TimedOut", "Cancelled"}
+    expected = {"State", "Pending", "Scheduled", "Retrying", "Paused", "Resume", "Running", "Cancelling",
+                "Finished", "Looped", "Success", "Cached", "Mapped", "Skipped", "Failed", "TriggerFailed",
+                "TimedOut", "ValidationFailed", "Crashed", "Cancelled"}
     assert expected <= set(statemachine.states.__all__)
 
 
@@ -43,7 +45,7 @@ def test_eventstore_exports_exactly_its_public_names_and_each_module_lists_its_o
 
     assert sorted(eventstore.__all__) == sorted([
         "EventStore", "Event", "Recorder", "RunView", "TaskStates", "RunRecord", "Report", "Problem",
-        "StandIn", "DescribedResult", "CutResult", "default_path", "LedgerError", "NotALedgerError",
+        "StandIn", "DescribedResult", "CutResult", "CutMessage", "default_path", "LedgerError", "NotALedgerError",
         "SchemaVersionError", "LedgerWriteError", "LedgerLocationError", "RunNotFoundError",
         "RunExistsError", "Orphan", "Reaped"])
     for info in pkgutil.walk_packages(eventstore.__path__, "eventstore."):
@@ -58,10 +60,10 @@ def test_eventstore_exports_exactly_its_public_names_and_each_module_lists_its_o
 def test_signals_and_triggers_have_the_documented_members():
     from statemachine import signals, triggers
 
-    for name in ("FAIL", "SUCCESS", "RETRY", "SKIP", "PAUSE", "TRIGGERFAIL", "ENDRUN"):
+    for name in ("FAIL", "SUCCESS", "RETRY", "SKIP", "PAUSE", "TRIGGERFAIL", "VALIDATIONFAIL", "LOOP", "ENDRUN"):
         assert issubclass(getattr(signals, name), Exception)
     for name in ("all_successful", "all_failed", "any_successful", "any_failed", "all_finished",
-                 "always_run", "manual_only"):
+                 "always_run", "manual_only", "some_failed", "some_successful", "not_all_skipped"):
         assert callable(getattr(triggers, name))
     assert triggers.always_run is triggers.all_finished
 
@@ -90,9 +92,10 @@ def test_importing_every_package_creates_no_ledger(tmp_path):
 
 # DESIGN.md's public API, package by package (and the README's durable subscriptions).
 DOCUMENTED = {
-    "statemachine": {"Task", "Flow", "task", "Parameter", "Secret", "signals", "triggers"},
+    "statemachine": {"Task", "Flow", "task", "Parameter", "Secret", "signals", "triggers", "unmapped", "flatten",
+                     "register_secret"},  # the README's secrets section
     "subscribers": {"callback_factory", "subscribe", "add_state_handler", "DurableSubscription",
-                    "SubscriptionConflictError"},
+                    "SubscriptionConflictError", "SubscriptionBusyError"},
     "subscribers.notifiers": {"slack_notifier", "webhook_notifier", "email_notifier", "apprise_notifier",
                               # what the README's notifier section uses besides the four
                               "Notifier", "Notice", "format_text", "format_title", "event_payload",

@@ -12,7 +12,8 @@ from eventstore.codec import CutResult, DescribedResult, RESULT_LIMIT
 from statemachine import signals
 from statemachine.errors import IllegalTransitionError
 from statemachine.states import (
-    STATE_CLASSES, Failed, Pending, Retrying, Running, Scheduled, State, Success,
+    STATE_CLASSES, Crashed, Failed, Looped, Mapped, Paused, Pending, Retrying, Running, Scheduled, State, Success,
+    ValidationFailed,
 )
 
 
@@ -204,3 +205,16 @@ def test_a_task_result_that_maps_names_to_states_is_kept():
     result = {"a": Success("ok")}
     data = json.loads(codec.state_to_json(Success("done", result=result)))
     assert "result_flow" not in data and data["result_described"]["type"] == "dict"
+
+
+def test_the_new_states_keep_their_fields():
+    """Mapped keeps its children (states in the ledger too), Looped its count, Paused its open start."""
+    mapped = Mapped("Ready to proceed with mapping.", map_states=[Success(result=1), Failed("x", result=ValueError("v"))],
+                    result=[1, None])
+    back = roundtrip(mapped)
+    assert type(back) is Mapped and back == mapped and back.n_map_states == 2
+    assert [type(s) for s in back.map_states] == [Success, Failed] and back.map_states[1].message == "x"
+    assert roundtrip(Mapped(n_map_states=3)).n_map_states == 3
+    assert roundtrip(Looped("again", result=10, loop_count=4)).loop_count == 4
+    assert roundtrip(Paused()).start_time is None
+    assert type(roundtrip(Crashed("died"))) is Crashed and type(roundtrip(ValidationFailed())) is ValidationFailed

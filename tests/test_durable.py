@@ -21,10 +21,11 @@ from subscribers.durable import SubscriptionStoreError
 
 
 
-@pytest.fixture(params=["file", "memory"])
+@pytest.fixture(params=["file", "memory", "postgres"])
 def store(request, tmp_path):
-    """A real ledger: a SQLite file under tmp_path, and the in-memory one."""
-    s = EventStore(str(tmp_path / "ledger.db") if request.param == "file" else ":memory:")
+    """A real ledger: a SQLite file under tmp_path, the in-memory one, a PostgreSQL schema."""
+    target = {"file": str(tmp_path / "ledger.db"), "memory": ":memory:"}.get(request.param)
+    s = EventStore(target if target is not None else request.getfixturevalue("pg_url"))
     yield s
     s.close()
 

@@ -9,6 +9,7 @@ from statemachine import Flow, Parameter, Task, signals, task, triggers
 from statemachine.states import (
     Failed, Paused, Pending, Retrying, Scheduled, Skipped, Success, TimedOut, TriggerFailed,
 )
+from statemachine.errors import TaskTimeoutSignal
 from statemachine.testing import ListLedger
 
 from executor_fixtures import EXECUTORS, SharedList, make_executor
@@ -45,7 +46,7 @@ def add(x, y=10):
 
 
 @task
-def boom(*args):
+def boom():
     raise ValueError("boom")
 
 
@@ -244,7 +245,8 @@ def test_timeout_ends_timed_out():
     t0 = time.monotonic()
     state, _ = run(flow)
     assert time.monotonic() - t0 < 1.5
-    assert state.result[t] == TimedOut("Task timed out during execution.")
+    assert state.result[t] == TimedOut("Task timed out during execution.", result=TaskTimeoutSignal())
+    assert str(state.result[t].result) == "Execution timed out."
     assert state.result[t].is_failed()
 
 
@@ -318,7 +320,7 @@ def test_callbacks_on_failure_on_success_on_retry():
     cb = lambda name: (lambda obj, state: seen.append((name, obj.name, type(state).__name__)))  # noqa: E731
     calls = SharedList()
 
-    @task(max_retries=1, on_retry=cb("retry"), on_success=cb("success"))
+    @task(max_retries=1, retry_delay=0, on_retry=cb("retry"), on_success=cb("success"))
     def flaky():
         calls.append(1)
         if len(calls) == 1:

@@ -8,27 +8,38 @@ LEGAL = [
     (s.Pending, s.Failed), (s.Scheduled, s.Running), (s.Running, s.Success), (s.Running, s.Failed),
     (s.Running, s.TimedOut), (s.Running, s.Retrying), (s.Running, s.Skipped), (s.Failed, s.Retrying),
     (s.Retrying, s.Running), (s.Paused, s.Resume), (s.Resume, s.Running), (s.Running, s.Cached),
+    # Prefect 1 lets a task body end its run pending: ENDRUN(Pending("later")).
+    (s.Running, s.Pending), (s.Running, s.Looped), (s.Looped, s.Pending), (s.Pending, s.Mapped),
+    (s.Running, s.Cancelling), (s.Cancelling, s.Cancelled), (s.Running, s.ValidationFailed),
+    (s.Running, s.Crashed), (s.Paused, s.Crashed),
 ]
 ILLEGAL = [
     (s.Success, s.Running), (s.Pending, s.Success), (s.Success, s.Failed), (s.Failed, s.Running),
-    (s.Skipped, s.Running), (s.Running, s.Pending), (s.Running, s.Running), (s.Cancelled, s.Running),
+    (s.Skipped, s.Running), (s.Running, s.Running), (s.Cancelled, s.Running), (s.Mapped, s.Running),
+    (s.Crashed, s.Running), (s.Looped, s.Success), (s.Cancelling, s.Running),
     (s.TriggerFailed, s.Retrying), (s.Retrying, s.Success), (s.Scheduled, s.Success), (s.Pending, s.Finished),
 ]
 
 
 #: Every edge of the legal graph, written out by hand: a change to the graph shows up here.
 EXPECTED_EDGES = {
-    "Pending": ["Scheduled", "Paused", "Running", "Skipped", "Failed", "TriggerFailed", "Cancelled", "Crashed"],
-    "Scheduled": ["Paused", "Running", "Skipped", "Failed", "TriggerFailed", "Cancelled", "Crashed"],
-    "Retrying": ["Running", "Failed", "Cancelled", "Crashed"],
-    "Paused": ["Resume", "Running", "Failed", "Cancelled", "Crashed"],
-    "Resume": ["Running", "Failed", "Cancelled", "Crashed"],
-    "Running": ["Retrying", "Paused", "Success", "Cached", "Skipped", "Failed", "TriggerFailed", "TimedOut",
-                "Cancelled", "Crashed"],
+    "Pending": ["Scheduled", "Retrying", "Paused", "Running", "Mapped", "Skipped", "Failed", "TriggerFailed",
+                "Crashed", "Cancelled"],
+    "Scheduled": ["Retrying", "Paused", "Running", "Mapped", "Skipped", "Failed", "TriggerFailed", "Crashed",
+                  "Cancelled"],
+    "Retrying": ["Running", "Failed", "Crashed", "Cancelled"],
+    "Paused": ["Resume", "Running", "Failed", "Crashed", "Cancelled"],
+    "Resume": ["Running", "Failed", "Crashed", "Cancelled"],
+    # A task body may end its run in any state a signal or ENDRUN names (Prefect 1), pending ones too.
+    "Running": ["Pending", "Scheduled", "Retrying", "Paused", "Resume", "Cancelling", "Looped", "Success", "Cached",
+                "Mapped", "Skipped", "Failed", "TriggerFailed", "TimedOut", "ValidationFailed", "Crashed",
+                "Cancelled"],
+    "Cancelling": ["Success", "Failed", "Crashed", "Cancelled"],
+    "Looped": ["Pending", "Failed", "Crashed", "Cancelled"],  # Pending: a LOOP's next iteration
     "Failed": ["Retrying", "Failed"],
     "TimedOut": ["Retrying", "Failed"],
+    "ValidationFailed": ["Retrying", "Failed"],
 }
-
 
 def test_the_legal_edges_are_exactly_the_expected_ones():
     expected = {(a, b) for a, targets in EXPECTED_EDGES.items() for b in targets}

@@ -26,6 +26,27 @@ from statemachine.events import Event, current_actor, new_event_id
 from statemachine.states import Crashed, Pending, Running, Scheduled, utcnow
 from subscribers import subscribe
 
+
+# The recorders that keep run ownership (``eventstore.protocol.RunOwnership``). PostgreSQL joins
+# this list once PostgresRecorder implements it.
+OWNING = ["memory", "sqlite"]
+
+
+@pytest.fixture(params=OWNING)
+def store(request, tmp_path):
+    """An EventStore on each recorder that keeps writers."""
+    s = EventStore(":memory:" if request.param == "memory" else tmp_path / "owned.db")
+    yield s
+    s.close()
+
+
+@pytest.fixture(params=OWNING)
+def recorder(request, tmp_path):
+    """Each recorder that keeps writers."""
+    s = EventStore(":memory:" if request.param == "memory" else tmp_path / "owned-recorder.db")
+    yield s.recorder
+    s.close()
+
 LONG_FLOW = '''
 import time
 from statemachine import Flow, task

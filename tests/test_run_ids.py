@@ -16,6 +16,27 @@ from eventstore.cli import main
 from statemachine import Flow, task
 
 
+# The recorders that keep run ownership (``eventstore.protocol.RunOwnership``). PostgreSQL joins
+# this list once PostgresRecorder implements it.
+OWNING = ["memory", "sqlite"]
+
+
+@pytest.fixture(params=OWNING)
+def store(request, tmp_path):
+    """An EventStore on each recorder that keeps writers."""
+    s = EventStore(":memory:" if request.param == "memory" else tmp_path / "owned.db")
+    yield s
+    s.close()
+
+
+@pytest.fixture(params=OWNING)
+def recorder(request, tmp_path):
+    """Each recorder that keeps writers."""
+    s = EventStore(":memory:" if request.param == "memory" else tmp_path / "owned-recorder.db")
+    yield s.recorder
+    s.close()
+
+
 def _flow(name="ids"):
     @task
     def one():

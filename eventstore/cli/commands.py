@@ -22,11 +22,12 @@ from typing import Any, Sequence
 import click
 
 from statemachine.errors import StateLedgerError
+from statemachine.masking import mask
 
 from . import format as out
 from .loading import load_flow, load_handler, parse_params
 from .options import (
-    db_option, flow_option, json_option, kind_option, ledger_path, open_ledger, run_option, state_option,
+    db_option, flow_option, json_option, kind_option, open_ledger, run_option, shown_path, state_option,
     task_option, time_options, traceback_option,
 )
 
@@ -69,7 +70,7 @@ class StateLedgerGroup(click.Group):
 
 
 def _fail(message: str) -> int:
-    click.echo(f"stateledger: error: {message}", err=True)
+    click.echo(f"stateledger: error: {mask(message)}", err=True)
     return 2
 
 
@@ -120,12 +121,13 @@ def run(target: str, params: tuple[str, ...], run_id: str | None, executor_spec:
     parameters = flow.check_parameters(parse_params(params))  # before the ledger is opened
     run_id = run_id or new_run_id(flow.name)
     echo = out.json_line if as_json else out.transition_line
-    header = [] if as_json else [f"Running flow {flow.name} as run {run_id} (ledger {ledger_path(db)})"]
+    header = [] if as_json else [
+        out.printable(f"Running flow {flow.name} as run {run_id} (ledger {shown_path(db)})")]
 
     def show(event: Any) -> None:
         while header:  # printed with the first transition: a refused parameter prints nothing
-            click.echo(header.pop())
-        click.echo(echo(event))
+            click.echo(mask(header.pop()))
+        click.echo(mask(echo(event)))  # live states: not yet masked by the ledger
 
     with open_ledger(db, create=True) as store:
         started = time.perf_counter()
@@ -136,7 +138,7 @@ def run(target: str, params: tuple[str, ...], run_id: str | None, executor_spec:
                 click.echo(f"\nRun {run_id} was interrupted; it ended Cancelled. Details: stateledger show {run_id}",
                            err=True)
             raise
-        click.echo(out.run_summary(flow, state, run_id, time.perf_counter() - started, as_json))
+        click.echo(mask(out.run_summary(flow, state, run_id, time.perf_counter() - started, as_json)))
     return 0 if state.is_successful() else 1
 
 
@@ -267,7 +269,7 @@ def verify(run_id: str | None, db: str | None, as_json: bool) -> int:
     """
     with open_ledger(db) as store:
         report = store.verify(run_id)
-    click.echo(out.verify_text(report, ledger_path(db), run_id, as_json))
+    click.echo(out.verify_text(report, shown_path(db), run_id, as_json))
     return 0 if report.ok else 1
 
 
@@ -301,7 +303,8 @@ def export(fmt: str, run_id: str | None, output: str, db: str | None) -> int:
 @state_option
 @click.option("--from-start", is_flag=True, help="Print the transitions already in the ledger first.")
 @click.option(
-    "--interval", type=click.FloatRange(min=0.01), default=0.25, show_default=True, help="Seconds between polls."
+    "--interval", type=click.FloatRange(min=0.01), default=0.25, show_default=True,
+    help="Seconds between polls (a PostgreSQL ledger wakes on each commit instead).",
 )
 @click.option("--count", type=click.IntRange(min=1), metavar="N", help="Stop after this many transitions.")
 @db_option
@@ -318,7 +321,7 @@ def follow(run_id: str | None, flow: str | None, task: str | None, kind: str | N
     try:
         with open_ledger(db) as store:
             cursor = 0 if from_start else store.max_seq()
-            click.echo(f"Following {ledger_path(db)} after seq {cursor}; press Ctrl-C to stop", err=True)
+            click.echo(f"Following {shown_path(db)} after seq {cursor}; press Ctrl-C to stop", err=True)
             events = store.tail(cursor, run_id=run_id, flow=flow, task=task, states=states, kinds=kind,
                                 poll_interval=interval)
             for seen, event in enumerate(events, 1):
@@ -328,6 +331,28 @@ def follow(run_id: str | None, flow: str | None, task: str | None, kind: str | N
                     return 0
     except KeyboardInterrupt:  # the normal way to stop following
         return 0
+
+
+@main.command()
+@click.option("--from", "source", metavar="PATH|URL", required=True, help="The ledger to copy.")
+@click.option("--to", "target", metavar="PATH|URL", required=True, help="The ledger to copy into.")
+@click.option("--append", is_flag=True, help="Copy into a ledger that holds runs already (none of the copied ones).")
+def copy(source: str, target: str, append: bool) -> int:
+    """Copy every run of one ledger into another: SQLite <-> PostgreSQL.
+
+    Events keep their hashes (verify passes on the copy); seqs are the
+    target's. A target that holds events is refused unless --append is
+    given, and then no run may be in both.
+
+    \b
+    Example:
+      stateledger copy --from ledger.db --to postgresql://me@db.example/ledger
+    """
+    with open_ledger(source) as src, open_ledger(target, create=True) as dst:
+        events = src.copy_to(dst, append=append)
+        runs = len(src.runs())
+    click.echo(f"Copied {events} events of {runs} runs from {shown_path(source)} to {shown_path(target)}")
+    return 0
 
 
 @main.command()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 import shutil
 import sys
 from collections.abc import Collection, Mapping
@@ -18,6 +19,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import click
 
+from statemachine.masking import MASKER, mask
 from statemachine.states import State
 
 from ..codec import encode_state
@@ -26,6 +28,7 @@ __all__ = [
     "fmt_time", "fmt_duration", "fmt_state", "event_dict", "json_line", "transition_line",
     "table", "runs_table", "runs_json", "show_text", "show_json",
     "audit_table", "events_json", "verify_text", "run_summary", "ReplayPrinter", "PrintingLedger",
+    "printable",
 ]
 
 _COLOURS = (("Failed", "red"), ("Success", "green"), ("Retrying", "yellow"), ("Running", "cyan"),
@@ -33,6 +36,22 @@ _COLOURS = (("Failed", "red"), ("Success", "green"), ("Retrying", "yellow"), ("R
 
 
 # --- values ----------------------------------------------------------------------
+
+#: Characters a terminal would act on or hide: C0/C1 controls (newline, ESC), line and
+#: paragraph separators, bidirectional overrides and other invisible format marks, lone surrogates.
+_UNPRINTABLE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control or invisible character written as an escape (``\\n``, ``\\x1b``).
+
+    Run ids, names and messages come from users' code: escaped, one run cannot
+    forge rows in a table or move the cursor of the terminal that reads it.
+    """
+    if text.isprintable():
+        return text
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def as_datetime(value: Any) -> datetime.datetime | None:
@@ -82,14 +101,14 @@ def between(a: Any, b: Any) -> float | None:
 def state_name(state: Any) -> str:
     if state is None:
         return "-"
-    return type(state).__name__ if isinstance(state, State) else str(state)
+    return type(state).__name__ if isinstance(state, State) else printable(str(state))
 
 
 def fmt_state(state: Any) -> str:
     """The documented form, ``Success("Task run succeeded.")``; names stay as they are."""
     if state is None:
         return "-"
-    return repr(state) if isinstance(state, State) else str(state)
+    return printable(repr(state) if isinstance(state, State) else str(state))
 
 
 def colour(text: str, state: Any) -> str:
@@ -119,7 +138,7 @@ def state_dict(state: State | None) -> dict[str, Any] | None:
     """A state as the ledger's codec writes it (so ``--json`` matches ``export``)."""
     if state is None:
         return None
-    return encode_state(state)
+    return encode_state(state, MASKER)  # masked as data: a live state's JSON holds no secret
 
 
 def event_dict(event: Any) -> dict[str, Any]:
@@ -151,17 +170,17 @@ def rewrite_note(event: Any) -> str:
     if not event.rewritten_by:
         return ""
     proposed = f" (proposed {fmt_state(event.proposed_state)})" if event.proposed_state is not None else ""
-    return f"rewritten by {', '.join(event.rewritten_by)}{proposed}"
+    return f"rewritten by {printable(', '.join(event.rewritten_by))}{proposed}"
 
 
 def transition_line(event: Any, *, with_run: bool = False) -> str:
     """One line per committed transition: time, [run,] kind, key, attempt, move, rewrite."""
-    who = f"{event.kind:<4}  {event.key}"
+    who = f"{event.kind:<4}  {printable(event.key)}"
     if event.kind == "task" and event.attempt and event.attempt > 1:
         who += f" (attempt {event.attempt})"
     parts = [fmt_time(event.timestamp, date=False)]
     if with_run:
-        parts.append(event.run_id)
+        parts.append(printable(event.run_id))
     parts += [f"{who:<24}", transition_text(event)]
     note = rewrite_note(event)
     line = "  ".join(parts)
@@ -174,7 +193,7 @@ def transition_line(event: Any, *, with_run: bool = False) -> str:
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], colours: Sequence[int] = ()) -> str:
     """Aligned columns; cells of ``colours`` are (text, state) pairs, coloured by the state."""
     rows = [list(r) for r in rows]
-    plain = [[c[0] if i in colours else str(c) for i, c in enumerate(r)] for r in rows]
+    plain = [[printable(c[0] if i in colours else str(c)) for i, c in enumerate(r)] for r in rows]
     widths = [max([len(h)] + [len(r[i]) for r in plain]) for i, h in enumerate(headers)]
     tty = sys.stdout.isatty()
     limit = shutil.get_terminal_size().columns if tty else None
@@ -228,7 +247,7 @@ def audit_table(events: Sequence[Any], *, tracebacks: bool = False) -> str:
         [
             [str(e.seq), fmt_time(e.timestamp), e.run_id, e.key, str(e.attempt),
              (f"{state_name(e.old_state)} -> {fmt_state(e.new_state)}"
-              + (f"  [rewritten by {', '.join(e.rewritten_by)}]" if e.rewritten_by else ""), e.new_state)]
+              + (f"  [rewritten by {printable(', '.join(e.rewritten_by))}]" if e.rewritten_by else ""), e.new_state)]
             for e in events
         ],
         colours=(5,),
@@ -263,13 +282,14 @@ def show_text(events: Sequence[Any], *, tracebacks: bool = False) -> str:
     if finished:
         ended = f"ended {fmt_time(events[-1].timestamp, date=False)}, took {fmt_duration(took)}"
     lines = [
-        f"Run {first.run_id}  flow {first.flow or first.name}  " + colour(fmt_state(final), final),
+        f"Run {printable(first.run_id)}  flow {printable(first.flow or first.name)}  "
+        + colour(fmt_state(final), final),
         f"started {fmt_time(first.timestamp)} UTC, {ended}, {len(events)} events",
     ]
     for (kind, key), group in _grouped(events).items():
         spent = between(group[0].timestamp, group[-1].timestamp)
         name = f" ({group[0].name})" if kind == "task" and not key.startswith(f"{group[0].name}-") else ""
-        lines += ["", click.style(f"{kind} {key}{name}", bold=True) + f"  {fmt_duration(spent)}"]
+        lines += ["", click.style(printable(f"{kind} {key}{name}"), bold=True) + f"  {fmt_duration(spent)}"]
         previous = first.timestamp
         for e in group:
             attempt = f"#{e.attempt}" if kind == "task" else ""
@@ -313,9 +333,9 @@ def run_summary(flow: Any, state: State, run_id: str, seconds: float, as_json: b
     tally = ", ".join(f"{n} {name}" for name, n in sorted(counts.items())) or "no tasks"
     return "\n".join([
         "",
-        f"Run {run_id}: " + colour(fmt_state(state), state),
+        f"Run {printable(run_id)}: " + colour(fmt_state(state), state),
         f"  tasks: {tally}; took {fmt_duration(seconds)}",
-        f"  details: stateledger show {run_id}",
+        f"  details: stateledger show {printable(run_id)}",
     ])
 
 
@@ -369,16 +389,18 @@ class ReplayPrinter:
         return watched
 
     def note(self, name: str, obj: Any, outcome: str, state: str) -> None:
+        state = mask(state)  # a handler's live exception, not read from the (masked) ledger
         if self.as_json:
             click.echo(json.dumps({"handler": name, "object": repr(obj), "outcome": outcome, "state": state}))
         else:
-            click.echo(f"       {name}({obj!r}) -> {outcome}" + (f": {state}" if state else ""))
+            click.echo(printable(f"       {name}({obj!r}) -> {outcome}" + (f": {state}" if state else "")))
 
     def finish(self, run_id: str, fed: int) -> None:
         if self.as_json:
             return
         raised = f"; {self.failures} handler call(s) raised" if self.failures else ""
-        click.echo(f"Replayed {fed} transitions of run {run_id}: no task ran, nothing was written{raised}.")
+        click.echo(f"Replayed {fed} transitions of run {printable(run_id)}: no task ran, nothing was "
+                   f"written{raised}.")
 
 
 class PrintingLedger:

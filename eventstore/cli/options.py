@@ -19,11 +19,11 @@ from statemachine.errors import LedgerError
 from statemachine.filters import FilterError, parse_states
 from statemachine.states import STATE_CLASSES, State
 
-from ..store import EventStore, default_path
+from ..store import EventStore, default_path, is_url, open_recorder, without_password
 
 __all__ = [
     "db_option", "json_option", "state_option", "run_option", "flow_option", "task_option", "kind_option",
-    "time_options", "parse_when", "ledger_path", "open_ledger", "traceback_option",
+    "time_options", "parse_when", "ledger_path", "shown_path", "open_ledger", "traceback_option",
 ]
 
 
@@ -31,8 +31,9 @@ __all__ = [
 
 
 db_option = click.option(
-    "--db", metavar="PATH", default=None,
-    help="Ledger file. Default: $STATELEDGER_DB, else ~/.stateledger/ledger.db.",
+    "--db", metavar="PATH|URL", default=None,
+    help="Ledger: a file, or postgresql://USER:PASS@HOST:PORT/DB[?schema=NAME]. "
+    "Default: $STATELEDGER_DB, else ~/.stateledger/ledger.db.",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 traceback_option = click.option(
@@ -107,10 +108,22 @@ def ledger_path(db: str | None) -> str:
     return str(default_path())
 
 
+def shown_path(db: str | None) -> str:
+    """The ledger as messages print it: a URL's password is shown as ``***``."""
+    return without_password(ledger_path(db))
+
+
 @contextlib.contextmanager
 def open_ledger(db: str | None, *, create: bool = False) -> Iterator[Any]:
-    """The EventStore at ``--db``; a read command (``create=False``) never creates the file."""
+    """The EventStore at ``--db``; a read command (``create=False``) never creates a ledger.
+
+    A file that does not exist, or a PostgreSQL schema that holds no ledger, is refused.
+    """
     path = ledger_path(db)
+    if is_url(path):
+        with EventStore(recorder=open_recorder(path, create=create)) as store:
+            yield store
+        return
     file = path[len("sqlite://"):] if path.startswith("sqlite://") else path
     if not create and "://" not in file and file != ":memory:" and (
             not os.path.exists(file) or os.path.getsize(file) == 0):
