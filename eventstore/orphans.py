@@ -29,7 +29,7 @@ import os
 import socket
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from statemachine.events import current_actor
 from statemachine.states import STATE_CLASSES, Crashed, State, utcnow
@@ -95,11 +95,11 @@ def process_start(pid: int) -> tuple[bool, str | None]:
     return True, None
 
 
-def this_writer(run_id: str) -> Writer:
-    """This process as the writer of ``run_id``, its heartbeat now."""
+def this_writer(run_id: str, clean: Callable[[str], str] = str) -> Writer:
+    """This process as the writer of ``run_id``, its heartbeat now (texts through ``clean``: masked)."""
     pid = os.getpid()
-    return Writer(run_id, socket.gethostname(), pid, process_start(pid)[1], codec.iso(utcnow()), None,
-                  current_actor())
+    return Writer(clean(run_id), clean(socket.gethostname()), pid, process_start(pid)[1], codec.iso(utcnow()),
+                  None, clean(current_actor()))
 
 
 def supports_writers(recorder: Any) -> bool:
@@ -120,14 +120,15 @@ class RunLease:
     """
 
     def __init__(self, recorder: Recorder, run_id: str, *, take: bool = False,
-                 interval: float = HEARTBEAT_INTERVAL) -> None:
+                 interval: float = HEARTBEAT_INTERVAL, clean: Callable[[str], str] = str) -> None:
         self.recorder, self.run_id, self.take, self.interval = recorder, run_id, take, interval
+        self.clean = clean
         self.writer: Writer | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> RunLease:
-        self.writer = this_writer(self.run_id)
+        self.writer = this_writer(self.run_id, self.clean)
         self.recorder.claim_run(self.writer, take=self.take)
         self._thread = threading.Thread(target=self._beat, name=f"stateledger-heartbeat-{self.run_id}",
                                         daemon=True)
@@ -230,18 +231,20 @@ def find_orphans(recorder: Recorder, *, lease: float = DEFAULT_LEASE, run_id: st
 # --- the reaper --------------------------------------------------------------------------
 
 
-def reap(store: Any, *, lease: float = DEFAULT_LEASE, run_id: str | None = None) -> list[Reaped]:
+def reap(store: Any, *, lease: float = DEFAULT_LEASE, run_id: str | None = None,
+         clean: Callable[[str], str] = str) -> list[Reaped]:
     """Move every orphan's open tasks and its flow to ``Crashed``; return what was reaped.
 
     ``store`` is the ``EventStore`` (its ``append`` masks and commits; its
     ``recorder`` keeps the writers). Each orphan is taken over atomically
     first: an orphan another reaper took, or whose writer beat meanwhile, is
     left alone. Reaping again finds nothing (finished runs are not orphans).
+    ``clean`` makes texts as the ledger stores them (masked).
     """
     recorder = store.recorder
     done = []
     for orphan in find_orphans(recorder, lease=lease, run_id=run_id):
-        me = this_writer(orphan.run_id)
+        me = this_writer(orphan.run_id, clean)
         if not recorder.take_over(orphan.writer, me):
             continue
         try:

@@ -397,10 +397,11 @@ class EventStore:
         """
         from .orphans import RunLease, supports_writers
 
+        stored = self._mapper.clean(run_id)  # as the events will name it (masked)
         if supports_writers(self.recorder):
-            return RunLease(self.recorder, run_id, take=restart)
-        if not restart and self.recorder.runs(run_id=run_id):  # a recorder without writers: best effort
-            raise run_exists(self.recorder, run_id)
+            return RunLease(self.recorder, stored, take=restart, clean=self._mapper.clean)
+        if not restart and self.recorder.runs(run_id=stored):  # a recorder without writers: best effort
+            raise run_exists(self.recorder, stored)
         return contextlib.nullcontext()
 
     def orphans(self, *, lease: float = 60.0, run_id: str | None = None) -> list[Any]:
@@ -411,7 +412,7 @@ class EventStore:
         """
         from .orphans import find_orphans
 
-        return find_orphans(self.recorder, lease=lease, run_id=run_id)
+        return find_orphans(self.recorder, lease=lease, run_id=None if run_id is None else self._mapper.clean(run_id))
 
     def reap(self, *, lease: float = 60.0, run_id: str | None = None) -> list[Any]:
         """Move each orphan's open tasks and its flow to ``Crashed``; return what was reaped (``Reaped``).
@@ -422,7 +423,8 @@ class EventStore:
         """
         from .orphans import reap
 
-        return reap(self, lease=lease, run_id=run_id)
+        return reap(self, lease=lease, run_id=None if run_id is None else self._mapper.clean(run_id),
+                    clean=self._mapper.clean)
 
     def report(self, run_id: str, *, flow: Any = None) -> str:
         """The run as one self-contained HTML page; see ``eventstore.report``."""
