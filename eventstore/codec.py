@@ -41,7 +41,7 @@ decodes to the same string).
 Given a ``masker`` (``statemachine.masking.Masker``), every text is masked
 *before* anything is cut: a secret straddling a cut leaves no prefix behind.
 
-A failure keeps its traceback in ``"traceback"`` (masked, the last ``RESULT_LIMIT`` characters).
+A failure keeps its traceback in ``"traceback"`` (masked, the last ``PART_LIMIT`` characters).
 
 Times are ISO-8601 UTC strings. Every JSON text the ledger stores is produced
 by ``to_json`` (compact, deterministic) so the hash chain can be recomputed
@@ -387,7 +387,7 @@ def encode_state(state: State, masker: Any = None) -> dict[str, Any]:
         data[field] = _plain(value, masker)
     trace = traceback_of(state) if state.result is not None and state.is_failed() else None
     if trace is not None:
-        data["traceback"] = keep_end(_masked(trace, masker), RESULT_LIMIT)
+        data["traceback"] = keep_end(_masked(trace, masker), PART_LIMIT)
     if state.context:
         data["context"] = {
             _masked(k, masker): _plain(v, masker) for k, v in state.context.items() if isinstance(k, str)

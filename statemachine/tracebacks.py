@@ -16,11 +16,23 @@ from .states import Failed, State
 __all__ = ["traceback_of", "format_traceback", "set_stored_traceback", "keep_end"]
 
 
+#: A line of the traceback longer than this (a huge exception message: the state keeps it
+#: already) keeps its first and last half of it.
+LINE_LIMIT = 2000
+
+
 def format_traceback(exc: BaseException) -> str | None:
-    """``exc``'s traceback as Python prints it, or None when it has none (it was never raised)."""
+    """``exc``'s traceback as Python prints it, or None when it was never raised."""
     if exc.__traceback__ is None:
         return None
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+def _cut_line(line: str) -> str:
+    if len(line) <= LINE_LIMIT:
+        return line
+    half = LINE_LIMIT // 2
+    return f"{line[:half]}<{len(line) - 2 * half} characters cut>{line[-half:]}"
 
 
 def traceback_of(state: Any) -> str | None:
@@ -40,7 +52,12 @@ def set_stored_traceback(state: State, text: str) -> None:
 
 
 def keep_end(text: str, limit: int) -> str:
-    """``text``, or its last ``limit`` characters after a line saying how much was cut (the end is where it failed)."""
+    """A traceback to store (already masked): very long lines cut in their middle, then its last ``limit`` characters.
+
+    The end is where it failed; a line saying how much was cut comes first.
+    """
+    if len(text) > LINE_LIMIT:
+        text = "\n".join(_cut_line(line) for line in text.split("\n"))
     if len(text) <= limit:
         return text
     return f"<traceback cut: {len(text)} characters, the last {limit} kept>\n" + text[-limit:]

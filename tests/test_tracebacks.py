@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from eventstore import EventStore
 from eventstore.cli import main
-from eventstore.codec import RESULT_LIMIT
+from eventstore.codec import PART_LIMIT
 from statemachine import Flow, Secret, task
 
 
@@ -39,20 +39,24 @@ def test_a_failed_task_stores_its_traceback_masked(store, monkeypatch):
 
 def test_a_very_long_traceback_is_cut_keeping_its_end(store):
     @task
-    def deep(n=0):
-        def down(k):
-            if k == 0:
-                raise RuntimeError("x" * RESULT_LIMIT + " bottom")
-            return down(k - 1)
-        down(300)
+    def deep():
+        error = None
+        for i in range(2000):  # a long chain of causes: a long traceback
+            try:
+                raise RuntimeError(f"layer {i}") from error
+            except RuntimeError as exc:
+                error = exc
+        raise ValueError("x" * 100_000 + " bottom") from error
 
     with Flow("deep") as flow:
         deep()
     flow.run(store=store, run_id="deep")
     text, = [e.traceback for e in store.history("deep") if e.traceback]
-    assert text.startswith("<traceback cut: ") and f"the last {RESULT_LIMIT} kept>\n" in text
-    assert text.rstrip().endswith(" bottom")
-    assert len(text) < RESULT_LIMIT + 100
+    assert text.startswith("<traceback cut: ") and f"the last {PART_LIMIT} kept>\n" in text
+    assert "RuntimeError: layer 1999" in text and "RuntimeError: layer 0\n" not in text
+    last = text.rstrip().splitlines()[-1]
+    assert last.startswith("ValueError: xxx") and last.endswith("x bottom") and "characters cut>" in last
+    assert len(text) < PART_LIMIT + 100
 
 
 def test_show_and_audit_print_the_traceback_and_exports_carry_it(tmp_path, monkeypatch):
