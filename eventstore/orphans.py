@@ -5,8 +5,6 @@ the recorder keeps the writer's host, pid and process start time, and a
 heartbeat every ``HEARTBEAT_INTERVAL`` seconds, beside the ledger and
 outside the hash chain. A run that is not finished is an *orphan* when
 
-* its writer released it without finishing it (the process went on, the run
-  did not: an error stopped it);
 * its writer ran on this host and that process is gone (no such pid, a
   zombie, or a pid now used by a process started at another time);
 * its writer ran on another host and sent no heartbeat for ``lease`` seconds.
@@ -17,7 +15,9 @@ reaping process as ``actor`` and a message saying what was found. The reaper
 first takes the run over from the dead writer in one atomic step, so two
 reapers never both write, and a live writer (whose heartbeat moved) is never
 taken over. A run appended without ``open_run`` has no writer and is never
-reaped.
+reaped; nor is one its writer released unfinished on purpose (a paused
+run waiting for a restart). A run that an error stopped keeps its writer
+until that process is gone.
 """
 
 from __future__ import annotations
@@ -116,7 +116,8 @@ class RunLease:
     A context manager (``EventStore.open_run`` returns one): entering claims
     the run (``RunExistsError`` if it exists, unless ``take``) and starts
     beating every ``interval`` seconds; leaving stops the beat and releases the
-    run, finished or not.
+    run (finished, or paused on purpose). Left by an exception, the run is not
+    released: once this process is gone, it is an orphan.
     """
 
     def __init__(self, recorder: Recorder, run_id: str, *, take: bool = False,
@@ -146,12 +147,12 @@ class RunLease:
             except Exception as exc:  # a busy ledger: the next beat tries again
                 log.warning("run %s: heartbeat not recorded (%s)", w.run_id, exc)
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=self.interval + 1)
         w = self.writer
-        if w is not None:
+        if w is not None and exc_type is None:  # stopped by an error: open until this process is gone
             try:
                 self.recorder.release_run(w.run_id, w.host, w.pid, codec.iso(utcnow()))
             except Exception as exc:  # the run's outcome matters more than its release
@@ -191,10 +192,10 @@ def _short(iso: str | None) -> str:
 
 def why_gone(w: Writer, lease: float, now: datetime.datetime, host: str) -> str | None:
     """Why the writer ``w`` no longer writes its run, or None while it may."""
+    if w.released is not None:  # let go on purpose (e.g. a paused run, waiting for a restart)
+        return None
     who = f"writer pid {w.pid} on host {w.host}"
     beat = f"last heartbeat {_short(w.heartbeat)}"
-    if w.released is not None:
-        return f"{who} let go of the run at {_short(w.released)} without finishing it"
     if w.host == host:
         alive, started = process_start(w.pid)
         if not alive:
@@ -247,10 +248,8 @@ def reap(store: Any, *, lease: float = DEFAULT_LEASE, run_id: str | None = None,
         me = this_writer(orphan.run_id, clean)
         if not recorder.take_over(orphan.writer, me):
             continue
-        try:
-            done.append(_crash(store, orphan, me))
-        finally:
-            recorder.release_run(me.run_id, me.host, me.pid, codec.iso(utcnow()))
+        done.append(_crash(store, orphan, me))  # if it fails half-way, the run stays this process's orphan
+        recorder.release_run(me.run_id, me.host, me.pid, codec.iso(utcnow()))
     return done
 
 

@@ -393,7 +393,8 @@ class EventStore:
         ``RunExistsError`` when the run is already in the ledger (or being
         claimed by another process: of two claims of one new id exactly one
         wins), unless ``restart`` (the run continues). Leaving the context
-        releases the run, finished or not.
+        releases the run; left by an exception it is not released, and once
+        this process is gone the run is an orphan for ``reap``.
         """
         from .orphans import RunLease, supports_writers
 

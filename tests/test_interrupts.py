@@ -124,7 +124,7 @@ def test_a_second_ctrl_c_stops_at_once_and_what_was_committed_stays_consistent(t
         assert store.run("twice").state == "Running"  # stopped before the flow's Cancelled was committed
         orphans = store.orphans()
         assert [o.run_id for o in orphans] == ["twice"]
-        assert "let go of the run" in orphans[0].reason and "without finishing it" in orphans[0].reason
+        assert f"writer pid {proc.pid} on host " in orphans[0].reason and " is gone; " in orphans[0].reason
         reaped = store.reap()
         assert [r.run_id for r in reaped] == ["twice"]
         assert store.rebuild("twice").state.is_failed()

@@ -241,3 +241,40 @@ def test_cli_runs_shows_orphans_and_reap_closes_them_once(tmp_path):
 def test_a_negative_lease_is_refused(store, lease):
     with pytest.raises(ValueError, match="lease must be >= 0 seconds"):
         store.orphans(lease=lease)
+
+
+def test_a_paused_run_waits_for_a_restart_and_is_never_reaped(store):
+    from statemachine import triggers
+
+    @task
+    def first():
+        return 1
+
+    @task(trigger=triggers.manual_only)
+    def approve(x):
+        return x
+
+    with Flow("approval") as flow:
+        approve(first())
+    state = flow.run(store=store, run_id="paused")
+    assert not state.is_finished() and store.run("paused").ended is None
+    writer, = store.recorder.writers(["paused"])
+    assert writer.released is not None  # let go on purpose
+    assert store.orphans(lease=0) == [] and store.reap(lease=0) == []
+
+
+def test_a_run_an_error_stopped_stays_with_its_live_writer_until_that_process_is_gone(tmp_path):
+    store = EventStore(tmp_path / "stopped.db")
+
+    @task
+    def breaks_the_ledger():
+        store.recorder.close()  # every later append fails: the run stops with a LedgerError
+
+    with Flow("stopped") as flow:
+        breaks_the_ledger()
+    with pytest.raises(Exception, match="closed"):
+        flow.run(store=store, run_id="stopped")
+    with EventStore(tmp_path / "stopped.db") as reader:
+        writer, = reader.recorder.writers(["stopped"])
+        assert writer.released is None and writer.pid == this_writer("x").pid
+        assert reader.orphans(lease=0) == []  # this process still lives
