@@ -25,8 +25,8 @@ __all__ = ["export", "import_jsonl", "copy_ledger", "CSV_HEADER", "MAX_LINE_BYTE
 
 #: The CSV columns: the stored columns plus the new state's message; states as JSON text.
 CSV_HEADER = ("seq", "run_id", "timestamp", "kind", "name", "key", "flow", "attempt", "state", "message",
-              "old_state", "new_state", "proposed_state", "rewritten_by", "actor", "event_id",
-              "prev_hash", "hash")
+              "old_state", "new_state", "proposed_state", "rewritten_by", "actor", "reason",
+              "event_id", "prev_hash", "hash")
 _STATE_COLUMNS = ("old_state", "new_state", "proposed_state", "rewritten_by")
 
 
@@ -85,6 +85,7 @@ _stored_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encod
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _TEXT = ("event_id", "run_id", "timestamp", "key", "state", "hash")
 _TEXT_OR_NONE = ("name", "flow", "actor", "prev_hash")
+_OPTIONAL_TEXT = ("reason",)  # absent from exports of schema-1 ledgers
 
 
 def import_jsonl(recorder: Recorder, file: Any, *, max_line_bytes: int = MAX_LINE_BYTES) -> int:
@@ -191,11 +192,12 @@ def _event(rec: Any, n: int, where: _Where) -> tuple[ContentRow, str | None, str
 
     if not isinstance(rec, dict):
         raise wrong(f"a JSON {type(rec).__name__}, not an object")
-    missing = [c for c in (*CONTENT, "prev_hash", "hash") if c not in rec]
+    missing = [c for c in (*CONTENT, "prev_hash", "hash") if c not in rec and c != "reason"]  # schema 1: none
     if missing:
         raise wrong(f"no {', '.join(repr(m) for m in missing)} field")
     bad = [c for c in _TEXT if not isinstance(rec[c], str)]
     bad += [c for c in _TEXT_OR_NONE if rec[c] is not None and not isinstance(rec[c], str)]
+    bad += [c for c in _OPTIONAL_TEXT if rec.get(c) is not None and not isinstance(rec[c], str)]
     bad += [c for c in ("old_state", "new_state") if not isinstance(rec[c], dict)]
     if rec["proposed_state"] is not None and not isinstance(rec["proposed_state"], dict):
         bad.append("proposed_state")
@@ -207,7 +209,7 @@ def _event(rec: Any, n: int, where: _Where) -> tuple[ContentRow, str | None, str
         bad.append("kind")
     if bad:
         raise wrong(f"field {', '.join(repr(b) for b in bad)} has the wrong type or value")
-    row = ContentRow._make(_stored_text(rec[c]) if c in _STATE_COLUMNS and rec[c] is not None else rec[c]
+    row = ContentRow._make(_stored_text(rec[c]) if c in _STATE_COLUMNS and rec[c] is not None else rec.get(c)
                            for c in CONTENT)
     return row, rec["prev_hash"], rec["hash"]
 

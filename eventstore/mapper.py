@@ -2,11 +2,17 @@
 
 An event is stored as a *content row* (``ContentRow``: every field but
 ``seq``, ``prev_hash`` and ``hash``, states as JSON text through ``codec``)
-and read back as a *stored row* (``StoredRow``: ``seq``, the content,
-``prev_hash``, ``hash``). Both are named tuples: code reads ``row.new_state``,
-never ``row[11]``. Each run's events form a hash chain::
+and read back as a *stored row* (``StoredRow``: ``seq``, the content but its
+``reason``, ``prev_hash``, ``hash``, then ``reason``). Both are named tuples:
+code reads ``row.new_state``, never ``row[11]``. Each run's events form a hash
+chain::
 
-    hash = sha256(prev_hash + canonical JSON of the content row (a JSON array))
+    hash = sha256(prev_hash + canonical JSON of the hashed content (a JSON array))
+
+The hashed content is the content row, without its last field ``reason`` when
+that is ``None`` (``hashed_content``): ``reason`` (why a state was marked by
+hand, schema version 2) came after the other fields, so an event without one
+hashes exactly as it did before and old ledgers keep verifying.
 
 ``chain_hash`` computes it; every recorder appends with it and ``verify``
 recomputes it. ``Mapper`` turns events into content rows (masking every
@@ -31,7 +37,8 @@ from .errors import LedgerError
 
 __all__ = [
     "CONTENT", "COLUMNS", "CONTENT_SLICE", "FINISHED_TYPES", "ContentRow", "StoredRow", "LatestRow", "RunRecord",
-    "Mapper", "row_json", "chain_hash", "check_continues", "run_record", "stored_row", "latest_row", "no_mask",
+    "Mapper", "row_json", "chain_hash", "hashed_content", "stored_values", "check_continues", "run_record",
+    "stored_row", "latest_row", "no_mask",
 ]
 
 
@@ -52,6 +59,7 @@ class ContentRow(NamedTuple):
     proposed_state: str | None
     rewritten_by: str  # JSON list of handler names, "[]" when none
     actor: str | None
+    reason: str | None = None  # why a state was marked by hand (``store.mark``); None for every other event
 
 
 class StoredRow(NamedTuple):
@@ -74,11 +82,12 @@ class StoredRow(NamedTuple):
     actor: str | None
     prev_hash: str | None
     hash: str
+    reason: str | None = None  # last: added by schema version 2
 
     @property
     def content(self) -> ContentRow:
-        """The hashed part of the row."""
-        return ContentRow._make(self[CONTENT_SLICE])
+        """The content of the row (what ``Recorder.append`` was given)."""
+        return _content_row((*self[CONTENT_SLICE], self.reason))
 
 
 class LatestRow(NamedTuple):
@@ -97,8 +106,8 @@ CONTENT: tuple[str, ...] = ContentRow._fields
 #: A stored row: seq, the content, prev_hash, hash.
 COLUMNS: tuple[str, ...] = StoredRow._fields
 
-#: Where the content lies in a stored row (``StoredRow.content``, for hot loops).
-CONTENT_SLICE = slice(1, 1 + len(CONTENT))
+#: Where the content but its ``reason`` lies in a stored row (``StoredRow.content``, for hot loops).
+CONTENT_SLICE = slice(1, len(CONTENT))
 
 #: ``state`` names that end a flow run (its ``ended`` time is set).
 FINISHED_TYPES = frozenset(
@@ -122,8 +131,24 @@ latest_row: Callable[[Iterable[Any]], LatestRow] = functools.partial(tuple.__new
 
 
 def chain_hash(prev_hash: str | None, row: Sequence[Any]) -> str:
-    """The hash of a content row chained to the run's previous hash (``None``: the run starts)."""
+    """The hash of a content row chained to the run's previous hash (``None``: the run starts).
+
+    A row without a ``reason`` hashes as its other fields alone (see the module docstring).
+    """
+    if len(row) == len(CONTENT) and row[-1] is None:
+        row = row[:-1]
     return _sha256(((prev_hash or "") + row_json(row)).encode()).hexdigest()
+
+
+def hashed_content(row: StoredRow) -> tuple[Any, ...]:
+    """What the chain hashes of a stored row: its content, ``reason`` only when set."""
+    content = row[CONTENT_SLICE]
+    return content if row.reason is None else (*content, row.reason)
+
+
+def stored_values(row: ContentRow, prev_hash: str | None, hash: str) -> tuple[Any, ...]:
+    """A stored row's values but its ``seq`` (``COLUMNS[1:]`` order) for a content row and its hashes."""
+    return (*row[:-1], prev_hash, hash, row[-1])
 
 
 def check_continues(where: str, row: ContentRow, last: str | None, prev_hash: str | None) -> None:
@@ -236,6 +261,7 @@ class Mapper:
             codec.state_to_json(proposed, masker) if proposed is not None else None,
             codec.to_json([clean(n, masker) for n in event.rewritten_by]) if event.rewritten_by else "[]",
             clean(event.actor, masker) if event.actor is not None else None,
+            clean(event.reason, masker) if event.reason is not None else None,
         ))
         texts[key] = (new, new_text, generation)
         if event.kind == "flow" and new.is_finished():
@@ -259,7 +285,7 @@ class Mapper:
         get = last.get
         from_json, parse, loads = codec.state_from_json, codec.parse_time, json.loads
         for (seq, event_id, run_id, ts, kind, name, key, flow, attempt, _state, old_t, new_t,
-             proposed_t, rewritten_t, actor, prev_hash, hash_) in rows:
+             proposed_t, rewritten_t, actor, prev_hash, hash_, reason) in rows:
             prev = get(key)
             if prev is not None and prev[0] == old_t and prev[2] == run_id and prev[3] == kind:
                 old = prev[1]
@@ -271,6 +297,6 @@ class Mapper:
                 run_id, parse(ts), kind, name, key, attempt, old, new,
                 from_json(proposed_t) if proposed_t is not None else None,
                 tuple(loads(rewritten_t)) if rewritten_t != "[]" else (),
-                actor, event_id, seq, prev_hash, hash_, flow,
+                actor, event_id, seq, prev_hash, hash_, flow, reason,
             ))
         return out

@@ -14,7 +14,7 @@ from typing import Any, Iterable, Iterator
 
 from .mapper import (
     FINISHED_TYPES, ContentRow, LatestRow, RunRecord, StoredRow, chain_hash, check_continues, run_record,
-    stored_row,
+    stored_row, stored_values,
 )
 from .protocol import Query, Writer, run_exists
 
@@ -58,17 +58,16 @@ class MemoryRecorder:
             else:
                 check_continues(self.path, row, last, prev_hash)
             seq = len(self.rows) + 1
-            stored = stored_row((seq, *row, prev_hash, hash))
+            stored = stored_row((seq, *stored_values(row, prev_hash, hash)))
             self.rows.append(stored)
             if run is None:
                 run = self._runs[row.run_id] = _Run(row, seq)
             run.rows.append(stored)
             run.events += 1
             run.last_hash = hash
-            if row.kind == "flow":
+            if row.kind == "flow":  # a restart (a flow event not finished) opens the run again
                 run.state = row.state
-                if row.state in FINISHED_TYPES:
-                    run.ended = row.timestamp
+                run.ended = (run.ended or row.timestamp) if row.state in FINISHED_TYPES else None
             return seq, prev_hash, hash
 
     def import_rows(self, rows: Iterable[tuple[ContentRow, str | None, str]]) -> int:

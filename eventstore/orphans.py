@@ -9,7 +9,7 @@ outside the hash chain. A run that is not finished is an *orphan* when
   zombie, or a pid now used by a process started at another time);
 * its writer ran on another host and sent no heartbeat for ``lease`` seconds.
 
-``reap`` moves an orphan's open tasks, then its flow, to ``Crashed`` through
+``reap_orphans`` (``EventStore.reap``) moves an orphan's open tasks, then its flow, to ``Crashed`` through
 the pipeline (global handlers, legality, commit, broadcast), with the
 reaping process as ``actor`` and a message saying what was found. The reaper
 first takes the run over from the dead writer in one atomic step, so two
@@ -39,7 +39,7 @@ from .mapper import FINISHED_TYPES
 from .protocol import Recorder, Writer, iter_events
 
 __all__ = [
-    "HEARTBEAT_INTERVAL", "DEFAULT_LEASE", "Orphan", "Reaped", "RunLease", "find_orphans", "reap",
+    "HEARTBEAT_INTERVAL", "DEFAULT_LEASE", "Orphan", "Reaped", "RunLease", "find_orphans", "reap_orphans",
     "this_writer", "process_start", "supports_writers",
 ]
 
@@ -232,8 +232,8 @@ def find_orphans(recorder: Recorder, *, lease: float = DEFAULT_LEASE, run_id: st
 # --- the reaper --------------------------------------------------------------------------
 
 
-def reap(store: Any, *, lease: float = DEFAULT_LEASE, run_id: str | None = None,
-         clean: Callable[[str], str] = str) -> list[Reaped]:
+def reap_orphans(store: Any, *, lease: float = DEFAULT_LEASE, run_id: str | None = None,
+                 clean: Callable[[str], str] = str) -> list[Reaped]:
     """Move every orphan's open tasks and its flow to ``Crashed``; return what was reaped.
 
     ``store`` is the ``EventStore`` (its ``append`` masks and commits; its

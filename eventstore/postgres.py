@@ -49,7 +49,7 @@ except ImportError as exc:  # not installed, or installed without a usable libpq
 
 from .errors import LedgerConnectionError, LedgerError, LedgerWriteError, NotALedgerError, SchemaVersionError
 from .mapper import COLUMNS, FINISHED_TYPES, ContentRow, LatestRow, RunRecord, StoredRow, chain_hash, \
-    check_continues, run_record
+    check_continues, run_record, stored_values
 from .postgres_schema import (
     SCHEMA_VERSION, channel_name, connect_error, lock_keys, parse_target, schema_sql, where_sql, write_error,
 )
@@ -101,6 +101,8 @@ class PostgresRecorder(PostgresExtras):
         casts = [("%s::integer" if c == "attempt" else "%s::text") for c in (*COLUMNS[1:], "", "")]
         self._append_sql = f"SELECT {s}.append_event({', '.join(casts)})"
         self._select_sql = f"SELECT {', '.join(COLUMNS)} FROM {s}.events"
+        if self._version_found < 2:  # no reason column yet: read as NULL until the first append migrates
+            self._select_sql = f"SELECT {', '.join(COLUMNS[:-1])}, NULL AS reason FROM {s}.events"
 
     def __repr__(self) -> str:
         return f"<PostgresRecorder {self.path}>"
@@ -183,6 +185,7 @@ class PostgresRecorder(PostgresExtras):
         if version is None:
             self._create()
             version = self._version() or SCHEMA_VERSION  # another writer may have created it first
+        self._version_found = version
         if version > SCHEMA_VERSION:
             raise SchemaVersionError(
                 f"Ledger {self.path} (schema {self.schema}) was written by schema version {version}; this "
@@ -237,6 +240,7 @@ class PostgresRecorder(PostgresExtras):
         run_id = row.run_id
         if self._closed:
             raise self._write_failed(LedgerWriteError("closed", self.path, "closed"), run_id)
+        self._migrate_if_old()
         flow_state = row.state if row.kind == "flow" else None
         ended = row.timestamp if flow_state in FINISHED_TYPES else None
         last: str | None = self._last.get(run_id) if not importing else prev_hash
@@ -253,7 +257,7 @@ class PostgresRecorder(PostgresExtras):
                 chained = (prev_hash, hash)
             else:
                 chained = (last, chain_hash(last, row))
-            args = (*row, *chained, flow_state, ended)
+            args = (*stored_values(row, *chained), flow_state, ended)
             seq = self._run(lambda c: c.execute(self._append_sql, args).fetchone()[0],
                             lambda exc: self._write_failed(exc, run_id),
                             lambda c: self._committed(c, row.event_id, chained[1]))

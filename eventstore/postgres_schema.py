@@ -21,11 +21,12 @@ from .errors import LedgerConnectionError, LedgerError, LedgerWriteError
 from .mapper import COLUMNS
 from .protocol import Query
 
-__all__ = ["SCHEMA_VERSION", "DEFAULT_SCHEMA", "LOCK_CLASS", "Target", "parse_target", "schema_sql",
+__all__ = ["SCHEMA_VERSION", "DEFAULT_SCHEMA", "LOCK_CLASS", "Target", "parse_target", "schema_sql", "migration_sql",
            "lock_keys", "channel_name", "where_sql", "connect_error", "write_reason", "write_error"]
 
-#: The version of the PostgreSQL ledger's tables (``meta.schema_version``).
-SCHEMA_VERSION = 1
+#: The version of the PostgreSQL ledger's tables (``meta.schema_version``). Version 2 added
+#: ``events.reason`` (``migration_sql``: a version-1 ledger is migrated by its first append).
+SCHEMA_VERSION = 2
 DEFAULT_SCHEMA = "stateledger"
 #: The first key of every advisory lock the ledger takes ("STLG").
 LOCK_CLASS = 0x53544C47
@@ -130,12 +131,32 @@ BEGIN
   INSERT INTO {s}.events ({', '.join(COLUMNS[1:])}) VALUES ({values}) RETURNING seq INTO v_seq;
   UPDATE {s}.runs SET events = events + 1, last_seq = v_seq, last_hash = p_hash,
     first_seq = CASE WHEN first_seq = 0 THEN v_seq ELSE first_seq END,
-    state = coalesce(p_flow_state, state), ended = coalesce(p_ended, ended)
+    state = coalesce(p_flow_state, state),
+    ended = CASE WHEN p_flow_state IS NULL THEN ended WHEN p_ended IS NULL THEN NULL
+                 ELSE coalesce(ended, p_ended) END
   WHERE run_id = p_run_id;
   PERFORM pg_notify({channel}, v_seq::text);
   RETURN v_seq;
 END
 $fn$""",
+    ]
+
+
+def migration_sql(schema: str) -> list[str]:
+    """The statements that bring a version-1 ledger in ``schema`` to version 2 (one transaction).
+
+    ``events`` gains ``reason``; ``append_event`` takes it (its parameters are
+    the columns), and clears a run's ``ended`` on a flow event that is not
+    finished (a restart).
+    """
+    s = Target("", schema, "", None).quoted
+    v1_params = ", ".join(f"{'integer' if c == 'attempt' else 'text'}" for c in COLUMNS[1:] if c != "reason")
+    function = next(sql for sql in schema_sql(schema) if sql.startswith("CREATE FUNCTION"))
+    return [
+        f'ALTER TABLE {s}.events ADD COLUMN IF NOT EXISTS reason text COLLATE "C"',
+        f"DROP FUNCTION IF EXISTS {s}.append_event({v1_params}, text, text)",
+        function,
+        f"UPDATE {s}.meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version'",
     ]
 
 

@@ -25,9 +25,15 @@ The rules every recorder keeps:
 * **The runs summary** is updated in the same transaction as the row: per run,
   its flow, the latest *flow* event's ``state`` ("Pending" until the first
   flow event), ``started`` (the first row's timestamp), ``ended`` (the
-  timestamp of the flow event whose ``state`` is in ``mapper.FINISHED_TYPES``,
-  else ``None``), the number of rows, and its first seq, last seq and last
-  hash. ``verify`` compares it with the rows.
+  timestamp of the first flow event whose ``state`` is in
+  ``mapper.FINISHED_TYPES`` since the run's latest flow event that is not:
+  a restart's ``Scheduled`` clears it, a later finished flow event sets it
+  again; ``None`` while the flow is not finished), the number of rows, and
+  its first seq, last seq and last hash. ``verify`` compares it with the rows.
+* **reason** (schema version 2): the content row's last field, a text or
+  ``None``, stored and returned as given (``StoredRow.reason``, the stored
+  row's last column). A ledger of an older schema is read with ``reason``
+  ``None`` and is migrated by its first write only.
 * **Errors**: a recorder raises only ``eventstore.errors`` classes where it
   meets its database (never ``sqlite3.Error``/``psycopg.Error``):
   ``LedgerWriteError`` when a write fails (locked past its timeout, disk full,

@@ -6,6 +6,8 @@ append (``BEGIN IMMEDIATE``: several processes may write at once, ``seq`` is
 the rowid assigned inside the write lock, so it is unique and increasing);
 the ``runs`` summary is updated in the same transaction. ``sqlite3`` errors
 become ``eventstore.errors`` where they meet the database.
+Schema 2 added ``reason``: a version-1 ledger is read as it is, migrated by its first write.
+``read_only=True``: a read-only connection creating nothing beside the file (``read_only_uri``).
 """
 
 from __future__ import annotations
@@ -18,21 +20,19 @@ import time
 from typing import Any, Iterable, Iterator, Sequence
 from urllib.parse import quote
 
-from .errors import (
-    LedgerError, LedgerLocationError, LedgerWriteError, NotALedgerError, SchemaVersionError,
-)
+from .errors import LedgerError, LedgerLocationError, LedgerWriteError, NotALedgerError, SchemaVersionError
 from .mapper import (
     COLUMNS, FINISHED_TYPES, ContentRow, LatestRow, RunRecord, StoredRow, chain_hash, check_continues,
-    latest_row, run_record, stored_row,
+    latest_row, run_record, stored_row, stored_values,
 )
 from .protocol import Query
-from .sqlite_files import check_location, create_private, schema_sql, write_error
+from .sqlite_files import check_location, create_private, migrate, read_only_uri, schema_sql, write_error
 from .sqlite_leases import SQLiteLeasing
 from .sqlite_writers import WriterTable
 
 __all__ = ["SQLiteRecorder", "SCHEMA_VERSION", "APPLICATION_ID", "COLUMNS", "chain_hash"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: ``PRAGMA application_id`` of a ledger file ("STLG"): tells a ledger from other SQLite files.
 APPLICATION_ID = 0x53544C47
 
@@ -43,29 +43,34 @@ _NEW_RUN = (
     "VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)"
 )
 _UPDATE_RUN = (
-    "UPDATE runs SET events = events + 1, last_seq = ?, last_hash = ?, "
-    "state = coalesce(?, state), ended = coalesce(?, ended) WHERE run_id = ? AND last_hash = ?"
+    "UPDATE runs SET events = events + 1, last_seq = ?, last_hash = ?, state = coalesce(?, state), ended = CASE "
+    "WHEN ? IS NULL THEN ended WHEN ? THEN coalesce(ended, ?) ELSE NULL END WHERE run_id = ? AND last_hash = ?"
 )
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM events"
+_SELECT_V1 = f"SELECT {', '.join(COLUMNS[:-1])}, NULL AS reason FROM events"  # a version-1 ledger
 _RUN_COLUMNS = "run_id, flow, state, started, ended, events"
 
 
 class SQLiteRecorder(SQLiteLeasing, WriterTable):
     """Event rows in one SQLite file. See the module docstring."""
 
-    def __init__(self, path: str, *, durability: str = "normal", timeout: float = 10.0) -> None:
+    def __init__(self, path: str, *, durability: str = "normal", timeout: float = 10.0,
+                 read_only: bool = False) -> None:
         if durability not in ("normal", "full"):
             raise ValueError(f'durability must be "normal" or "full", got {durability!r}')
         self.path = os.path.abspath(path)
         self.timeout = timeout
+        self.read_only = read_only
         self._lock = threading.RLock()
         self._wrote = False  # see close()
-        created = check_location(self.path)
+        self._select = _SELECT
+        created = False if read_only else check_location(self.path)
         if created:  # private from the start, whatever the umask: -wal and -shm take this mode
             created = create_private(self.path)
         try:
             self._conn = sqlite3.connect(
-                self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+                read_only_uri(self.path) if read_only else self.path, timeout=timeout, isolation_level=None,
+                check_same_thread=False, uri=read_only)
         except sqlite3.Error as exc:
             if created:
                 os.unlink(self.path)
@@ -109,7 +114,13 @@ class SQLiteRecorder(SQLiteLeasing, WriterTable):
                 f"{self.path} is not a ledger: it is {found}. Point STATELEDGER_DB (or EventStore's "
                 "path) at a ledger file or at a new file.", self.path, found)
         conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-        if app_id != APPLICATION_ID or version < SCHEMA_VERSION:
+        if version < 2 and app_id == APPLICATION_ID:
+            self._select = _SELECT_V1  # migrated by the first write (_migrate)
+        if self.read_only and app_id != APPLICATION_ID:
+            raise NotALedgerError(f"{self.path} is not a ledger: it holds no ledger tables.", self.path, "empty")
+        if self.read_only:
+            return
+        if app_id != APPLICATION_ID:
             self._wrote = True
             self._create_schema()
         try:
@@ -150,6 +161,12 @@ class SQLiteRecorder(SQLiteLeasing, WriterTable):
         except sqlite3.Error as exc:
             raise write_error(exc, self.path, self.timeout, "create") from exc
 
+    def _migrate_if_old(self) -> None:
+        """Bring a version-1 ledger to version 2 (``sqlite_files.migrate``) before its first write."""
+        if self._select is _SELECT_V1:
+            migrate(self._conn, SCHEMA_VERSION)
+            self._select = _SELECT
+
     def _retry(self, fn: Any) -> Any:
         """Retry a statement SQLite refuses with BUSY without calling the busy handler."""
         deadline = time.monotonic() + self.timeout
@@ -169,6 +186,9 @@ class SQLiteRecorder(SQLiteLeasing, WriterTable):
             raise LedgerWriteError(
                 f"Could not append to ledger {self.path}: this EventStore was closed. Open the "
                 "ledger again (EventStore(path)).", self.path, "closed")
+        if self.read_only:
+            raise LedgerWriteError(f"Could not write to ledger {self.path}: it was opened read-only "
+                                   "(EventStore(path) opens it to write).", self.path, "read-only")
         try:
             st = os.stat(self.path)
         except OSError:
@@ -207,6 +227,7 @@ class SQLiteRecorder(SQLiteLeasing, WriterTable):
         """
         cur, run_id = self._cur, row.run_id
         self._wrote = True
+        self._migrate_if_old()
         cur.execute("BEGIN IMMEDIATE")
         try:
             seq, prev_hash, hash, ended = self._insert(row, prev_hash, hash, cached)
@@ -238,12 +259,12 @@ class SQLiteRecorder(SQLiteLeasing, WriterTable):
             prev_hash, hash = last, chain_hash(last, row)
         else:
             check_continues(self.path, row, last, prev_hash)
-        cur.execute(_INSERT, (*row, prev_hash, hash))
+        cur.execute(_INSERT, stored_values(row, prev_hash, hash))
         seq = cur.lastrowid
         state = row.state if row.kind == "flow" else None
         ended = row.timestamp if state in FINISHED_TYPES else None
         if exists:
-            cur.execute(_UPDATE_RUN, (seq, hash, state, ended, run_id, last))
+            cur.execute(_UPDATE_RUN, (seq, hash, state, state, ended is not None, row.timestamp, run_id, last))
             if cur.rowcount != 1:
                 raise _StaleCache()
         else:
@@ -258,6 +279,7 @@ class SQLiteRecorder(SQLiteLeasing, WriterTable):
             conn = self._conn
             try:
                 self._wrote = True
+                self._migrate_if_old()
                 self._cur.execute("BEGIN IMMEDIATE")
                 try:
                     for row, prev_hash, hash in rows:
@@ -299,7 +321,7 @@ class SQLiteRecorder(SQLiteLeasing, WriterTable):
                 return []
             run_range = (found[0], None if tail else found[1])
         where, params = _where(q, run_range)
-        sql = _SELECT + where + " ORDER BY seq"
+        sql = self._select + where + " ORDER BY seq"
         if q.limit is not None:
             sql += f" LIMIT {int(q.limit)}"
         return list(map(stored_row, self._read(sql, params)))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+from urllib.parse import quote
 
 import sqlite_utils
 
@@ -117,6 +118,33 @@ def schema_sql() -> list[str]:
         events, runs, cursors, WRITERS_SQL,
         "CREATE INDEX IF NOT EXISTS runs_first ON runs (first_seq)",
     ]
+
+
+def read_only_uri(path: str) -> str:
+    """A read-only URI of ``path``: ``immutable`` when no writer is live (no ``-wal``) or the folder
+    cannot be written, so that nothing, not even a ``-wal`` or ``-shm`` file, is created beside it."""
+    if not os.path.isfile(path):
+        raise LedgerLocationError(f"No ledger at {path}: the file does not exist.", path, os.path.dirname(path))
+    idle = not os.path.exists(path + "-wal")
+    return f"file:{quote(path)}?mode=ro" + ("&immutable=1" if idle or not _writable(os.path.dirname(path)) else "")
+
+
+def migrate(conn: sqlite3.Connection, version: int) -> None:
+    """Bring a version-1 ledger to ``version`` (2: the ``reason`` column), under the write lock.
+
+    Another process may have migrated it meanwhile: the version is read again inside the lock.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if conn.execute("PRAGMA user_version").fetchone()[0] < 2:
+            if "reason" not in {r[1] for r in conn.execute("PRAGMA table_info(events)")}:
+                conn.execute("ALTER TABLE events ADD COLUMN reason TEXT")
+            conn.execute(f"PRAGMA user_version = {int(version)}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def write_error(exc: sqlite3.Error, path: str, timeout: float, doing: str) -> LedgerWriteError:

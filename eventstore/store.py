@@ -28,6 +28,7 @@ from statemachine.states import STATE_CLASSES, State
 from . import codec
 from .errors import LedgerError
 from .mapper import Mapper, RunRecord
+from .orphans import Orphan, Reaped, RunLease, find_orphans, reap_orphans, supports_writers
 from .protocol import Leasing, Query, Recorder, iter_events, run_exists, run_not_found
 from .views import Report, RunView, run_view
 
@@ -181,19 +182,34 @@ class EventStore:
         rewritten: bool | None = None,
         after_seq: int | None = None,
         limit: int | None = None,
+        newest: bool = False,
+        manual: bool | None = None,
     ) -> list[Event]:
         """Events matching every filter given, in commit (``seq``) order.
 
         ``states``: State classes (subclasses included) or their names;
         ``since``/``until``: inclusive UTC times; ``rewritten``: only events a
-        handler rewrote (True) or did not (False); ``after_seq``: exclusive.
+        handler rewrote (True) or did not (False); ``after_seq``: exclusive;
+        ``limit``: the first that many, or with ``newest=True`` the last that
+        many (still in commit order); ``manual=True``: only manual marks
+        (events with a ``reason``).
         """
-        if kind is not None and kind not in ("task", "flow"):
-            raise ValueError(f"kind= takes 'task' or 'flow', got {kind!r}")
-        q = Query(run_id=run_id, kind=kind, key=key, name=name, types=_type_names(states),
-                  since=_time(since, "since"), until=_time(until, "until"), rewritten=rewritten,
-                  after_seq=after_seq, limit=limit)
-        return Mapper.to_events(self.recorder.select(q))
+        q = _query(run_id, kind, key, name, states, since, until, rewritten, after_seq)
+        if manual:  # marks are few: scan the rows (not decoded) for a reason
+            rows = [r for r in self.recorder.iter_rows(q) if r.reason is not None]
+            if limit is not None:
+                rows = rows[-limit:] if newest else rows[:limit]
+            return Mapper.to_events(rows)
+        if newest and limit is not None:
+            return Mapper.to_events(_newest(self.recorder, q, limit))
+        return Mapper.to_events(self.recorder.select(q.but(limit=limit)))
+
+    def count(self, run_id: str | None = None, *, kind: str | None = None, key: str | None = None,
+              name: str | None = None, states: Any = None, since: datetime.datetime | None = None,
+              until: datetime.datetime | None = None, rewritten: bool | None = None) -> int:
+        """How many events ``events()`` with these filters would return (read in batches)."""
+        q = _query(run_id, kind, key, name, states, since, until, rewritten, None)
+        return sum(1 for _ in self.recorder.iter_rows(q))
 
     def history(self, run_id: str) -> list[Event]:
         """Every event of the run, in commit order; ``RunNotFoundError`` if there is none."""
@@ -384,48 +400,35 @@ class EventStore:
 
         return import_jsonl(self.recorder, file, max_line_bytes=max_line_bytes or MAX_LINE_BYTES)
 
-    # --- runs being written, orphans and the reaper (eventstore.orphans) -----------------
-
     def open_run(self, run_id: str, flow: str = "", *, restart: bool = False) -> Any:
-        """Claim ``run_id`` for this process: a context manager that beats while the run is written.
+        """Claim ``run_id`` (``flow.run()`` does, first): a ``RunLease`` that beats; see ``eventstore.orphans``.
 
-        ``flow.run()`` calls it before its first event. Raises
-        ``RunExistsError`` when the run is already in the ledger (or being
-        claimed by another process: of two claims of one new id exactly one
-        wins), unless ``restart`` (the run continues). Leaving the context
-        releases the run; left by an exception it is not released, and once
-        this process is gone the run is an orphan for ``reap``.
+        ``RunExistsError`` if the run exists or another process claimed it, unless ``restart``.
         """
-        from .orphans import RunLease, supports_writers
-
-        stored = self._mapper.clean(run_id)  # as the events will name it (masked)
+        stored = self._mapper.clean(run_id)  # as the events name it (masked)
         if supports_writers(self.recorder):
             return RunLease(self.recorder, stored, take=restart, clean=self._mapper.clean)
         if not restart and self.recorder.runs(run_id=stored):  # a recorder without writers: best effort
             raise run_exists(self.recorder, stored)
         return contextlib.nullcontext()
 
-    def orphans(self, *, lease: float = 60.0, run_id: str | None = None) -> list[Any]:
-        """Unfinished runs whose writer is gone (``Orphan``: run_id, flow, state, writer, reason).
+    def orphans(self, *, lease: float = 60.0, run_id: str | None = None) -> list[Orphan]:
+        """Unfinished runs whose writer is gone: on this host, its process; elsewhere, silent ``lease`` s."""
+        return find_orphans(self.recorder, lease=lease, run_id=run_id and self._mapper.clean(run_id))
 
-        A writer on this host is gone when its process is; one on another host
-        when its last heartbeat is older than ``lease`` seconds.
+    def reap(self, *, lease: float = 60.0, run_id: str | None = None) -> list[Reaped]:
+        """Commit ``Crashed`` for each orphan's open tasks and flow, through the pipeline; idempotent."""
+        return reap_orphans(self, lease=lease, run_id=run_id and self._mapper.clean(run_id), clean=self._mapper.clean)
+
+    def mark(self, run_id: str, key: str, state: Any, *, reason: str, by: str | None = None) -> Event:
+        """Set a task's (or the flow's) state by hand, through the pipeline; see ``eventstore.marks``.
+
+        ``reason`` is recorded in the event, ``by`` (default: the OS user) as
+        its ``actor``; the flow's state is recomputed from its reference tasks.
         """
-        from .orphans import find_orphans
+        from .marks import mark
 
-        return find_orphans(self.recorder, lease=lease, run_id=None if run_id is None else self._mapper.clean(run_id))
-
-    def reap(self, *, lease: float = 60.0, run_id: str | None = None) -> list[Any]:
-        """Move each orphan's open tasks and its flow to ``Crashed``; return what was reaped (``Reaped``).
-
-        Through the pipeline (global handlers, listeners), with this process as
-        ``actor``. Idempotent: a second call finds nothing to do. A live run is
-        never touched.
-        """
-        from .orphans import reap
-
-        return reap(self, lease=lease, run_id=None if run_id is None else self._mapper.clean(run_id),
-                    clean=self._mapper.clean)
+        return mark(self, run_id, key, state, reason=reason, by=by)
 
     def report(self, run_id: str, *, flow: Any = None) -> str:
         """The run as one self-contained HTML page; see ``eventstore.report``."""
@@ -441,6 +444,27 @@ class EventStore:
         from .export import copy_ledger
 
         return copy_ledger(self.recorder, other.recorder, append=append)
+
+
+def _query(run_id: str | None, kind: str | None, key: str | None, name: str | None, states: Any,
+           since: Any, until: Any, rewritten: bool | None, after_seq: int | None) -> Query:
+    if kind is not None and kind not in ("task", "flow"):
+        raise ValueError(f"kind= takes 'task' or 'flow', got {kind!r}")
+    return Query(run_id=run_id, kind=kind, key=key, name=name, types=_type_names(states),
+                 since=_time(since, "since"), until=_time(until, "until"), rewritten=rewritten,
+                 after_seq=after_seq)
+
+
+def _newest(recorder: Recorder, q: Query, limit: int) -> list[Any]:
+    """The last ``limit`` rows matching ``q``, read backwards in growing seq windows."""
+    hi, floor = recorder.max_seq(), q.after_seq or 0
+    window = max(4 * limit, 256)
+    found: list[Any] = []
+    while hi > floor and len(found) < limit:
+        lo = max(hi - window, floor)
+        found = recorder.select(q.but(after_seq=lo, until_seq=hi)) + found
+        hi, window = lo, window * 4
+    return found[-limit:] if limit else []
 
 
 def _stopper(stop: Any) -> Callable[[], bool]:

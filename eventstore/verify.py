@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 
-from .mapper import CONTENT_SLICE, row_json
+from .mapper import hashed_content, row_json
 from .protocol import Query, Recorder, run_not_found
 from .views import Problem, Report
 
@@ -47,7 +47,7 @@ def _verify(recorder: Recorder, run_id: str | None) -> Report:
                 rid, seq, "chain broken",
                 "its prev_hash is not the hash of the run's previous event: an event before it was "
                 "deleted, inserted, reordered or rewritten with a new hash"))
-        if sha256(((prev or "") + row_json(row[CONTENT_SLICE])).encode()).hexdigest() != stored:
+        if sha256(((prev or "") + row_json(hashed_content(row))).encode()).hexdigest() != stored:
             problems.append(Problem(rid, seq, "changed", "its hash does not match its content: the event was changed"))
         last[rid] = stored
         counts[rid] = counts.get(rid, 0) + 1

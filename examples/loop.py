@@ -18,6 +18,7 @@ def accumulate(start):
 with Flow("looper") as flow:
     total = accumulate(5)
 
-state = flow.run()
-print(state)
-print(state.result[total].result)
+if __name__ == "__main__":  # run as a script; `stateledger run` imports the file, then runs the flow once
+    state = flow.run()
+    print(state)
+    print(state.result[total].result)

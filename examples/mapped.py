@@ -33,11 +33,12 @@ with Flow("weather") as flow:
     readings = fetch.map(["Lyon", "Oslo", "Lima"], unit=unmapped("C"))
     text = summary(readings)
 
-state = flow.run()
-print(state)
-print(state.result[readings].result)
-print(state.result[text].result)
+if __name__ == "__main__":  # run as a script; `stateledger run` imports the file, then runs the flow once
+    state = flow.run()
+    print(state)
+    print(state.result[readings].result)
+    print(state.result[text].result)
 
-with EventStore() as store:  # the ledger the run was recorded in (STATELEDGER_DB)
-    view = store.rebuild(state.context["run_id"])
-print({key: type(s).__name__ for key, s in view.tasks.items()})
+    with EventStore() as store:  # the ledger the run was recorded in (STATELEDGER_DB)
+        view = store.rebuild(state.context["run_id"])
+    print({key: type(s).__name__ for key, s in view.tasks.items()})

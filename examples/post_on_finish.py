@@ -14,4 +14,6 @@ def post_to_slack(task, old_state, new_state):
 
 t = Task(state_handlers=[post_to_slack])
 flow = Flow(name="state-handler-demo", tasks=[t])
-flow.run()
+
+if __name__ == "__main__":  # `python post_on_finish.py` runs it; `stateledger run` imports, then runs it once
+    flow.run()

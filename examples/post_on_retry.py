@@ -27,5 +27,6 @@ def flaky():
 with Flow(name="state-handler-demo") as flow:
     flaky()
 
-state = flow.run()
-print(state)
+if __name__ == "__main__":  # `python post_on_retry.py` runs it; `stateledger run` imports, then runs it once
+    state = flow.run()
+    print(state)

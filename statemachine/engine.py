@@ -30,6 +30,7 @@ from .flow import Flow
 from .interrupts import Interrupts, transition
 from .masking import load_known_secrets, safe_repr
 from .pipeline import Runtime, Subject, handler_name
+from .restart import REFERENCE_TASKS, Restart
 from .signals import ENDRUN, LOOP, SUCCESS, TRIGGERFAIL, StateSignal
 from .states import (
     Failed, Looped, Mapped, Pending, Retrying, Running, Scheduled, Skipped, State, Success, TimedOut,
@@ -59,13 +60,15 @@ class FlowRunner:
         store: Any = None,
         run_id: str | None = None,
         executor: Executor | None = None,
+        restart: str | None = None,
     ) -> None:
         self.flow = flow
         self.order = flow.sorted_tasks()  # raises CycleError before anything is recorded
-        self.parameters = flow.check_parameters(parameters)
         if run_id is not None and (not isinstance(run_id, str) or not run_id):
             raise ParameterError(f"run_id must be a non-empty string, got {run_id!r}")
-        self.run_id = run_id or new_run_id(flow.name)
+        if restart is not None and run_id is not None and run_id != restart:
+            raise ArgumentError(f"restart={restart!r} continues that run; leave run_id= out", "run_id", run_id)
+        self.run_id = restart or run_id or new_run_id(flow.name)
         load_known_secrets()  # every secret is masked from the first event on
         if executor is not None and not isinstance(executor, Executor):
             raise ExecutorSpecError(
@@ -76,12 +79,18 @@ class FlowRunner:
         ledger = store if store is not None else wiring.default_ledger()
         if not callable(getattr(ledger, "append", None)):
             raise ArgumentError(f"store must be an EventStore (or have append(event)), got {store!r}", "store", store)
-        self.rt = Runtime(self.run_id, flow.name, ledger, wiring.default_bus(), wiring.global_handlers())
         self.states: dict[Task, State] = {}
         self.run_counts: dict[Task, int] = {}
+        self.attempt_base: dict[Task, int] = {}  # attempts of earlier runs of this run (a restart)
+        self.done: dict[Task, State] = {}  # tasks a restart does not run again
         self.subjects = {
             t: Subject(t, "task", t.name, flow.key_of(t), t.state_handlers) for t in self.order
         }
+        self.restart = Restart(self, ledger, restart) if restart is not None else None
+        if self.restart is not None:
+            parameters = self.restart.parameters(parameters)
+        self.parameters = flow.check_parameters(parameters)
+        self.rt = Runtime(self.run_id, flow.name, ledger, wiring.default_bus(), wiring.global_handlers())
         self.running: dict[Task, _Running] = {}  # bodies on the executor's pool
         self.deadlines: dict[Task, float] = {}  # of running bodies with a timeout (time.monotonic())
         self.ended: queue.SimpleQueue = queue.SimpleQueue()  # (task, token, Outcome) as bodies end
@@ -100,12 +109,17 @@ class FlowRunner:
         flow = self.flow
         subject = Subject(flow, "flow", flow.name, flow.name, flow.state_handlers)
         log.info("flow %s: run %s starting (%d tasks)", flow.name, self.run_id, len(self.order))
+        # the flow is scheduled with its reference tasks: store.mark recomputes the flow's state from them
+        scheduled = Scheduled(context={REFERENCE_TASKS: sorted(flow.key_of(t) for t in flow.reference_tasks())})
+        attempt = self.restart.flow_attempt if self.restart is not None else 1
         pool = self.executor.start()  # before anything is recorded: one that cannot start records nothing
         interrupts, stopped = Interrupts(), None
         try:
             with running(self.run_id), interrupts, interrupts.held(self.claim()):
                 try:
-                    state, halted = transition(subject, Scheduled(), Running("Running flow."), self.rt)
+                    state, halted = self.restart.open(self, subject, scheduled) if self.restart else (scheduled, False)
+                    if not halted:
+                        state, halted = transition(subject, state, Running("Running flow."), self.rt, attempt)
                     if not halted:
                         try:
                             self.run_tasks(pool)
@@ -118,11 +132,11 @@ class FlowRunner:
                             raise
                         final = self.terminal_state(state, self.final_flow_state())
                         if final is not None:
-                            state, _ = transition(subject, state, final, self.rt)
+                            state, _ = transition(subject, state, final, self.rt, attempt)
                 except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, or a task raising it: end Cancelled
                     stopped = exc
                     self.give_up(pool)
-                    state = interrupts.cancel(subject, self.subjects.values(), self.rt, exc)
+                    state = interrupts.cancel(subject, self.subjects.values(), self.rt, exc, self.states)
         except BaseException:
             pool.close(abandon=True)  # e.g. the ledger refused an append: do not wait for running bodies
             raise
@@ -153,7 +167,9 @@ class FlowRunner:
     def claim(self) -> Any:
         """The run's claim on its id and its heartbeat, when the ledger keeps them (``open_run``)."""
         open_run = getattr(self.rt.ledger, "open_run", None)
-        return open_run(self.run_id, self.flow.name) if callable(open_run) else contextlib.nullcontext()
+        if not callable(open_run):
+            return contextlib.nullcontext()
+        return open_run(self.run_id, self.flow.name, restart=self.restart is not None)
 
     def final_flow_state(self) -> State | None:
         """The documented final state (Prefect 1's messages), or None while a reference task is unfinished (Paused)."""
@@ -218,6 +234,9 @@ class FlowRunner:
                         time.sleep(delay)
                 else:
                     t = ready.popleft()
+                if t in self.done:  # a restart does not run it again: its recorded state stands
+                    self.settled(t, self.done[t], remaining, ready, waiting)
+                    continue
                 state = self.in_context(t, self.start_task, t, self.states.get(t) or Pending(), pool)
                 if state is not None:
                     self.settled(t, state, remaining, ready, waiting)
@@ -360,13 +379,14 @@ class FlowRunner:
                 self.looping.add(task)
             return state
 
-        if (state.is_failed() and not isinstance(state, TriggerFailed) and attempt <= task.max_retries
+        tries = attempt - self.attempt_base.get(task, 0)  # a restart's retries count afresh
+        if (state.is_failed() and not isinstance(state, TriggerFailed) and tries <= task.max_retries
                 and task.retries_on(state.result)):
             retry = Retrying(
-                f"Retrying Task (after attempt {attempt} of {task.max_retries + 1})",
+                f"Retrying Task (after attempt {tries} of {task.max_retries + 1})",
                 result=state.result,
                 start_time=utcnow() + task.retry_delay,
-                run_count=attempt,
+                run_count=tries,
             )
             state, halted = transition(subject, state, retry, rt, attempt)
         return state

@@ -17,7 +17,9 @@ in brackets when it is not this one)::
     │   └── OptionTypeError (TypeError)        a task option of the wrong type (Prefect 1 raises TypeError)
     ├── RunInsideFlowError (RuntimeError)      ``flow.run()`` called inside its own ``with Flow(...)``
     ├── TaskTimeoutSignal (TimeoutError)       a task ran past its ``timeout`` (``TimedOut.result``)
-    ├── IllegalTransitionError                 the engine proposed a move the graph refuses (a bug)
+    ├── IllegalTransitionError                 a move the graph refuses: the engine's (a bug), or a
+    │                                          mark the manual edges do not allow
+    ├── RestartError                           a run that cannot be restarted (unfinished, another flow)
     ├── SecretNotFoundError (KeyError)         a secret missing from every place we looked
     ├── SecretsFileError                       the secrets file is unsafe or unreadable [statemachine.secrets]
     ├── LedgerError                            the ledger cannot be opened, read or written
@@ -71,6 +73,7 @@ __all__ = [
     "CommandInputError",
     "NotCallableError",
     "IllegalTransitionError",
+    "RestartError",
     "SecretNotFoundError",
     "LedgerError",
     "NotifierError",
@@ -144,6 +147,14 @@ class IllegalTransitionError(StateLedgerError):
         super().__init__(message)
         self.old_state = old_state
         self.new_state = new_state
+
+
+class RestartError(StateLedgerError):
+    """``flow.run(restart=RUN_ID)`` cannot continue that run; ``run_id`` names it."""
+
+    def __init__(self, message: str, run_id: str = "") -> None:
+        super().__init__(message)
+        self.run_id = run_id
 
 
 class SecretNotFoundError(StateLedgerError, KeyError):

@@ -34,12 +34,13 @@ class Event:
     new_state: State
     proposed_state: State | None = None  # the proposal, when a handler rewrote it
     rewritten_by: tuple[str, ...] = ()  # "module.qualname" of each rewriting handler
-    actor: str = ""  # "user@host:pid" of the committing process
+    actor: str = ""  # "user@host:pid" of the committing process; for a manual mark, who marked it
     event_id: str = ""
     seq: int | None = None
     prev_hash: str | None = None
     hash: str | None = None
     flow: str = ""  # the flow's name (for task events too)
+    reason: str | None = None  # why a person marked this state by hand (``store.mark``); None otherwise
 
     @property
     def traceback(self) -> str | None:
@@ -63,6 +64,7 @@ class Event:
 _COMPARED = (
     "seq", "event_id", "run_id", "timestamp", "kind", "name", "key", "attempt",
     "old_state", "new_state", "proposed_state", "rewritten_by", "actor", "prev_hash", "hash", "flow",
+    "reason",
 )
 
 

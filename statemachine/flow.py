@@ -324,6 +324,7 @@ class Flow:
         store: Any = None,
         run_id: str | None = None,
         executor: Any = None,
+        restart: str | None = None,
         **parameter_values: Any,
     ) -> State:
         """Run every task; return the flow's final state (``.result``: each Task's state).
@@ -334,7 +335,9 @@ class Flow:
         run (default: generated). The returned state's ``context["run_id"]``
         names it either way. ``executor`` is where task bodies run
         (``statemachine.executors``; default ``LocalExecutor()``: one after
-        another, in this thread).
+        another, in this thread). ``restart=RUN_ID`` continues that finished
+        run as its next attempt: tasks that succeeded with a JSON result are
+        not run again (see ``statemachine.restart``).
         """
         from .engine import FlowRunner
 
@@ -345,4 +348,5 @@ class Flow:
             )
         if parameter_values:
             parameters = {**(parameters or {}), **parameter_values}
-        return FlowRunner(self, parameters=parameters, store=store, run_id=run_id, executor=executor).run()
+        return FlowRunner(self, parameters=parameters, store=store, run_id=run_id, executor=executor,
+                          restart=restart).run()

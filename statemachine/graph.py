@@ -4,6 +4,16 @@ The rest of the code asks one question, ``is_legal(old, new)``, answered from
 a frozen set of edges derived from the machine when this module is imported
 (about a microsecond per check). State subclasses a user defines count as the
 nearest library state they derive from.
+
+Two more kinds of edge are in the machine, each taken by one caller only:
+
+- *manual edges* (``via="manual"``, ``store.mark``): any state to a finished
+  one that tells an outcome (``Failed`` -> ``Success`` is "mark as success";
+  not ``Looped`` or ``Mapped``); never back to ``Running`` or a pending state;
+- *restart edges* (``via="restart"``, ``flow.run(restart=...)``): a finished
+  (or paused) state back to ``Pending`` or ``Scheduled``.
+
+The engine's own moves (``via="engine"``) may take neither.
 """
 
 from __future__ import annotations
@@ -12,7 +22,10 @@ from transitions import Machine
 
 from . import states as s
 
-__all__ = ["is_legal", "legal_edges", "mermaid", "dot", "graph_class"]
+__all__ = ["is_legal", "legal_edges", "manual_edges", "restart_edges", "mermaid", "dot", "graph_class", "VIAS"]
+
+#: Who may take which edges: the engine (and handlers), a manual mark, a restart.
+VIAS = ("engine", "manual", "restart")
 
 _NODES = (
     s.Pending, s.Scheduled, s.Retrying, s.Paused, s.Resume, s.Running, s.Cancelling, s.Looped,
@@ -59,10 +72,23 @@ _EDGES: dict[type[s.State], tuple[type[s.State], ...]] = {
 }
 
 
+_FINISHED = tuple(n for n in _NODES if issubclass(n, s.Finished))
+#: Marks: any state to a finished one that tells an outcome (not Looped or Mapped, the engine's
+#: own steps of a loop and of a map).
+_MARKABLE = tuple(n for n in _FINISHED if n not in (s.Looped, s.Mapped))
+_MANUAL: dict[type[s.State], tuple[type[s.State], ...]] = {src: _MARKABLE for src in _NODES}
+#: Restarts: a finished or paused state back to a pending one.
+_RESTART: dict[type[s.State], tuple[type[s.State], ...]] = {
+    src: (s.Pending, s.Scheduled) for src in (*_FINISHED, s.Paused)
+}
+_PREFIX = {"engine": "to", "manual": "mark", "restart": "restart"}
+
+
 def _build_machine() -> Machine:
     transitions = [
-        {"trigger": f"to_{dst.__name__}", "source": src.__name__, "dest": dst.__name__}
-        for src, dsts in _EDGES.items()
+        {"trigger": f"{_PREFIX[via]}_{dst.__name__}", "source": src.__name__, "dest": dst.__name__}
+        for via, edges in (("engine", _EDGES), ("manual", _MANUAL), ("restart", _RESTART))
+        for src, dsts in edges.items()
         for dst in dsts
     ]
     return Machine(
@@ -76,10 +102,17 @@ def _build_machine() -> Machine:
 
 _MACHINE = _build_machine()
 _BY_NAME = {cls.__name__: cls for cls in _NODES}
-_LEGAL: frozenset[tuple[type[s.State], type[s.State]]] = frozenset(
-    (_BY_NAME[t.source], _BY_NAME[t.dest]) for t in _MACHINE.get_transitions()
-)
+_BY_VIA: dict[str, frozenset[tuple[type[s.State], type[s.State]]]] = {
+    via: frozenset(
+        (_BY_NAME[t.source], _BY_NAME[t.dest])
+        for trigger in _MACHINE.get_triggers(*_BY_NAME) if trigger.startswith(f"{prefix}_")
+        for t in _MACHINE.get_transitions(trigger)
+    )
+    for via, prefix in _PREFIX.items()
+}
+_LEGAL = _BY_VIA["engine"]
 _verdicts: dict[tuple[type, type], bool] = {pair: True for pair in _LEGAL}
+_other_verdicts: dict[tuple[type, type, str], bool] = {}
 
 
 def graph_class(cls: type[s.State]) -> type[s.State] | None:
@@ -90,8 +123,20 @@ def graph_class(cls: type[s.State]) -> type[s.State] | None:
     return None
 
 
-def is_legal(old: s.State, new: s.State) -> bool:
-    """Whether moving from ``old`` to ``new`` is an edge of the legal graph."""
+def is_legal(old: s.State, new: s.State, via: str = "engine") -> bool:
+    """Whether moving from ``old`` to ``new`` is an edge of the legal graph.
+
+    ``via``: ``"engine"`` (every ordinary move), ``"manual"`` (a mark) or
+    ``"restart"``; each may take only its own edges (see the module docstring).
+    """
+    if via != "engine":
+        key = (type(old), type(new), via)
+        found = _other_verdicts.get(key)
+        if found is None:
+            if via not in _BY_VIA:
+                raise ValueError(f"via= takes one of {', '.join(VIAS)}, got {via!r}")
+            found = _other_verdicts[key] = (graph_class(key[0]), graph_class(key[1])) in _BY_VIA[via]
+        return found
     pair = (type(old), type(new))
     verdict = _verdicts.get(pair)
     if verdict is None:
@@ -100,24 +145,41 @@ def is_legal(old: s.State, new: s.State) -> bool:
     return verdict
 
 
-def legal_edges() -> list[tuple[str, str]]:
-    """Every legal edge as (source name, destination name), in a stable order."""
+def _sorted(edges: frozenset[tuple[type[s.State], type[s.State]]]) -> list[tuple[str, str]]:
     order = {cls: i for i, cls in enumerate(_NODES)}
-    return [
-        (a.__name__, b.__name__)
-        for a, b in sorted(_LEGAL, key=lambda e: (order[e[0]], order[e[1]]))
-    ]
+    return [(a.__name__, b.__name__) for a, b in sorted(edges, key=lambda e: (order[e[0]], order[e[1]]))]
 
 
-def mermaid() -> str:
-    """The legal graph as a Mermaid state diagram."""
+def legal_edges() -> list[tuple[str, str]]:
+    """Every legal edge of the engine as (source name, destination name), in a stable order."""
+    return _sorted(_LEGAL)
+
+
+def manual_edges() -> list[tuple[str, str]]:
+    """The edges only a manual mark may take (``store.mark``), in a stable order."""
+    return _sorted(_BY_VIA["manual"] - _LEGAL)
+
+
+def restart_edges() -> list[tuple[str, str]]:
+    """The edges only a restart may take (``flow.run(restart=...)``), in a stable order."""
+    return _sorted(_BY_VIA["restart"] - _LEGAL)
+
+
+def mermaid(*, manual: bool = False) -> str:
+    """The legal graph as a Mermaid state diagram; ``manual``: with the mark and restart edges, labelled."""
     lines = ["stateDiagram-v2", "    [*] --> Pending", "    [*] --> Scheduled"]
     lines += [f"    {a} --> {b}" for a, b in legal_edges()]
+    if manual:
+        lines += [f"    {a} --> {b} : mark" for a, b in manual_edges()]
+        lines += [f"    {a} --> {b} : restart" for a, b in restart_edges()]
     return "\n".join(lines) + "\n"
 
 
-def dot() -> str:
-    """The legal graph in Graphviz DOT."""
+def dot(*, manual: bool = False) -> str:
+    """The legal graph in Graphviz DOT; ``manual``: with the mark and restart edges, dashed and labelled."""
     lines = ["digraph states {"]
     lines += [f"    {a} -> {b};" for a, b in legal_edges()]
+    if manual:
+        lines += [f'    {a} -> {b} [style=dashed, label="mark"];' for a, b in manual_edges()]
+        lines += [f'    {a} -> {b} [style=dotted, label="restart"];' for a, b in restart_edges()]
     return "\n".join(lines + ["}"]) + "\n"

@@ -32,7 +32,7 @@ import contextlib
 import signal
 import threading
 from contextvars import ContextVar
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from . import pipeline
 from .pipeline import Runtime, Subject
@@ -113,8 +113,13 @@ class Interrupts:
             return f"{_NAMES.get(self.signum, f'signal {self.signum}')} received"
         return f"a task raised {type(exc).__name__}"
 
-    def cancel(self, flow: Subject, tasks: Iterable[Subject], rt: Runtime, exc: BaseException) -> State:
-        """Move every unfinished task, then the flow, to ``Cancelled``; return the flow's state."""
+    def cancel(self, flow: Subject, tasks: Iterable[Subject], rt: Runtime, exc: BaseException,
+               known: Mapping[Any, State] | None = None) -> State:
+        """Move every unfinished task, then the flow, to ``Cancelled``; return the flow's state.
+
+        ``known``: the engine's states by task, for tasks this run did not move
+        (a restart's tasks that are done stay as they are).
+        """
         self.cancelling = True
         why = self.reason(exc)
         subjects = {(s.kind, s.key): s for s in tasks}
@@ -124,7 +129,7 @@ class Interrupts:
             if subject.kind != "task":
                 continue
             found = self.committed.get(key)
-            old, attempt = (found[1], found[2]) if found else (Pending(), 1)
+            old, attempt = (found[1], found[2]) if found else ((known or {}).get(subject.obj) or Pending(), 1)
             if old.is_finished():
                 continue
             started = "" if found and not old.is_pending() else " before it ran"
@@ -153,19 +158,20 @@ class Interrupts:
 
 
 def transition(
-    subject: Subject, old: State, proposed: State, rt: Runtime, attempt: int = 1
+    subject: Subject, old: State, proposed: State, rt: Runtime, attempt: int = 1, **how: Any
 ) -> tuple[State, bool]:
     """``pipeline.transition``, holding a first signal until the move is committed and broadcast.
 
-    The engine calls this one: it also notes each committed state, so a
+    The engine (and a restart) call this one, with ``pipeline.transition``'s
+    keywords (``via=``): it also notes each committed state, so a
     cancellation knows where every task is.
     """
     guard = _current.get()
     if guard is None:
-        return pipeline.transition(subject, old, proposed, rt, attempt)
+        return pipeline.transition(subject, old, proposed, rt, attempt, **how)
     guard.depth += 1
     try:
-        state, halted = pipeline.transition(subject, old, proposed, rt, attempt)
+        state, halted = pipeline.transition(subject, old, proposed, rt, attempt, **how)
         guard.committed[(subject.kind, subject.key)] = (subject, state, attempt)
     finally:
         guard.depth -= 1

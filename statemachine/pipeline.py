@@ -84,19 +84,22 @@ _set_old, _set_proposed, _set_final, _set_rewritten_by, _set_halted = (
 
 
 def transition(
-    subject: Subject, old: State, proposed: State, rt: Runtime, attempt: int = 1
+    subject: Subject, old: State, proposed: State, rt: Runtime, attempt: int = 1, *,
+    via: str = "engine", reason: str | None = None, actor: str | None = None,
 ) -> tuple[State, bool]:
     """Move ``subject`` from ``old`` towards ``proposed``; return (committed state, halted).
 
     ``halted`` is true when a state handler failed or made an illegal rewrite:
-    the object's run ends in the committed ``Failed`` state.
+    the object's run ends in the committed ``Failed`` state. ``via``: which
+    edges of the graph the move may take (``"manual"`` for a mark, with its
+    ``reason`` and ``actor`` recorded; ``"restart"``; see ``graph``).
     """
     global_handlers = rt.global_handlers.get(subject.kind)
     handlers = (*subject.handlers, *global_handlers) if global_handlers else subject.handlers
     move = Move(old, proposed, proposed)
     move = run_handlers(subject, move, handlers)
-    move = check_legality(move)
-    event = commit(rt, subject, move, attempt)
+    move = check_legality(move, via)
+    event = commit(rt, subject, move, attempt, reason, actor)
     broadcast(rt, subject, event)
     return move.final, move.halted
 
@@ -141,15 +144,19 @@ def run_handlers(subject: Subject, move: Move, handlers: Sequence[StateHandler])
     return Move(old, move.proposed, state, rewritten_by)
 
 
-def check_legality(move: Move) -> Move:
+def check_legality(move: Move, via: str = "engine") -> Move:
     """Refuse an illegal move: the engine's is a bug, a handler's rewrite becomes Failed.
 
     A refused rewrite is recorded as the proposal so the audit shows what was
     refused, and halts the object's run.
     """
     old, final = move.old, move.final
-    if graph.is_legal(old, final):
+    if graph.is_legal(old, final, via):
         return move
+    if not move.rewritten_by and via != "engine":
+        raise IllegalTransitionError(
+            f"{type(old).__name__} -> {type(final).__name__} is not a legal {via} transition "
+            f"(`stateledger graph --manual` draws the edges a {via} may take).", old, final)
     if not move.rewritten_by:
         raise IllegalTransitionError(
             f"The engine proposed {old!r} -> {final!r}, which the legal state graph refuses. "
@@ -166,10 +173,12 @@ def check_legality(move: Move) -> Move:
     return Move(old, final, failed, move.rewritten_by, True)
 
 
-def commit(rt: Runtime, subject: Subject, move: Move, attempt: int) -> Event:
+def commit(rt: Runtime, subject: Subject, move: Move, attempt: int, reason: str | None = None,
+           actor: str | None = None) -> Event:
     """Append the event to the ledger; if that fails, the run stops here.
 
-    The proposal is recorded exactly when a handler rewrote it. Whatever the
+    The proposal is recorded exactly when a handler rewrote it; ``actor``
+    defaults to this process (``user@host:pid``). Whatever the
     states hold, the ledger encodes it: only a storage failure (a
     ``LedgerError`` saying which) or a ledger that raises something else stops
     the run. The message names the states' types, never their contents.
@@ -188,12 +197,13 @@ def commit(rt: Runtime, subject: Subject, move: Move, attempt: int) -> Event:
         final,  # new_state
         move.proposed if move.rewritten_by else None,  # proposed_state
         move.rewritten_by,  # rewritten_by
-        current_actor(),  # actor
+        actor or current_actor(),  # actor
         new_event_id(),  # event_id
         None,  # seq: the ledger numbers it
         None,  # prev_hash: the ledger chains it
         None,  # hash
         rt.flow,  # flow
+        reason,  # reason: why a person marked it (None for every other move)
     )
     try:
         return rt.ledger.append(event)

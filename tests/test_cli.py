@@ -150,7 +150,7 @@ def test_run_prints_each_transition_as_it_commits_and_a_summary(world):
     result = world["runs"]["etl-1"]
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == f"Running flow etl as run etl-1 (ledger {world['db']})"
+    assert lines[0] == f"Running flow etl as run etl-1 (ledger {world['db']}; times UTC)"
     assert lines[1].endswith('flow  etl                 Scheduled -> Running("Running flow.")')
     assert any('load-1              Running -> Failed("Error during execution of task: '
                "ConnectionError('warehouse busy, try again shortly')\")" in line for line in lines)
@@ -213,7 +213,8 @@ def test_run_refuses_bad_flow_files_and_params_with_one_line(world, tmp_path):
         f"Flow file {d / 'missing.py'} does not exist (expected a Python file, e.g. examples/etl.py)"
     )
     assert error_line(sl("run", str(d / "broken.py"), *db, env=env)) == (
-        f"Flow file {d / 'broken.py'} failed to import: RuntimeError: no database configured"
+        f"Flow file {d / 'broken.py'} failed to import: {d / 'broken.py'}:1: RuntimeError: no database configured "
+        "(--traceback shows the whole traceback)"
     )
     assert error_line(sl("run", str(d / "noflow.py"), *db, env=env)) == (
         f"{d / 'noflow.py'} defines no flow: create one at module level, e.g. `with Flow(\"etl\") as flow: ...`"
@@ -234,7 +235,7 @@ def test_the_readme_commands_work_on_the_default_ledger_in_home(tmp_path):
     ran = sl("run", ETL, env=env, cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
     default = tmp_path / "home" / ".stateledger" / "ledger.db"
-    assert ran.stdout.splitlines()[0].endswith(f"(ledger {default})")
+    assert ran.stdout.splitlines()[0].endswith(f"(ledger {default}; times UTC)")
     run_id = ran.stdout.splitlines()[-1].split()[-1]
     assert run_id.startswith("etl-")
     shown = sl("show", run_id, env=env, cwd=tmp_path)

@@ -127,9 +127,9 @@ def test_a_newer_schema_version_is_refused_and_left_alone(pg_url):
     PostgresRecorder(pg_url).close()
     with admin(pg_url) as conn:
         conn.execute(f'UPDATE "{schema_of(pg_url)}".meta SET value = %s WHERE key = %s', ("99", "schema_version"))
-    with pytest.raises(SchemaVersionError, match="written by schema version 99; this stateledger reads up to 1") as info:
+    with pytest.raises(SchemaVersionError, match="written by schema version 99; this stateledger reads up to 2") as info:
         EventStore(pg_url)
-    assert (info.value.found, info.value.supported) == (99, 1)
+    assert (info.value.found, info.value.supported) == (99, 2)
     with admin(pg_url) as conn:
         assert conn.execute(f'SELECT value FROM "{schema_of(pg_url)}".meta WHERE key = %s',
                             ("schema_version",)).fetchone() == ("99",)

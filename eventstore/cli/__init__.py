@@ -1,6 +1,7 @@
 """``stateledger``, the command line: beside the store it mostly reads.
 
-``commands`` holds the commands (each calls one public function), ``options``
+``commands`` holds the commands (each calls one public function; ``restart``
+and ``mark`` are in ``manual``), ``options``
 the shared options and the opening of ``--db``, ``reap`` the reaper's command, ``loading`` the loading of
 flow files and handlers, ``format`` the printing. ``main`` is the console
 script's entry point; ``python -m eventstore.cli`` runs it too.
@@ -8,6 +9,7 @@ script's entry point; ``python -m eventstore.cli`` runs it too.
 
 from __future__ import annotations
 
+from . import manual  # noqa: F401  (registers restart and mark on the group)
 from . import reap as _reap  # noqa: F401  (registers `stateledger reap` on the group)
 from .commands import StateLedgerGroup, cli, main
 from .loading import load_flow, load_handler, parse_params

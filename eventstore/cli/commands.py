@@ -5,7 +5,9 @@ A thin layer over the library: each command calls one public function
 ``verify``/``export``/``tail``, ``graph.mermaid``). Shared options are shared
 decorators; every library error becomes one line on stderr, exit 2, in
 ``main``. Exit codes: 0 ok, 1 the flow failed or verification failed, 2 a
-usage or input error. Read commands never create or modify a ledger.
+usage or input error. Read commands never create or modify a ledger. Output
+piped into a reader that stops early (``| head``) ends quietly with exit 0
+(``pipes``). ``restart`` and ``mark`` are in ``manual.py``.
 
 The engine and the graph are imported inside the commands that need them, and
 SQLite only when a ledger is opened, so ``stateledger runs`` starts quickly.
@@ -13,6 +15,7 @@ SQLite only when a ledger is opened, so ``stateledger runs`` starts quickly.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -27,9 +30,11 @@ from statemachine.masking import mask
 from . import format as out
 from .loading import load_flow, load_handler, parse_params
 from .options import (
-    db_option, flow_option, json_option, kind_option, open_ledger, run_option, shown_path, state_option,
-    task_option, time_options, traceback_option,
+    complete_run_ids, db_option, flow_option, json_option, kind_option, limit_option, open_ledger, resolve_run,
+    run_argument, run_option, shown_path, state_option, task_option, time_options, traceback_option,
+    failure_traceback_option,
 )
+from .pipes import SafeWriter, flush_quietly, silence_stdout
 
 __all__ = ["main", "cli", "StateLedgerGroup"]
 
@@ -59,11 +64,16 @@ class StateLedgerGroup(click.Group):
             code = _fail(exc.format_message())
         except click.Abort:
             code = 130
+        except BrokenPipeError:  # the reader of our output went away (| head): a quiet end
+            silence_stdout()
+            code = 0
         except StateLedgerError as exc:
+            _print_cause(exc)
             code = _fail(str(exc))
         except OSError as exc:  # e.g. export -o into a missing folder (click itself handles EPIPE)
             code = _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
         code = code if isinstance(code, int) else 0
+        flush_quietly()  # a reader gone by now (| head) is no error either
         if standalone_mode:
             sys.exit(code)
         return code
@@ -72,6 +82,54 @@ class StateLedgerGroup(click.Group):
 def _fail(message: str) -> int:
     click.echo(f"stateledger: error: {mask(message)}", err=True)
     return 2
+
+
+executor_option = click.option(
+    "--executor", "executor_spec", default="local", show_default=True, metavar="SPEC",
+    help="Where task bodies run: local, threads[:N], dask (a local cluster) or dask:tcp://HOST:PORT.",
+)
+
+#: Set by a command whose --traceback was given: print the cause of a flow file's error in full.
+_TRACEBACK: list[bool] = []
+
+
+def _print_cause(exc: BaseException) -> None:
+    if _TRACEBACK and exc.__cause__ is not None:
+        import traceback
+
+        click.echo("".join(traceback.format_exception(exc.__cause__)).rstrip(), err=True)
+
+
+def want_traceback(show: bool) -> None:
+    """Remember ``--traceback`` for the error printer in ``main``."""
+    if show:
+        _TRACEBACK.append(True)
+
+
+def run_flow(flow: Any, parameters: Any, store: Any, label: str, as_json: bool, header: list[str],
+             **how: Any) -> Any:
+    """Run ``flow`` printing each committed transition; a closed pipe stops the printing, never the run.
+
+    With ``--json`` what tasks print goes to stderr, so stdout is JSON only.
+    """
+    stdout = SafeWriter(sys.stdout)
+    echo = out.json_line if as_json else out.transition_line
+
+    def show(event: Any) -> None:
+        while header:  # printed with the first transition: a refused parameter prints nothing
+            click.echo(mask(header.pop()), file=stdout)
+        click.echo(mask(echo(event)), file=stdout)  # live states: not yet masked by the ledger
+
+    tasks_print_to = SafeWriter(sys.stderr) if as_json else stdout
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(tasks_print_to):  # type: ignore[type-var]
+        try:
+            state = flow.run(parameters, store=out.PrintingLedger(store, show), **how)
+        except (KeyboardInterrupt, SystemExit):  # Ctrl-C (exit 130) or SIGTERM (143): the run ended Cancelled
+            click.echo(f"\nRun {label} was interrupted; it ended Cancelled. See: stateledger show {label}", err=True)
+            raise
+    click.echo(mask(out.run_summary(flow, state, label, time.perf_counter() - started, as_json)), file=stdout)
+    return state
 
 
 @click.group(cls=StateLedgerGroup, context_settings=CONTEXT)
@@ -94,19 +152,18 @@ def main() -> None:
     help="A flow parameter (VALUE as JSON when valid JSON). Repeatable.",
 )
 @click.option("--run-id", metavar="ID", help="Name the run (default: FLOW-TIME-RANDOM).")
-@click.option(
-    "--executor", "executor_spec", default="local", show_default=True, metavar="SPEC",
-    help="Where task bodies run: local, threads[:N], dask (a local cluster) or dask:tcp://HOST:PORT.",
-)
+@executor_option
 @db_option
 @json_option
+@traceback_option
 def run(target: str, params: tuple[str, ...], run_id: str | None, executor_spec: str, db: str | None,
-        as_json: bool) -> int:
+        as_json: bool, show_traceback: bool) -> int:
     """Run the flow in FILE, printing each transition as it commits.
 
     FLOW names the module variable holding the flow, or the flow's name; it
     may be left out when FILE holds one flow. Exits 0 when the flow
-    succeeded, 1 when it did not.
+    succeeded, 1 when it did not. Times are UTC. With --json, stdout is JSON
+    lines only (what tasks print goes to stderr).
 
     \b
     Example:
@@ -116,29 +173,15 @@ def run(target: str, params: tuple[str, ...], run_id: str | None, executor_spec:
     from statemachine.engine import new_run_id
     from statemachine.executors import executor_from_spec
 
+    want_traceback(show_traceback)
     executor = executor_from_spec(executor_spec)
     flow = load_flow(target)
     parameters = flow.check_parameters(parse_params(params))  # before the ledger is opened
     run_id = run_id or new_run_id(flow.name)
-    echo = out.json_line if as_json else out.transition_line
     header = [] if as_json else [
-        out.printable(f"Running flow {flow.name} as run {run_id} (ledger {shown_path(db)})")]
-
-    def show(event: Any) -> None:
-        while header:  # printed with the first transition: a refused parameter prints nothing
-            click.echo(mask(header.pop()))
-        click.echo(mask(echo(event)))  # live states: not yet masked by the ledger
-
+        out.printable(f"Running flow {flow.name} as run {run_id} (ledger {shown_path(db)}; times UTC)")]
     with open_ledger(db, create=True) as store:
-        started = time.perf_counter()
-        try:
-            state = flow.run(parameters, store=out.PrintingLedger(store, show), run_id=run_id, executor=executor)
-        except (KeyboardInterrupt, SystemExit):  # Ctrl-C (exit 130) or SIGTERM (143): the run ended Cancelled
-            if not header:
-                click.echo(f"\nRun {run_id} was interrupted; it ended Cancelled. Details: stateledger show {run_id}",
-                           err=True)
-            raise
-        click.echo(mask(out.run_summary(flow, state, run_id, time.perf_counter() - started, as_json)))
+        state = run_flow(flow, parameters, store, run_id, as_json, header, run_id=run_id, executor=executor)
     return 0 if state.is_successful() else 1
 
 
@@ -146,11 +189,11 @@ def run(target: str, params: tuple[str, ...], run_id: str | None, executor_spec:
 @flow_option
 @state_option
 @time_options
-@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most this many runs (the newest).")
+@limit_option(20, "runs")
 @db_option
 @json_option
 def runs(
-    flow: str | None, states: Any, since: Any, until: Any, limit: int | None, db: str | None, as_json: bool
+    flow: str | None, states: Any, since: Any, until: Any, limit: int, db: str | None, as_json: bool
 ) -> int:
     """List the runs in the ledger, newest first.
 
@@ -162,35 +205,57 @@ def runs(
       stateledger runs --flow etl --state Failed --since 7d
     """
     with open_ledger(db) as store:
-        rows = store.runs(flow=flow, states=states, since=since, until=until, limit=limit)
-        orphaned = {o.run_id for o in store.orphans()} if any(r.ended is None for r in rows) else set()
-    click.echo(out.runs_json(rows, orphaned) if as_json else out.runs_table(rows, orphaned))
+        rows = store.runs(flow=flow, states=states, since=since, until=until)
+        shown = rows[:limit] if limit else rows
+        orphaned = {o.run_id for o in store.orphans()} if any(r.ended is None for r in shown) else set()
+    click.echo(out.runs_json(shown, orphaned) if as_json else out.runs_table(shown, orphaned))
+    _footer(out.more_footer(len(shown), len(rows), "run"), as_json)
     return 0
 
 
+def _footer(text: str | None, as_json: bool) -> None:
+    """The "N more" line, on stderr: stdout stays the table (or pure JSON) for scripts."""
+    if text is not None:
+        click.echo(text, err=True)
+
+
 @main.command()
-@click.argument("run_id")
-@traceback_option
+@run_argument
+@state_option
+@failure_traceback_option
 @db_option
 @json_option
-def show(run_id: str, tracebacks: bool, db: str | None, as_json: bool) -> int:
-    """Show a run: per task, its transitions with times and durations.
+def show(run_id: str, states: Any, tracebacks: bool, db: str | None, as_json: bool) -> int:
+    """Show a run: per task, its transitions with times (UTC) and durations.
 
-    Transitions a state handler rewrote are marked with the handler's name
-    and the state it replaced.
+    RUN_ID may be a unique prefix of a run id, or latest. Transitions a state
+    handler rewrote are marked with the handler's name and the state it
+    replaced; manual marks with who marked them and why. --state shows only
+    the tasks whose last state is one of these; --traceback prints, under
+    each failure, where it failed.
 
     \b
     Example:
       stateledger show etl-20240601T090000-a1b2c3
+      stateledger show latest --state Failed
     """
     with open_ledger(db) as store:
-        events = store.history(run_id)
-    click.echo(out.show_json(events) if as_json else out.show_text(events, tracebacks=tracebacks))
+        events = store.history(resolve_run(store, run_id))
+    only = (lambda state: isinstance(state, states)) if states else None
+    if as_json:
+        click.echo(out.show_json(events if only is None else [e for e in events if _last_matches(events, e, only)]))
+    else:
+        click.echo(out.show_text(events, only, tracebacks=tracebacks))
     return 0
 
 
+def _last_matches(events: Any, event: Any, only: Any) -> bool:
+    last = [e for e in events if (e.kind, e.key) == (event.kind, event.key)][-1]
+    return bool(only(last.new_state))
+
+
 @main.command()
-@click.argument("run_id")
+@run_argument
 @click.option(
     "--handler", "handlers", multiple=True, metavar="MODULE:FUNCTION",
     help="A state handler to call with each past transition. Repeatable.",
@@ -216,8 +281,9 @@ def replay(run_id: str, handlers: tuple[str, ...], task: str | None, kind: str |
     loaded = [load_handler(spec) for spec in handlers]
     observer = out.ReplayPrinter(as_json)
     with open_ledger(db) as store:
+        run_id = resolve_run(store, run_id)
         fed = store.replay(run_id, observer.listener, handlers=[observer.watch(h) for h in loaded],
-                     task=task, kinds=kind, states=states)
+                           task=task, kinds=kind, states=states)
     observer.finish(run_id, fed)
     return 1 if observer.failures else 0
 
@@ -230,32 +296,41 @@ def replay(run_id: str, handlers: tuple[str, ...], task: str | None, kind: str |
 @state_option
 @time_options
 @click.option("--rewritten", is_flag=True, help="Only transitions a state handler rewrote.")
-@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most this many events.")
-@traceback_option
+@click.option("--manual", is_flag=True, help="Only manual marks (stateledger mark), with who and why.")
+@limit_option(50, "transitions")
+@failure_traceback_option
 @db_option
 @json_option
-def audit(run_id: str | None, kind: str | None, key: str | None, name: str | None, states: Any, since: Any,
-          until: Any, rewritten: bool, limit: int | None, tracebacks: bool, db: str | None, as_json: bool) -> int:
-    """Search the committed transitions of every run (oldest first).
+def audit(run_id: str | None, kind: str | None, key: str | None, name: str | None, states: Any, since: Any, until: Any,
+          rewritten: bool, manual: bool, limit: int, tracebacks: bool, db: str | None, as_json: bool) -> int:
+    """Search the committed transitions of every run: the newest N, oldest first. Times are UTC.
 
     \b
     Example:
       stateledger audit --rewritten --since 1d
       stateledger audit --run etl-20240601T090000-a1b2c3 --kind task --state Failed
+      stateledger audit --manual
     """
+    filters = dict(kind=kind, key=key, name=name, states=states, since=since, until=until,
+                   rewritten=True if rewritten else None)
     with open_ledger(db) as store:
-        events = store.events(
-            run_id, kind=kind, key=key, name=name, states=states, since=since, until=until,
-            rewritten=True if rewritten else None, limit=limit,
-        )
-        if run_id is not None and not events:
-            store.run(run_id)  # an unknown run id is an error, not an empty answer
-    click.echo(out.events_json(events) if as_json else out.audit_table(events, tracebacks=tracebacks))
+        if run_id is not None:
+            run_id = resolve_run(store, run_id)  # an unknown run id is an error, not an empty answer
+        events = store.events(run_id, **filters, limit=limit or None, newest=True, manual=manual or None)
+        total = len(events)
+        if limit and len(events) == limit:
+            total = (len(store.events(run_id, **filters, manual=True)) if manual
+                     else store.count(run_id, **filters))
+    if as_json:
+        click.echo(out.events_json(events))
+    else:
+        click.echo(out.marks_table(events) if manual else out.audit_table(events, tracebacks=tracebacks))
+    _footer(out.more_footer(len(events), total, "manual mark" if manual else "transition"), as_json)
     return 0
 
 
 @main.command()
-@click.argument("run_id", required=False)
+@click.argument("run_id", required=False, shell_complete=complete_run_ids)
 @db_option
 @json_option
 def verify(run_id: str | None, db: str | None, as_json: bool) -> int:
@@ -268,6 +343,8 @@ def verify(run_id: str | None, db: str | None, as_json: bool) -> int:
       stateledger verify && echo intact
     """
     with open_ledger(db) as store:
+        if run_id is not None:
+            run_id = resolve_run(store, run_id)
         report = store.verify(run_id)
     click.echo(out.verify_text(report, shown_path(db), run_id, as_json))
     return 0 if report.ok else 1
@@ -287,6 +364,8 @@ def export(fmt: str, run_id: str | None, output: str, db: str | None) -> int:
       stateledger export --format csv > ledger.csv
     """
     with open_ledger(db) as store:
+        if run_id is not None:
+            run_id = resolve_run(store, run_id)
         if output == "-":
             store.export(sys.stdout, format=fmt, run_id=run_id)
             sys.stdout.flush()
@@ -319,9 +398,12 @@ def follow(run_id: str | None, flow: str | None, task: str | None, kind: str | N
     """
     show = out.json_line if as_json else functools.partial(out.transition_line, with_run=True)
     try:
-        with open_ledger(db) as store:
+        with open_ledger(db, live=True) as store:
             cursor = 0 if from_start else store.max_seq()
-            click.echo(f"Following {shown_path(db)} after seq {cursor}; press Ctrl-C to stop", err=True)
+            if run_id is not None:
+                run_id = _follow_run(store, run_id)
+            click.echo(f"Following {shown_path(db)} after seq {cursor} (times UTC); press Ctrl-C to stop",
+                       err=True)
             events = store.tail(cursor, run_id=run_id, flow=flow, task=task, states=states, kinds=kind,
                                 poll_interval=interval)
             for seen, event in enumerate(events, 1):
@@ -331,6 +413,20 @@ def follow(run_id: str | None, flow: str | None, task: str | None, kind: str | N
                     return 0
     except KeyboardInterrupt:  # the normal way to stop following
         return 0
+
+
+def _follow_run(store: Any, run_id: str) -> str:
+    """The run ``--run`` names; one not in the ledger yet is said so on stderr, then waited for."""
+    from statemachine.errors import LedgerError
+
+    try:
+        return resolve_run(store, run_id)
+    except LedgerError:  # RunNotFoundError, or no run at all yet
+        recent = [r.run_id for r in store.runs(limit=3)]
+        known = f" (recent runs: {', '.join(recent)})" if recent else " (it holds no run yet)"
+        click.echo(f"stateledger: note: no run {run_id!r} in ledger {store.path}{known}; waiting for it "
+                   "to start. Check the id, or press Ctrl-C to stop.", err=True)
+        return run_id
 
 
 @main.command()
@@ -357,27 +453,32 @@ def copy(source: str, target: str, append: bool) -> int:
 
 @main.command()
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
+@click.option("--manual", is_flag=True, help="Also the edges only a mark or a restart may take, labelled.")
 @click.option("--db", metavar="PATH", hidden=True, help="Accepted for uniformity; the graph reads no ledger.")
-def graph(fmt: str, db: str | None) -> int:
+def graph(fmt: str, manual: bool, db: str | None) -> int:
     """Print the legal state graph (Mermaid, or Graphviz DOT).
+
+    --manual adds the manual edges (a mark: any state to a finished one) and
+    the restart edges (a finished state back to a pending one).
 
     \b
     Example:
       stateledger graph > states.mmd
-      stateledger graph --format dot | dot -Tsvg > states.svg
+      stateledger graph --manual --format dot | dot -Tsvg > states.svg
     """
     from statemachine import graph as legal
 
-    click.echo(legal.mermaid() if fmt == "mermaid" else legal.dot(), nl=False)
+    click.echo(legal.mermaid(manual=manual) if fmt == "mermaid" else legal.dot(manual=manual), nl=False)
     return 0
 
 
 @main.command()
-@click.argument("run_id")
+@run_argument
 @click.option("-o", "--output", metavar="FILE", default="-", help="Write the page here instead of to stdout.")
 @click.option("--flow", "target", metavar="FILE[:FLOW]", help="The run's flow file, to draw its task graph.")
 @db_option
-def report(run_id: str, output: str, target: str | None, db: str | None) -> int:
+@traceback_option
+def report(run_id: str, output: str, target: str | None, db: str | None, show_traceback: bool) -> int:
     """Write one run as a self-contained HTML page: timeline, task graph, events, verify status.
 
     \b
@@ -387,9 +488,10 @@ def report(run_id: str, output: str, target: str | None, db: str | None) -> int:
     """
     from eventstore.report import write_report
 
+    want_traceback(show_traceback)
     flow = load_flow(target) if target else None
     with open_ledger(db) as store:
-        write_report(store, run_id, output, flow=flow)
+        write_report(store, resolve_run(store, run_id), output, flow=flow)
     return 0
 
 

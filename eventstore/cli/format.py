@@ -2,9 +2,11 @@
 
 Pure formatting, kept apart from the commands in ``commands.py`` (plus
 ``PrintingLedger``, through which ``stateledger run`` prints each commit). Tables are
-aligned columns; on a terminal the header is bold, states are coloured and the
-last column is cut to the window's width; piped, the same table is plain text
-(``click.echo`` drops the colours) and nothing is cut.
+aligned columns; on a terminal the header is bold and states are coloured.
+On a terminal, tables and transition lines fit its width (piped, nothing is
+cut, so ``grep`` sees whole lines): run ids and keys are cut
+in the middle, and a transition keeps its state and the end of its message,
+where the error is, with "…" for what was left out. Times are UTC, and say so.
 """
 
 from __future__ import annotations
@@ -12,8 +14,6 @@ from __future__ import annotations
 import datetime
 import json
 import re
-import shutil
-import sys
 from collections.abc import Collection, Mapping
 from typing import Any, Callable, Iterable, Sequence
 
@@ -23,12 +23,13 @@ from statemachine.masking import MASKER, mask
 from statemachine.states import State
 
 from ..codec import encode_state
+from .fit import cut, more_footer, terminal_width
 
 __all__ = [
     "fmt_time", "fmt_duration", "fmt_state", "event_dict", "json_line", "transition_line",
     "table", "runs_table", "runs_json", "show_text", "show_json",
     "audit_table", "events_json", "verify_text", "run_summary", "ReplayPrinter", "PrintingLedger",
-    "printable",
+    "terminal_width", "cut", "more_footer", "marks_table", "printable",
 ]
 
 _COLOURS = (("Failed", "red"), ("Success", "green"), ("Retrying", "yellow"), ("Running", "cyan"),
@@ -149,7 +150,7 @@ def event_dict(event: Any) -> dict[str, Any]:
         "attempt": event.attempt, "state": type(event.new_state).__name__,
         "old_state": state_dict(event.old_state), "new_state": state_dict(event.new_state),
         "proposed_state": state_dict(event.proposed_state), "rewritten_by": list(event.rewritten_by),
-        "actor": event.actor, "prev_hash": event.prev_hash, "hash": event.hash,
+        "actor": event.actor, "reason": event.reason, "prev_hash": event.prev_hash, "hash": event.hash,
     }
 
 
@@ -160,8 +161,11 @@ def json_line(event: Any) -> str:
 # --- transitions -----------------------------------------------------------------
 
 
-def transition_text(event: Any) -> str:
-    """``Running -> Failed("...")`` with the new state coloured."""
+def transition_text(event: Any, room: int | None = None) -> str:
+    """``Running -> Failed("...")`` with the new state coloured; cut to ``room`` characters if given."""
+    plain = f"{state_name(event.old_state)} -> {fmt_state(event.new_state)}"
+    if room is not None and len(plain) > room:
+        return colour(cut(plain, room, "message"), event.new_state)
     return f"{state_name(event.old_state)} -> " + colour(fmt_state(event.new_state), event.new_state)
 
 
@@ -181,29 +185,48 @@ def transition_line(event: Any, *, with_run: bool = False) -> str:
     parts = [fmt_time(event.timestamp, date=False)]
     if with_run:
         parts.append(printable(event.run_id))
-    parts += [f"{who:<24}", transition_text(event)]
     note = rewrite_note(event)
-    line = "  ".join(parts)
-    return f"{line}  [{note}]" if note else line
+    note = f"  [{note}]" if note else ""
+    if event.reason is not None:
+        note += f"  [marked by {printable(event.actor or '-')}]"
+    width = terminal_width()
+    head = "  ".join([*parts, f"{who:<24}"]) + "  "
+    room = None if width is None else max(width - len(head) - len(note), 20)
+    if room is not None and note and len(head) + room + len(note) > width:  # type: ignore[operator]
+        note = cut(note, max(width - len(head) - room, 8), "end")  # type: ignore[operator]
+    return head + transition_text(event, room) + note
 
 
 # --- tables ----------------------------------------------------------------------
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], colours: Sequence[int] = ()) -> str:
-    """Aligned columns; cells of ``colours`` are (text, state) pairs, coloured by the state."""
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], colours: Sequence[int] = (),
+          cuts: Mapping[int, tuple[int, str]] | None = None) -> str:
+    """Aligned columns fitting ``terminal_width()``; cells of ``colours`` are (text, state) pairs.
+
+    ``cuts``: column -> (narrowest width, how to ``cut`` it); the columns shrink
+    in that order until the table fits (the others are never cut).
+    """
     rows = [list(r) for r in rows]
     plain = [[printable(c[0] if i in colours else str(c)) for i, c in enumerate(r)] for r in rows]
     widths = [max([len(h)] + [len(r[i]) for r in plain]) for i, h in enumerate(headers)]
-    tty = sys.stdout.isatty()
-    limit = shutil.get_terminal_size().columns if tty else None
+    limit = terminal_width()
+    how: dict[int, str] = {}
+    if limit is not None and cuts:
+        excess = sum(widths) + 2 * (len(widths) - 1) - limit
+        for i, (narrowest, style) in cuts.items():
+            if excess <= 0:
+                break
+            take = min(max(widths[i] - max(narrowest, len(headers[i])), 0), excess)
+            widths[i] -= take
+            excess -= take
+            how[i] = style
     lines = [click.style("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(), bold=True)]
     for row, texts in zip(rows, plain):
         cells = []
         for i, text in enumerate(texts):
-            if limit is not None and i == len(texts) - 1:
-                room = max(limit - sum(w + 2 for w in widths[:-1]), 12)
-                text = text if len(text) <= room else text[: room - 3] + "..."
+            if i in how:
+                text = cut(text, widths[i], how[i])
             padded = text if i == len(texts) - 1 else text.ljust(widths[i])
             cells.append(colour(padded, row[i][1]) if i in colours else padded)
         lines.append("  ".join(cells).rstrip())
@@ -222,7 +245,7 @@ def runs_table(rows: Sequence[Any], orphaned: Collection[str] = ()) -> str:
              str(r.events)]
             for r in rows
         ],
-        colours=(2,),
+        colours=(2,), cuts={0: (12, "middle"), 1: (8, "end")},
     )
 
 
@@ -236,22 +259,42 @@ def runs_json(rows: Sequence[Any], orphaned: Collection[str] = ()) -> str:
 
 
 def audit_table(events: Sequence[Any], *, tracebacks: bool = False) -> str:
+    """One row per transition; on a narrow terminal the time loses its date and long cells are cut.
+
+    ``tracebacks``: then, for each failure with one, where it failed.
+    """
     if not events:
         return "No transitions match."
     if tracebacks:
-        notes = [f"\nseq {e.seq} ({e.run_id} {e.key}) failed here:\n" + _indented(e.traceback)
+        notes = [f"\nseq {e.seq} ({printable(e.run_id)} {printable(e.key)}) failed here:\n" + _indented(e.traceback)
                  for e in events if e.traceback]
         return audit_table(events) + "".join(notes)
-    return table(
-        ["SEQ", "TIME (UTC)", "RUN", "KEY", "TRY", "TRANSITION"],
-        [
-            [str(e.seq), fmt_time(e.timestamp), e.run_id, e.key, str(e.attempt),
-             (f"{state_name(e.old_state)} -> {fmt_state(e.new_state)}"
-              + (f"  [rewritten by {printable(', '.join(e.rewritten_by))}]" if e.rewritten_by else ""), e.new_state)]
-            for e in events
-        ],
-        colours=(5,),
-    )
+    rows = [
+        [str(e.seq), fmt_time(e.timestamp), e.run_id, e.key, str(e.attempt),
+         (f"{state_name(e.old_state)} -> {fmt_state(e.new_state)}"
+          + (f"  [rewritten by {printable(', '.join(e.rewritten_by))}]" if e.rewritten_by else ""), e.new_state)]
+        for e in events
+    ]
+    limit = terminal_width()
+    if limit is not None and sum(max(len(r[i]) if i != 5 else len(r[i][0]) for r in rows) + 2
+                                 for i in range(6)) > limit:
+        for r, e in zip(rows, events):
+            r[1] = fmt_time(e.timestamp, date=False)
+    return table(["SEQ", "TIME (UTC)", "RUN", "KEY", "TRY", "TRANSITION"], rows, colours=(5,),
+                 cuts={2: (12, "middle"), 3: (10, "middle"), 5: (24, "message")})
+
+
+def marks_table(events: Sequence[Any]) -> str:
+    """``audit --manual``: each mark with its run, key, state, who and why."""
+    if not events:
+        return "No manual marks match."
+    rows = [
+        [str(e.seq), fmt_time(e.timestamp), e.run_id, e.key,
+         (f"{state_name(e.old_state)} -> {state_name(e.new_state)}", e.new_state), e.actor or "-", printable(e.reason or "")]
+        for e in events
+    ]
+    return table(["SEQ", "TIME (UTC)", "RUN", "KEY", "STATE", "BY", "REASON"], rows, colours=(4,),
+                 cuts={2: (12, "middle"), 3: (10, "middle"), 6: (16, "end"), 5: (8, "end")})
 
 
 def events_json(events: Sequence[Any]) -> str:
@@ -269,11 +312,15 @@ def _grouped(events: Sequence[Any]) -> dict[tuple[str, str], list[Any]]:
 
 
 def _indented(text: str, prefix: str = "    ") -> str:
-    return "\n".join(prefix + line for line in text.rstrip("\n").splitlines())
+    return "\n".join(prefix + printable(line) for line in text.rstrip("\n").splitlines())
 
 
-def show_text(events: Sequence[Any], *, tracebacks: bool = False) -> str:
-    """The run's header, then the flow and each task with its transitions, times and durations."""
+def show_text(events: Sequence[Any], only: Callable[[Any], bool] | None = None, *, tracebacks: bool = False) -> str:
+    """The run's header, then the flow and each task with its transitions, times and durations.
+
+    ``only(last_state)``: show only the objects whose last state it accepts (``show --state``);
+    ``tracebacks``: under each failure, where it failed.
+    """
     first, flow_events = events[0], [e for e in events if e.kind == "flow"]
     final = flow_events[-1].new_state if flow_events else None
     took = between(first.timestamp, events[-1].timestamp)
@@ -281,12 +328,23 @@ def show_text(events: Sequence[Any], *, tracebacks: bool = False) -> str:
     ended = "unfinished"
     if finished:
         ended = f"ended {fmt_time(events[-1].timestamp, date=False)}, took {fmt_duration(took)}"
-    lines = [
-        f"Run {printable(first.run_id)}  flow {printable(first.flow or first.name)}  "
-        + colour(fmt_state(final), final),
-        f"started {fmt_time(first.timestamp)} UTC, {ended}, {len(events)} events",
-    ]
-    for (kind, key), group in _grouped(events).items():
+    width = terminal_width()
+    head = f"Run {printable(first.run_id)}  flow {printable(first.flow or first.name)}  "
+    final_text = fmt_state(final)
+    if width is not None:
+        final_text = cut(final_text, max(width - len(head), 20), "message")
+    lines = [head + colour(final_text, final), f"started {fmt_time(first.timestamp)} UTC, {ended}, {len(events)} events"]
+    room = None if width is None else max(width - 30, 20)
+
+    def note(text: str) -> str:
+        return text if width is None else cut(text, max(width, 40), "end")
+
+    groups = _grouped(events)
+    shown = 0
+    for (kind, key), group in groups.items():
+        if only is not None and not only(group[-1].new_state):
+            continue
+        shown += 1
         spent = between(group[0].timestamp, group[-1].timestamp)
         name = f" ({group[0].name})" if kind == "task" and not key.startswith(f"{group[0].name}-") else ""
         lines += ["", click.style(printable(f"{kind} {key}{name}"), bold=True) + f"  {fmt_duration(spent)}"]
@@ -296,13 +354,17 @@ def show_text(events: Sequence[Any], *, tracebacks: bool = False) -> str:
             waited = "" if e is first else "+" + fmt_duration(between(previous, e.timestamp))
             lines.append(
                 f"  {fmt_time(e.timestamp, date=False)}  {waited:>8}"
-                f"  {attempt:<3} {transition_text(e)}"
+                f"  {attempt:<3} {transition_text(e, room)}"
             )
             if e.rewritten_by:
-                lines.append(f"  {'':26}  ^ {rewrite_note(e)}")
+                lines.append(note(f"  {'':26}  ^ {rewrite_note(e)}"))
+            if e.reason is not None:
+                lines.append(note(printable(f"  {'':26}  ^ marked by {e.actor}: {e.reason}")))
             if tracebacks and e.traceback:
                 lines.append(_indented(e.traceback, "  " + " " * 28 + "| "))
             previous = e.timestamp
+    if only is not None and not shown:
+        lines += ["", "No task or flow of this run ends in a state --state names."]
     return "\n".join(lines)
 
 

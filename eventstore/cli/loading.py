@@ -8,6 +8,7 @@ import json
 import os
 import re
 import sys
+import traceback
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -85,8 +86,22 @@ def _import_file(path: str) -> Any:
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
-        raise CommandInputError(f"Flow file {path} failed to import: {type(exc).__name__}: {exc}") from exc
+        raise CommandInputError(
+            f"Flow file {path} failed to import: {_where(exc, file)}{type(exc).__name__}: {exc} "
+            "(--traceback shows the whole traceback)") from exc
     return module
+
+
+def _where(exc: BaseException, file: Path) -> str:
+    """``FILE:LINE: `` where the import failed: the flow file's last line in the traceback, else the last frame."""
+    if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
+        same = Path(exc.filename).resolve() == file.resolve()
+        return f"{file if same else exc.filename}:{exc.lineno}: "
+    frames = traceback.extract_tb(exc.__traceback__)
+    mine = [f for f in frames if Path(f.filename).resolve() == file.resolve()]
+    if mine:
+        return f"{file}:{mine[-1].lineno}: "
+    return f"{frames[-1].filename}:{frames[-1].lineno}: " if frames else ""
 
 
 def load_handler(spec: str) -> Callable[..., Any]:

@@ -51,7 +51,7 @@ def reap(lease: float, run_id: str | None, db: str | None, as_json: bool) -> int
       stateledger reap
       stateledger reap --older-than 5m --db /data/ledger.db
     """
-    with open_ledger(db) as store:
+    with open_ledger(db, write=True) as store:
         reaped = store.reap(lease=lease, run_id=run_id)
     if as_json:
         click.echo(json.dumps([{"run_id": r.run_id, "flow": r.flow, "reason": r.reason, "tasks": r.tasks,
