@@ -138,3 +138,25 @@ def test_threads_racing_for_one_new_run_id_exactly_one_wins(tmp_path, store):
     assert sorted(map(str, outcomes)) == ["True"] + ["refused"] * 7
     assert len(store.history("shared")) == 4
     assert os.getpid() == store.recorder.writers(["shared"])[0].pid
+
+
+def test_a_restart_continues_its_run_id_and_takes_the_claim_over(store):
+    calls = []
+
+    @task
+    def flaky():
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt  # the first attempt is interrupted: the run ends Cancelled
+
+    with Flow("again") as flow:
+        flaky()
+    with pytest.raises(KeyboardInterrupt):
+        flow.run(store=store, run_id="again-1")
+    assert store.rebuild("again-1").state.is_cancelled()
+    with pytest.raises(RunExistsError):
+        flow.run(store=store, run_id="again-1")
+    assert flow.run(store=store, restart="again-1").is_successful()
+    writer, = store.recorder.writers(["again-1"])
+    assert writer.pid == os.getpid() and writer.released is not None
+    assert store.verify().ok
