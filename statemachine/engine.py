@@ -137,6 +137,7 @@ class FlowRunner:
                     stopped = exc
                     self.give_up(pool)
                     state = interrupts.cancel(subject, self.subjects.values(), self.rt, exc, self.states)
+                    pool.close(abandon=True)  # after the ledger is done: a cluster may wait for running bodies
         except BaseException:
             pool.close(abandon=True)  # e.g. the ledger refused an append: do not wait for running bodies
             raise
@@ -162,7 +163,6 @@ class FlowRunner:
                 pool.cancel(body.handle)
         self.running.clear()
         self.deadlines.clear()
-        pool.close(abandon=True)
 
     def claim(self) -> Any:
         """The run's claim on its id and its heartbeat, when the ledger keeps them (``open_run``)."""
