@@ -28,6 +28,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -95,10 +96,15 @@ def process_start(pid: int) -> tuple[bool, str | None]:
     return True, None
 
 
+@functools.lru_cache(maxsize=4)
+def _own_start(pid: int) -> str | None:
+    return process_start(pid)[1]
+
+
 def this_writer(run_id: str, clean: Callable[[str], str] = str) -> Writer:
     """This process as the writer of ``run_id``, its heartbeat now (texts through ``clean``: masked)."""
     pid = os.getpid()
-    return Writer(clean(run_id), clean(socket.gethostname()), pid, process_start(pid)[1], codec.iso(utcnow()),
+    return Writer(clean(run_id), clean(socket.gethostname()), pid, _own_start(pid), codec.iso(utcnow()),
                   None, clean(current_actor()))
 
 
@@ -111,13 +117,14 @@ def supports_writers(recorder: Any) -> bool:
 
 
 class RunLease:
-    """This process writes ``run_id``: the claim, a heartbeat thread, the release at the end.
+    """This process writes ``run_id``: the claim, a heartbeat, the release at the end.
 
     A context manager (``EventStore.open_run`` returns one): entering claims
-    the run (``RunExistsError`` if it exists, unless ``take``) and starts
-    beating every ``interval`` seconds; leaving stops the beat and releases the
-    run (finished, or paused on purpose). Left by an exception, the run is not
-    released: once this process is gone, it is an orphan.
+    the run (``RunExistsError`` if it exists, unless ``take``) and beats every
+    ``interval`` seconds (on the process's one heartbeat thread); leaving
+    stops the beat and releases the run (finished, or paused on purpose).
+    Left by an exception, the run is not released: once this process is
+    gone, it is an orphan.
     """
 
     def __init__(self, recorder: Recorder, run_id: str, *, take: bool = False,
@@ -125,38 +132,88 @@ class RunLease:
         self.recorder, self.run_id, self.take, self.interval = recorder, run_id, take, interval
         self.clean = clean
         self.writer: Writer | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # a beat never lands after the release
+        self._closed = False
 
     def __enter__(self) -> RunLease:
         self.writer = this_writer(self.run_id, self.clean)
         self.recorder.claim_run(self.writer, take=self.take)
-        self._thread = threading.Thread(target=self._beat, name=f"stateledger-heartbeat-{self.run_id}",
-                                        daemon=True)
-        self._thread.start()
+        _HEART.add(self)
         return self
 
-    def _beat(self) -> None:
+    def beat(self) -> bool:
+        """Record a heartbeat now; False once the run is released or another process took it over."""
         w = self.writer
-        assert w is not None
-        while not self._stop.wait(self.interval):
+        with self._lock:
+            if self._closed or w is None:
+                return False
             try:
-                if not self.recorder.beat(w.run_id, w.host, w.pid, codec.iso(utcnow())):
-                    log.warning("run %s: another process took the run over (reaped?); heartbeats stop", w.run_id)
-                    return
+                if self.recorder.beat(w.run_id, w.host, w.pid, codec.iso(utcnow())):
+                    return True
+                log.warning("run %s: another process took the run over (reaped?); heartbeats stop", w.run_id)
+                return False
             except Exception as exc:  # a busy ledger: the next beat tries again
                 log.warning("run %s: heartbeat not recorded (%s)", w.run_id, exc)
+                return True
 
     def __exit__(self, exc_type: Any, *exc: Any) -> None:
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=self.interval + 1)
+        _HEART.remove(self)
+        with self._lock:
+            self._closed = True
         w = self.writer
         if w is not None and exc_type is None:  # stopped by an error: open until this process is gone
             try:
                 self.recorder.release_run(w.run_id, w.host, w.pid, codec.iso(utcnow()))
             except Exception as exc:  # the run's outcome matters more than its release
                 log.warning("run %s: could not release the run (%s)", w.run_id, exc)
+
+
+class _Heart:
+    """One daemon thread per process beats for every run the process writes (a thread per run
+    would cost more than a small run)."""
+
+    def __init__(self) -> None:
+        self._reset()
+        if hasattr(os, "register_at_fork"):  # a forked child has no thread and a fresh lock
+            os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.due: dict[RunLease, float] = {}  # lease -> its next beat (time.monotonic())
+        self.running = False
+        self.sleeps_until = 0.0  # when the thread wakes next on its own
+
+    def add(self, lease: RunLease) -> None:
+        with self.lock:
+            at = self.due[lease] = time.monotonic() + lease.interval
+            if not self.running:
+                self.running = True
+                threading.Thread(target=self._run, name="stateledger-heartbeat", daemon=True).start()
+            elif at < self.sleeps_until:  # only wake the thread when it would sleep past this beat
+                self.wake.set()
+
+    def remove(self, lease: RunLease) -> None:
+        with self.lock:
+            self.due.pop(lease, None)
+
+    def _run(self) -> None:
+        while True:
+            with self.lock:
+                now = time.monotonic()
+                beating = [lease for lease, at in self.due.items() if at <= now]
+                for lease in beating:
+                    self.due[lease] = now + lease.interval
+                wait = min(self.due.values(), default=now + 3600.0) - now
+                self.sleeps_until = now + wait
+            for lease in beating:
+                if not lease.beat():
+                    self.remove(lease)
+            self.wake.wait(max(wait, 0.0))
+            self.wake.clear()
+
+
+_HEART = _Heart()
 
 
 # --- orphans ---------------------------------------------------------------------------

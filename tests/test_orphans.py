@@ -278,3 +278,18 @@ def test_a_run_an_error_stopped_stays_with_its_live_writer_until_that_process_is
         writer, = reader.recorder.writers(["stopped"])
         assert writer.released is None and writer.pid == this_writer("x").pid
         assert reader.orphans(lease=0) == []  # this process still lives
+
+
+def test_a_run_being_written_beats_and_stops_beating_once_released(store):
+    from eventstore.orphans import RunLease
+
+    with RunLease(store.recorder, "beating", interval=0.05) as lease:
+        first = store.recorder.writers(["beating"])[0].heartbeat
+        deadline = time.monotonic() + 10
+        while store.recorder.writers(["beating"])[0].heartbeat == first and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert store.recorder.writers(["beating"])[0].heartbeat > first
+    released = store.recorder.writers(["beating"])[0]
+    time.sleep(0.2)
+    assert store.recorder.writers(["beating"])[0] == released and released.released is not None
+    assert lease.beat() is False
