@@ -71,7 +71,8 @@ def process_start(pid: int) -> tuple[bool, str | None]:
     """``(alive, start time as ISO UTC or None)`` of a process of this host.
 
     On Linux the start time comes from ``/proc`` (a zombie counts as gone);
-    elsewhere only whether the pid exists is known.
+    elsewhere only whether the pid exists is known (on Windows not even that:
+    a writer there is judged by its heartbeat lease).
     """
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
@@ -87,6 +88,8 @@ def process_start(pid: int) -> tuple[bool, str | None]:
         ticks = int(fields[19])
         started = boot + ticks / os.sysconf("SC_CLK_TCK")
         return True, codec.iso(datetime.datetime.fromtimestamp(started, datetime.timezone.utc))
+    if os.name == "nt":  # os.kill(pid, 0) would send Ctrl-C there: only the heartbeat lease can tell
+        return True, None
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
