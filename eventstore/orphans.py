@@ -67,8 +67,8 @@ def _boot_time() -> float | None:
     return None
 
 
-def process_start(pid: int) -> tuple[bool, str | None]:
-    """``(alive, start time as ISO UTC or None)`` of a process of this host.
+def process_start(pid: int) -> tuple[bool | None, str | None]:
+    """``(alive, start time as ISO UTC or None)`` of a process of this host (``alive`` None: unknown).
 
     On Linux the start time comes from ``/proc`` (a zombie counts as gone);
     elsewhere only whether the pid exists is known (on Windows not even that:
@@ -89,7 +89,7 @@ def process_start(pid: int) -> tuple[bool, str | None]:
         started = boot + ticks / os.sysconf("SC_CLK_TCK")
         return True, codec.iso(datetime.datetime.fromtimestamp(started, datetime.timezone.utc))
     if os.name == "nt":  # os.kill(pid, 0) would send Ctrl-C there: only the heartbeat lease can tell
-        return True, None
+        return None, None
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -256,10 +256,10 @@ def why_gone(w: Writer, lease: float, now: datetime.datetime, host: str) -> str 
         return None
     who = f"writer pid {w.pid} on host {w.host}"
     beat = f"last heartbeat {_short(w.heartbeat)}"
-    if w.host == host:
-        alive, started = process_start(w.pid)
-        if not alive:
-            return f"{who} is gone; {beat}"
+    alive, started = process_start(w.pid) if w.host == host else (None, None)
+    if alive is False:
+        return f"{who} is gone; {beat}"
+    if alive:
         if w.started is not None and started is not None and started != w.started:
             return f"{who} is gone (that pid now belongs to a process started {_short(started)}); {beat}"
         return None
