@@ -4,7 +4,7 @@
 back (the only module that knows the column order; ``codec`` does the states);
 ``protocol.Recorder`` says what a backend must do, and ``sqlite.SQLiteRecorder``
 and ``memory.MemoryRecorder`` do it; ``views`` holds what reading returns;
-``verify``, ``export`` and ``replay`` are functions over a recorder, and
+``verify``, ``checkpoints``, ``export`` and ``replay`` are functions over a recorder, and
 ``orphans`` finds and reaps runs whose writer died. The
 ``stateledger`` command line lives in ``eventstore.cli``.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from statemachine.events import Event
 
+from .checkpoints import Checkpoint
 from .codec import CutMessage, CutResult, DescribedResult
 from .errors import (
     LedgerError, LedgerLocationError, LedgerWriteError, NotALedgerError, RunExistsError, RunNotFoundError,
@@ -27,6 +28,7 @@ from .views import Problem, Report, RunView, TaskStates
 
 __all__ = [
     "EventStore",
+    "Checkpoint",
     "Event",
     "Recorder",
     "RunView",

@@ -11,6 +11,8 @@
     ├── RunNotFoundError (KeyError)           no event of that run id in the ledger
     ├── ImportLineError (ValueError)          a line of a JSON-lines export cannot be imported
     └── RunExistsError                        a new run was given the id of a run already there
+    CheckpointError (statemachine.errors.StateLedgerError)
+                                              a checkpoint or key file that cannot be read or used
 
 Every message names the file, says what was expected and found and what to
 do; the facts are attributes too (``path`` always).
@@ -18,7 +20,7 @@ do; the facts are attributes too (``path`` always).
 
 from __future__ import annotations
 
-from statemachine.errors import LedgerError
+from statemachine.errors import LedgerError, StateLedgerError
 
 __all__ = [
     "LedgerError",
@@ -30,6 +32,7 @@ __all__ = [
     "RunNotFoundError",
     "ImportLineError",
     "RunExistsError",
+    "CheckpointError",
 ]
 
 
@@ -124,3 +127,15 @@ class RunExistsError(LedgerError):
     def __init__(self, message: str, path: str | None = None, run_id: str = "") -> None:
         super().__init__(message, path)
         self.run_id = run_id
+
+
+class CheckpointError(StateLedgerError):
+    """A checkpoint or key file that cannot be read, is not one, or cannot be used (``path``: the file).
+
+    Not a ``LedgerError``: the ledger is fine, the input is not. (A checkpoint
+    the ledger does not extend is not an error but a problem ``verify`` reports.)
+    """
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path

@@ -4,7 +4,10 @@ Every record (and the CSV header) has ``run_id``. A JSON-lines record holds
 every stored column, states as JSON objects, so ``import_jsonl`` can put the
 exact stored texts back: each event keeps its ``prev_hash`` and ``hash``, and
 the importing ledger verifies them before appending (a record whose hash does
-not match its content is refused).
+not match its content is refused). An event's hash covers the seq it was
+committed under; the importing ledger gives it a new seq and records which
+seq (``hashed_seq`` in a record of an event imported before) and which rule
+its hash covers (``Recorder.append(rule=...)``).
 """
 
 from __future__ import annotations
@@ -55,12 +58,16 @@ def export(recorder: Recorder, file: Any, format: str = "jsonl", run_id: str | N
     if run_id is not None and not recorder.runs(run_id=run_id):
         raise run_not_found(recorder, run_id)
     rows = recorder.iter_rows(Query(run_id=run_id))
+    moved = {seq: hashed for seq, (version, hashed) in recorder.hash_rules().exceptions.items() if version == 2}
     n = 0
     with _opened(file, "w") as out:
         if format == "jsonl":
             write = out.write
             for row in rows:
-                head = to_json({c: v for c, v in zip(COLUMNS, row) if c not in _STATE_COLUMNS})
+                rec = {c: v for c, v in zip(COLUMNS, row) if c not in _STATE_COLUMNS}
+                if moved.get(row.seq, row.seq) != row.seq:
+                    rec["hashed_seq"] = moved[row.seq]
+                head = to_json(rec)
                 write(f'{head[:-1]},"old_state":{row.old_state},"new_state":{row.new_state},'
                       f'"proposed_state":{row.proposed_state or "null"},"rewritten_by":{row.rewritten_by}}}\n')
                 n += 1
@@ -110,8 +117,8 @@ def import_jsonl(recorder: Recorder, file: Any, *, max_line_bytes: int = MAX_LIN
             if isinstance(recorder, Importing):
                 return recorder.import_rows(rows)
             checked = list(rows)  # every line is checked before the first append
-            for row, prev_hash, hash_ in checked:
-                recorder.append(row, prev_hash, hash_)
+            for row, prev_hash, hash_, rule in checked:
+                recorder.append(row, prev_hash, hash_, rule=rule)
             return len(checked)
         except ImportLineError:
             raise
@@ -131,8 +138,8 @@ class _Where:
         return ImportLineError(f"Line {line} of {self.file}: {what}", self.ledger, self.file, line, reason)
 
 
-def _rows(f: Any, where: _Where, limit: int) -> Iterator[tuple[ContentRow, str | None, str]]:
-    """(row, prev_hash, hash) of each line; ``ImportLineError`` at the first bad one."""
+def _rows(f: Any, where: _Where, limit: int) -> Iterator[tuple[ContentRow, str | None, str, tuple[int, int | None]]]:
+    """(row, prev_hash, hash, hash rule) of each line; ``ImportLineError`` at the first bad one."""
     text_mode = isinstance(f.read(0), str)
     last: dict[str, str] = {}  # run_id -> the hash of its previous line in this file
     while True:
@@ -171,7 +178,12 @@ def _rows(f: Any, where: _Where, limit: int) -> Iterator[tuple[ContentRow, str |
                               "nothing was imported. Import only files written by "
                               "EventStore.export(format='jsonl'), unchanged.") from None
         row, prev_hash, hash_ = _event(rec, n, where)
-        if chain_hash(prev_hash, row) != hash_:
+        hashed = rec.get("hashed_seq", rec.get("seq"))  # the seq the hash covers (rule 2)
+        if type(hashed) is int and chain_hash(prev_hash, row, hashed) == hash_:
+            rule: tuple[int, int | None] = (2, hashed)
+        elif chain_hash(prev_hash, row) == hash_:
+            rule = (1, None)  # written by schema 1, whose hashes did not cover the seq
+        else:
             raise where.error(n, "hash", f"event {rec.get('event_id')} (run {row.run_id}, seq {rec.get('seq')}) "
                               "does not match its hash: the line was changed after the export; nothing "
                               "was imported. Restore the original line.")
@@ -181,7 +193,7 @@ def _rows(f: Any, where: _Where, limit: int) -> Iterator[tuple[ContentRow, str |
                               f"but the run's previous line ends with {before}: a line of that run is missing "
                               "or out of order; nothing was imported. Export the run again.")
         last[row.run_id] = hash_
-        yield row, prev_hash, hash_
+        yield row, prev_hash, hash_, rule
 
 
 def _event(rec: Any, n: int, where: _Where) -> tuple[ContentRow, str | None, str]:
@@ -248,21 +260,23 @@ def copy_ledger(source: Recorder, target: Recorder, *, append: bool = False) -> 
                 f"Cannot copy {source.path} into {target.path}: {len(both)} run(s) are in both, e.g. "
                 f"{', '.join(both[:3])}. Nothing was copied; copy into a ledger without them.", target.path)
         copied = [0]
+        rules = source.hash_rules()
 
-        def checked() -> Iterator[tuple[ContentRow, str | None, str]]:
+        def checked() -> Iterator[tuple[ContentRow, str | None, str, tuple[int, int | None]]]:
             for row in source.iter_rows(Query()):
                 content = row.content
-                if chain_hash(row.prev_hash, content) != row.hash:
+                version, hashed = rules.of(row.seq)  # the hash covers the seq it was made with, kept in the copy
+                if chain_hash(row.prev_hash, content, hashed if version == 2 else None) != row.hash:
                     done = ("Nothing was copied" if isinstance(target, Importing)
                             else f"{copied[0]} events were copied before it")
                     raise LedgerError(
                         f"Event seq {row.seq} of run {row.run_id} in {source.path} does not match its hash: the "
                         f"source was changed (stateledger verify --db SOURCE). {done}.", source.path)
-                yield content, row.prev_hash, row.hash
+                yield content, row.prev_hash, row.hash, (version, hashed)
 
         if isinstance(target, Importing):  # one transaction: the whole ledger or nothing
             return target.import_rows(checked())
-        for content, prev_hash, hash_ in checked():
-            target.append(content, prev_hash, hash_)
+        for content, prev_hash, hash_, rule in checked():
+            target.append(content, prev_hash, hash_, rule=rule)
             copied[0] += 1
     return copied[0]

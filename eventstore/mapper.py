@@ -5,17 +5,23 @@ An event is stored as a *content row* (``ContentRow``: every field but
 and read back as a *stored row* (``StoredRow``: ``seq``, the content but its
 ``reason``, ``prev_hash``, ``hash``, then ``reason``). Both are named tuples:
 code reads ``row.new_state``, never ``row[11]``. Each run's events form a hash
-chain::
+chain that covers every stored field (schema 2)::
 
-    hash = sha256(prev_hash + canonical JSON of the hashed content (a JSON array))
+    hash = sha256(prev_hash + canonical JSON of [seq, *hashed content])
 
 The hashed content is the content row, without its last field ``reason`` when
 that is ``None`` (``hashed_content``): ``reason`` (why a state was marked by
-hand, schema version 2) came after the other fields, so an event without one
-hashes exactly as it did before and old ledgers keep verifying.
+hand, schema version 2) comes after the other fields, so an event without one
+hashes as if the column did not exist, and one with a reason has it hashed
+(last). Every recorder, ``verify`` (its SQLite ``json_array`` fast path too),
+imports and copies apply this one rule.
 
-``chain_hash`` computes it; every recorder appends with it and ``verify``
-recomputes it. ``Mapper`` turns events into content rows (masking every
+``chain_hash(prev_hash, row, seq)`` computes it; every recorder appends with
+it and ``verify`` recomputes it. Rows written by schema 1 were hashed
+without their seq (``chain_hash(prev_hash, row)``) and keep that hash: a
+ledger remembers from which seq on the new rule holds (``HashRules``),
+since recomputing old hashes would launder any tampering done before.
+``Mapper`` turns events into content rows (masking every
 stored text with the mask it was given, so a secret never reaches the ledger)
 and stored rows back into events.
 """
@@ -39,6 +45,7 @@ __all__ = [
     "CONTENT", "COLUMNS", "CONTENT_SLICE", "FINISHED_TYPES", "ContentRow", "StoredRow", "LatestRow", "RunRecord",
     "Mapper", "row_json", "chain_hash", "hashed_content", "stored_values", "check_continues", "run_record",
     "stored_row", "latest_row", "no_mask",
+    "HASH_VERSION", "HashRules", "RunRow", "CheckpointRow", "fold_root", "VERIFY_FIELDS",
 ]
 
 
@@ -106,6 +113,9 @@ CONTENT: tuple[str, ...] = ContentRow._fields
 #: A stored row: seq, the content, prev_hash, hash.
 COLUMNS: tuple[str, ...] = StoredRow._fields
 
+#: What ``Recorder.verify_rows`` yields before the content's JSON (``verify``'s fast path).
+VERIFY_FIELDS: tuple[str, ...] = ("seq", "run_id", "timestamp", "kind", "flow", "state", "prev_hash", "hash")
+
 #: Where the content but its ``reason`` lies in a stored row (``StoredRow.content``, for hot loops).
 CONTENT_SLICE = slice(1, len(CONTENT))
 
@@ -130,14 +140,75 @@ stored_row: Callable[[Iterable[Any]], StoredRow] = functools.partial(tuple.__new
 latest_row: Callable[[Iterable[Any]], LatestRow] = functools.partial(tuple.__new__, LatestRow)
 
 
-def chain_hash(prev_hash: str | None, row: Sequence[Any]) -> str:
+#: The hash rule new rows are written with: 2 covers ``seq`` too; 1 (schema 1) did not.
+HASH_VERSION = 2
+
+
+def chain_hash(prev_hash: str | None, row: Sequence[Any], seq: int | None = None) -> str:
     """The hash of a content row chained to the run's previous hash (``None``: the run starts).
 
-    A row without a ``reason`` hashes as its other fields alone (see the module docstring).
+    With ``seq`` (rule 2, what recorders write): ``sha256(prev_hash + JSON [seq, *row])``,
+    so a renumbered event no longer matches. Without (rule 1, schema 1's rows):
+    ``sha256(prev_hash + JSON row)``. A full content row without a ``reason``
+    hashes as its other fields alone (see the module docstring); ``row`` may
+    also be ``hashed_content`` of a stored row.
     """
     if len(row) == len(CONTENT) and row[-1] is None:
         row = row[:-1]
-    return _sha256(((prev_hash or "") + row_json(row)).encode()).hexdigest()
+    payload = row_json(row) if seq is None else row_json((seq, *row))
+    return _sha256(((prev_hash or "") + payload).encode()).hexdigest()
+
+
+def fold_root(root: str, hashes: Iterable[str]) -> str:
+    """A checkpoint root extended by event hashes in seq order: ``root = sha256_hex(root + hash)`` each."""
+    for h in hashes:
+        root = _sha256((root + h).encode()).hexdigest()
+    return root
+
+
+class HashRules(NamedTuple):
+    """Which rule each row of a ledger was hashed with (``Recorder.hash_rules``).
+
+    ``v2_from``: rows with ``seq >= v2_from`` use rule 2 with their own seq
+    (1 for a ledger created by schema 2; one past the last schema-1 row for a
+    migrated one). ``exceptions``: ``seq -> (version, hashed seq or None)`` for
+    rows appended with a hash made elsewhere (``import_jsonl``): rule 1, or rule
+    2 over the seq the row had in the ledger it came from.
+    """
+
+    v2_from: int
+    exceptions: dict[int, tuple[int, int | None]]
+
+    def of(self, seq: int) -> tuple[int, int | None]:
+        """``(version, seq the hash covers)`` of the row ``seq``."""
+        found = self.exceptions.get(seq)
+        if found is not None:
+            return found
+        return (2, seq) if seq >= self.v2_from else (1, None)
+
+
+class RunRow(NamedTuple):
+    """A row of the runs summary exactly as stored (``Recorder.run_rows``); times as ISO text."""
+
+    run_id: str
+    flow: str
+    state: str
+    started: str
+    ended: str | None
+    events: int
+    first_seq: int
+    last_seq: int
+    last_hash: str
+
+
+class CheckpointRow(NamedTuple):
+    """A checkpoint as the ledger records it (``Recorder.checkpoints``); ``at`` as ISO text."""
+
+    seq: int
+    count: int
+    root: str
+    at: str
+    signature: str | None
 
 
 def hashed_content(row: StoredRow) -> tuple[Any, ...]:

@@ -8,29 +8,31 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import replace
+import secrets
 import threading
 import time
 from typing import Any, Iterable, Iterator
 
 from .mapper import (
-    FINISHED_TYPES, ContentRow, LatestRow, RunRecord, StoredRow, chain_hash, check_continues, run_record,
-    stored_row, stored_values,
+    COLUMNS, FINISHED_TYPES, CheckpointRow, ContentRow, HashRules, LatestRow, RunRecord, RunRow, StoredRow, chain_hash,
+    check_continues, run_record, stored_row, stored_values,
 )
 from .protocol import Query, Writer, run_exists
 
 __all__ = ["MemoryRecorder"]
 
 _EVERYTHING = Query()
+_HASH = COLUMNS.index("hash")  # rows may be plain tuples in COLUMNS order
 
 
 class _Run:
     """The runs summary of one run."""
 
-    __slots__ = ("flow", "state", "started", "ended", "events", "first_seq", "last_hash", "rows")
+    __slots__ = ("flow", "state", "started", "ended", "events", "first_seq", "last_seq", "last_hash", "rows")
 
     def __init__(self, row: ContentRow, seq: int) -> None:
         self.flow, self.state, self.started, self.ended = row.flow, "Pending", row.timestamp, None
-        self.events, self.first_seq, self.last_hash = 0, seq, None
+        self.events, self.first_seq, self.last_seq, self.last_hash = 0, seq, seq, None
         self.rows: list[StoredRow] = []
 
 
@@ -44,65 +46,72 @@ class MemoryRecorder:
         self._runs: dict[str, _Run] = {}
         self._cursors: dict[str, tuple[int, str]] = {}
         self._writers: dict[str, Writer] = {}
+        self._highs: dict[str, int] = {}  # cursor name -> the highest seq it was saved at
+        self._rules: dict[int, tuple[int, int | None]] = {}  # seq -> hash rule of an imported row
+        self._checkpoints: dict[int, CheckpointRow] = {}
+        self._ledger_id = secrets.token_hex(16)
         self._leases: dict[str, tuple[str, float]] = {}  # name -> (holder, expires: time.monotonic())
         self._lock = threading.RLock()
 
-    def append(self, row: ContentRow, prev_hash: str | None = None,
-               hash: str | None = None) -> tuple[int, str | None, str]:
+    def append(self, row: ContentRow, prev_hash: str | None = None, hash: str | None = None,
+               *, rule: tuple[int, int | None] | None = None) -> tuple[int, str | None, str]:
         """Chain and keep one row; see ``Recorder.append``."""
         with self._lock:
             run = self._runs.get(row.run_id)
             last = run.last_hash if run is not None else None
+            seq = len(self.rows) + 1
             if hash is None:
-                prev_hash, hash = last, chain_hash(last, row)
+                prev_hash, hash = last, chain_hash(last, row, seq)
             else:
                 check_continues(self.path, row, last, prev_hash)
-            seq = len(self.rows) + 1
+                self._rules[seq] = rule or (1, None)
             stored = stored_row((seq, *stored_values(row, prev_hash, hash)))
             self.rows.append(stored)
             if run is None:
                 run = self._runs[row.run_id] = _Run(row, seq)
             run.rows.append(stored)
             run.events += 1
-            run.last_hash = hash
+            run.last_seq, run.last_hash = seq, hash
             if row.kind == "flow":  # a restart (a flow event not finished) opens the run again
                 run.state = row.state
                 run.ended = (run.ended or row.timestamp) if row.state in FINISHED_TYPES else None
             return seq, prev_hash, hash
 
-    def import_rows(self, rows: Iterable[tuple[ContentRow, str | None, str]]) -> int:
-        """Keep every (row, prev_hash, hash), all or nothing; see ``Importing.import_rows``."""
+    def import_rows(self, rows: Iterable[tuple[Any, ...]]) -> int:
+        """Keep every (row, prev_hash, hash[, rule]), all or nothing; see ``Importing.import_rows``."""
         with self._lock:
             count = len(self.rows)
             saved: dict[str, tuple[Any, ...] | None] = {}  # run_id -> its summary before (None: new)
             try:
-                for row, prev_hash, hash in rows:
+                for row, prev_hash, hash, *rule in rows:
                     if row.run_id not in saved:
                         run = self._runs.get(row.run_id)
                         saved[row.run_id] = None if run is None else (
-                            run.state, run.ended, run.events, run.last_hash, len(run.rows))
-                    self.append(row, prev_hash, hash)
+                            run.state, run.ended, run.events, run.last_seq, run.last_hash, len(run.rows))
+                    self.append(row, prev_hash, hash, rule=rule[0] if rule else None)
             except BaseException:
                 del self.rows[count:]
+                for seq in [seq for seq in self._rules if seq > count]:
+                    del self._rules[seq]
                 for run_id, before in saved.items():
                     if before is None:
                         self._runs.pop(run_id, None)
                     else:
                         run = self._runs[run_id]
-                        run.state, run.ended, run.events, run.last_hash, kept = before
+                        run.state, run.ended, run.events, run.last_seq, run.last_hash, kept = before
                         del run.rows[kept:]
                 raise
             return len(self.rows) - count
 
     def select(self, q: Query, *, tail: bool = False) -> list[StoredRow]:
         """Rows matching ``q`` in seq order; see ``Recorder.select``."""
-        if q.run_id is None:
+        if q.run_id is None or tail:  # tail: every row of the run, wherever it lies (verify)
             rows: Iterable[Any] = self.rows
         else:
             run = self._runs.get(q.run_id)
             if run is None:
                 return []
-            rows = self.rows[run.first_seq - 1:] if tail else run.rows
+            rows = run.rows
         if q.but(run_id=None, limit=None) == _EVERYTHING and not (tail and q.run_id is not None):
             out = [r if type(r) is StoredRow else StoredRow._make(r) for r in rows]
         else:
@@ -146,6 +155,36 @@ class MemoryRecorder:
         """The highest seq (0 when empty)."""
         return len(self.rows)
 
+    # --- trust: see Recorder ----------------------------------------------------------
+
+    def ledger_id(self) -> str | None:
+        return self._ledger_id
+
+    def hash_rules(self) -> HashRules:
+        return HashRules(1, dict(self._rules))
+
+    def run_rows(self, run_id: str | None = None) -> list[RunRow]:
+        return [RunRow(rid, r.flow, r.state, r.started, r.ended, r.events, r.first_seq, r.last_seq,
+                       r.last_hash or "")
+                for rid, r in self._runs.items() if run_id is None or rid == run_id]
+
+    def hashes(self, after_seq: int = 0, until_seq: int | None = None,
+               *, batch: int = 50000) -> Iterator[tuple[int, str]]:
+        for r in self.rows:
+            seq = r[0]
+            if seq > after_seq and (until_seq is None or seq <= until_seq):
+                yield seq, r[_HASH]
+
+    def checkpoints(self) -> list[CheckpointRow]:
+        return [self._checkpoints[s] for s in sorted(self._checkpoints)]
+
+    def add_checkpoint(self, cp: CheckpointRow) -> None:
+        with self._lock:
+            self._checkpoints.setdefault(cp.seq, cp)
+
+    def cursors(self) -> dict[str, tuple[int, int]]:
+        return {name: (seq, self._highs.get(name, seq)) for name, (seq, _) in self._cursors.items()}
+
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[None]:
         """Holds the lock: no append of this recorder happens meanwhile."""
@@ -161,8 +200,9 @@ class MemoryRecorder:
         return self._cursors.get(name)
 
     def save_cursor(self, name: str, seq: int, filter_text: str, updated: str) -> None:
-        """Keep the cursor ``name``."""
+        """Keep the cursor ``name`` (and its high-water mark)."""
         self._cursors[name] = (seq, filter_text)
+        self._highs[name] = max(self._highs.get(name, 0), seq)
 
     def claim_run(self, writer: Writer, *, take: bool = False) -> None:
         """Make ``writer`` the run's writer; see ``Recorder.claim_run``."""

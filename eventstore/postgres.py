@@ -5,14 +5,17 @@ writers on several hosts: ``EventStore("postgresql://user:pass@host/db")``
 (``?schema=NAME``: the schema, default ``stateledger``; its SQL is in
 ``eventstore.postgres_schema``).
 
-* **One round trip per append**: the connection is in autocommit and
-  ``append_event`` (a SQL function) is one transaction. The run's summary row
-  is locked and must still end with the hash the row was chained to; if another
-  writer got there first, nothing is written and the append reads the run's end
-  and chains again. So concurrent writers of one run are serialised and never
-  fork its chain.
-* **seq = commit order**: ``seq`` is an identity column, assigned under a
-  transaction-level advisory lock held until commit. Appends of one ledger
+* **One transaction per append, two calls**: ``append_begin`` locks the run's
+  summary row, which must still end with the hash the row is chained to (if
+  another writer got there first, nothing is written and the append reads the
+  run's end and chains again: concurrent writers of one run never fork its
+  chain), takes the ledger's lock and draws the seq; the row is hashed with
+  its seq here (``mapper.chain_hash``: the hash covers it) and
+  ``append_finish`` stores it. A schema-1 ledger is read as it is (``reason``
+  read as NULL) and upgraded by the first write (``postgres_schema.upgrade_sql``:
+  the trust tables and the ``reason`` column), never rehashed.
+* **seq = commit order**: ``seq`` is drawn from the identity column's sequence
+  under a transaction-level advisory lock held until commit. Appends of one ledger
   therefore commit one at a time in seq order, and a reader never sees seq N+1
   committed while seq N is still in flight (a rolled-back append leaves a gap).
   We chose this over "readers stop at the lowest in-flight seq": it costs
@@ -48,12 +51,13 @@ except ImportError as exc:  # not installed, or installed without a usable libpq
     raise ModuleNotFoundError(f"psycopg cannot be imported ({exc})", name="psycopg") from exc
 
 from .errors import LedgerConnectionError, LedgerError, LedgerWriteError, NotALedgerError, SchemaVersionError
-from .mapper import COLUMNS, FINISHED_TYPES, ContentRow, LatestRow, RunRecord, StoredRow, chain_hash, \
-    check_continues, run_record, stored_values
+from .mapper import COLUMNS, FINISHED_TYPES, ContentRow, LatestRow, RunRecord, StoredRow, \
+    check_continues, run_record
 from .postgres_schema import (
     SCHEMA_VERSION, channel_name, connect_error, lock_keys, parse_target, schema_sql, where_sql, write_error,
 )
 from .postgres_extras import PostgresExtras
+from .postgres_trust import PostgresTrust
 from .protocol import Query
 
 __all__ = ["PostgresRecorder", "FALLBACK"]
@@ -64,7 +68,7 @@ FALLBACK = 30.0
 T = TypeVar("T")
 
 
-class PostgresRecorder(PostgresExtras):
+class PostgresRecorder(PostgresTrust, PostgresExtras):
     """Event rows in a PostgreSQL schema. See the module docstring.
 
     ``create=False`` refuses a database whose schema holds no ledger yet
@@ -91,6 +95,7 @@ class PostgresRecorder(PostgresExtras):
         self._last: dict[str, str] = {}  # run_id -> last hash this recorder wrote (see append)
         self._snapshots = 0
         self._closed = False
+        self._upgraded = True  # False: a schema-1 ledger, upgraded by the first write (_writable)
         self._conn = self._connect()
         try:
             self._open(create)
@@ -99,10 +104,11 @@ class PostgresRecorder(PostgresExtras):
             raise
         s = self._s
         casts = [("%s::integer" if c == "attempt" else "%s::text") for c in (*COLUMNS[1:], "", "")]
-        self._append_sql = f"SELECT {s}.append_event({', '.join(casts)})"
+        self._begin_sql = f"SELECT {s}.append_begin(%s::text, %s::text, %s::text, %s::text)"
+        self._finish_sql = f"SELECT {s}.append_finish(%s::bigint, {', '.join(casts)})"
         self._select_sql = f"SELECT {', '.join(COLUMNS)} FROM {s}.events"
-        if self._version_found < 2:  # no reason column yet: read as NULL until the first append migrates
-            self._select_sql = f"SELECT {', '.join(COLUMNS[:-1])}, NULL AS reason FROM {s}.events"
+        #: a schema-1 ledger has no reason column: read as NULL until the first write upgrades it
+        self._select_v1_sql = f"SELECT {', '.join(COLUMNS[:-1])}, NULL AS reason FROM {s}.events"
 
     def __repr__(self) -> str:
         return f"<PostgresRecorder {self.path}>"
@@ -185,12 +191,12 @@ class PostgresRecorder(PostgresExtras):
         if version is None:
             self._create()
             version = self._version() or SCHEMA_VERSION  # another writer may have created it first
-        self._version_found = version
         if version > SCHEMA_VERSION:
             raise SchemaVersionError(
                 f"Ledger {self.path} (schema {self.schema}) was written by schema version {version}; this "
                 f"stateledger reads up to {SCHEMA_VERSION}. Upgrade stateledger or use another schema "
                 "(?schema=NAME).", self.path, version, SCHEMA_VERSION)
+        self._upgraded = version >= SCHEMA_VERSION
 
     def _version(self) -> int | None:
         """The ledger's schema version; None for a missing or empty schema; refuse a foreign one."""
@@ -233,14 +239,14 @@ class PostgresRecorder(PostgresExtras):
 
     # --- writing --------------------------------------------------------------------
 
-    def append(self, row: ContentRow, prev_hash: str | None = None,
-               hash: str | None = None) -> tuple[int, str | None, str]:
+    def append(self, row: ContentRow, prev_hash: str | None = None, hash: str | None = None,
+               *, rule: tuple[int, int | None] | None = None) -> tuple[int, str | None, str]:
         """Commit one content row; return (seq, prev_hash, hash). See ``Recorder.append``."""
         importing = hash is not None
         run_id = row.run_id
         if self._closed:
             raise self._write_failed(LedgerWriteError("closed", self.path, "closed"), run_id)
-        self._migrate_if_old()
+        self._writable()
         flow_state = row.state if row.kind == "flow" else None
         ended = row.timestamp if flow_state in FINISHED_TYPES else None
         last: str | None = self._last.get(run_id) if not importing else prev_hash
@@ -254,14 +260,12 @@ class PostgresRecorder(PostgresExtras):
                     raise self._write_failed(exc, run_id) from exc
             if importing:
                 check_continues(self.path, row, last, prev_hash)
-                chained = (prev_hash, hash)
-            else:
-                chained = (last, chain_hash(last, row))
-            args = (*stored_values(row, *chained), flow_state, ended)
-            seq = self._run(lambda c: c.execute(self._append_sql, args).fetchone()[0],
-                            lambda exc: self._write_failed(exc, run_id),
-                            lambda c: self._committed(c, row.event_id, chained[1]))
-            if seq is not None:
+            chained_to = prev_hash if importing else last
+            done = self._run(lambda c: self._append(c, row, chained_to, hash, rule, flow_state, ended),
+                             lambda exc: self._write_failed(exc, run_id),
+                             lambda c: self._committed(c, row, chained_to, hash))
+            if done is not None:
+                seq, chained = done[0], (chained_to, done[1])
                 break
             known = False  # another writer moved the run's end (or it exists already): read it again
             if time.monotonic() > deadline:
@@ -275,11 +279,6 @@ class PostgresRecorder(PostgresExtras):
     def _run_end(self, run_id: str) -> str | None:
         found = self._read(f"SELECT last_hash FROM {self._s}.runs WHERE run_id = %s", (run_id,))
         return found[0][0] if found else None
-
-    def _committed(self, conn: Any, event_id: str, hash_: str) -> int | None:
-        """After a reconnect: the seq of the row if the broken append did commit it."""
-        found = conn.execute(f"SELECT seq, hash FROM {self._s}.events WHERE event_id = %s", (event_id,)).fetchone()
-        return found[0] if found is not None and found[1] == hash_ else None
 
     def _write_failed(self, exc: Exception, run_id: str) -> Exception:
         self._last.pop(run_id, None)
@@ -315,13 +314,13 @@ class PostgresRecorder(PostgresExtras):
     def select(self, q: Query, *, tail: bool = False) -> list[StoredRow]:
         """Stored rows matching ``q``, in seq order; see ``Recorder.select``."""
         run_range = None
-        if q.run_id is not None:
+        if q.run_id is not None and not tail:  # tail: every row of the run, through the run_id index
             found = self._run_range(q.run_id)
             if found is None:
                 return []
-            run_range = (found[0], None if tail else found[1])
+            run_range = (found[0], found[1])
         where, params = where_sql(q, run_range)
-        sql = self._select_sql + where + " ORDER BY seq"
+        sql = (self._select_sql if self._has_reason() else self._select_v1_sql) + where + " ORDER BY seq"
         if q.limit is not None:
             sql += f" LIMIT {int(q.limit)}"
         return [tuple.__new__(StoredRow, r) for r in self._read(sql, params)]
@@ -456,9 +455,10 @@ class PostgresRecorder(PostgresExtras):
         return (rows[0][0], rows[0][1]) if rows else None
 
     def save_cursor(self, name: str, seq: int, filter_text: str, updated: str) -> None:
-        sql = (f"INSERT INTO {self._s}.cursors (name, seq, filter, updated) VALUES (%s, %s, %s, %s) "
+        self._writable()
+        sql = (f"INSERT INTO {self._s}.cursors AS c (name, seq, filter, updated, high) VALUES (%s, %s, %s, %s, %s) "
                "ON CONFLICT (name) DO UPDATE SET seq = excluded.seq, filter = excluded.filter, "
-               "updated = excluded.updated")
+               "updated = excluded.updated, high = greatest(coalesce(c.high, 0), excluded.seq)")
 
         def failed(exc: Exception) -> Exception:
             if isinstance(exc, LedgerWriteError):
@@ -469,7 +469,7 @@ class PostgresRecorder(PostgresExtras):
                                         "connection")
             return write_error(exc, self._target, "save a cursor in")
 
-        self._run(lambda c: c.execute(sql, (name, seq, filter_text, updated)), failed)
+        self._run(lambda c: c.execute(sql, (name, seq, filter_text, updated, seq)), failed)
 
     # --- lifetime -----------------------------------------------------------------------
 

@@ -3,11 +3,11 @@
 A mixin over ``PostgresRecorder``'s connection (kept out of
 ``eventstore.postgres`` so that module stays readable in one sitting):
 
-* ``import_rows``: every row through the schema's ``append_event`` function
-  inside ONE transaction on the recorder's connection, so an import commits
-  whole or not at all (its seq lock is held until then, as for one append).
-* ``_migrate_if_old``: a version-1 ledger (no ``events.reason``) becomes
-  version 2 before its first write (``postgres_schema.migration_sql``).
+* ``import_rows``: every row through the schema's ``append_begin`` and
+  ``append_finish`` functions (with its hash rule in ``hash_rules``) inside
+  ONE transaction on the recorder's connection, so an import commits whole or
+  not at all (its seq lock is held until then, as for one append). A
+  schema-1 ledger is upgraded first (``_writable``, as by any write).
 * Leases in a ``leases`` table of the ledger's schema, created on first use
   under the ledger's advisory lock (a ledger made before leases gains it
   then); times are the server's ``clock_timestamp()``, so writers on several
@@ -19,8 +19,8 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from .errors import LedgerError, LedgerWriteError
-from .mapper import COLUMNS, FINISHED_TYPES, ContentRow, check_continues, stored_values
-from .postgres_schema import SCHEMA_VERSION, lock_keys, migration_sql, write_error
+from .mapper import FINISHED_TYPES, ContentRow, check_continues, stored_values
+from .postgres_schema import lock_keys, write_error
 
 __all__ = ["PostgresExtras"]
 
@@ -34,61 +34,37 @@ class PostgresExtras:
     path: str
     _target: Any
     _last: dict[str, str]
-    _append_sql: str
-    _select_sql: str
+    _begin_sql: str
+    _finish_sql: str
     _run: Any
-    _lock: Any
-    _conn: Any
-    _version_found: int
+    _writable: Any
     _leases_ready = False
-
-    # --- schema version 2 ----------------------------------------------------------------
-
-    def _migrate_if_old(self) -> None:
-        """Bring a version-1 ledger to version 2 (``migration_sql``) under the ledger's lock, once."""
-        if self._version_found >= 2:
-            return
-
-        def migrate(conn: Any) -> None:
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", lock_keys(self.schema))
-                found = conn.execute(f"SELECT value FROM {self._s}.meta WHERE key = 'schema_version'").fetchone()
-                if int(found[0]) < 2:  # another writer may have migrated it meanwhile
-                    for sql in migration_sql(self.schema):
-                        conn.execute(sql)
-
-        def failed(exc: Exception) -> Exception:
-            if isinstance(exc, LedgerError):
-                return exc
-            return write_error(exc, self._target, "migrate")
-
-        self._run(migrate, failed)
-        self._version_found = SCHEMA_VERSION
-        self._select_sql = f"SELECT {', '.join(COLUMNS)} FROM {self._s}.events"
 
     # --- Importing ---------------------------------------------------------------------
 
-    def import_rows(self, rows: Iterable[tuple[ContentRow, str | None, str]]) -> int:
-        """Store every (row, prev_hash, hash) in one transaction, all or nothing; see ``Importing``."""
-        self._migrate_if_old()
+    def import_rows(self, rows: Iterable[tuple[Any, ...]]) -> int:
+        """Store every (row, prev_hash, hash[, rule]) in one transaction, all or nothing; see ``Importing``."""
+        self._writable()
         touched: set[str] = set()
         done: list[tuple[int, ContentRow, str]] = []  # (rows stored, the last one, its hash)
 
         def store_all(conn: Any) -> int:
             n = 0
             with conn.transaction():
-                for row, prev_hash, hash_ in rows:
+                for row, prev_hash, hash_, *rule in rows:
                     touched.add(row.run_id)
                     state = row.state if row.kind == "flow" else None
                     ended = row.timestamp if state in FINISHED_TYPES else None
-                    seq = conn.execute(self._append_sql, (*stored_values(row, prev_hash, hash_), state, ended)
-                                       ).fetchone()[0]
+                    seq = conn.execute(self._begin_sql, (row.run_id, prev_hash, row.flow, row.timestamp)).fetchone()[0]
                     if seq is None:  # the run does not end with prev_hash: say what it ends with
                         found = conn.execute(f"SELECT last_hash FROM {self._s}.runs WHERE run_id = %s",
                                              (row.run_id,)).fetchone()
                         check_continues(self.path, row, found[0] if found else None, prev_hash)
                         raise LedgerError(f"Could not import event {row.event_id}: its run moved meanwhile.",
                                           self.path)
+                    conn.execute(f"INSERT INTO {self._s}.hash_rules (seq, version, hashed_seq) VALUES (%s, %s, %s)",
+                                 (seq, *(rule[0] if rule else (1, None))))
+                    conn.execute(self._finish_sql, (seq, *stored_values(row, prev_hash, hash_), state, ended))
                     n += 1
                     done[:] = [(n, row, hash_)]
             return n

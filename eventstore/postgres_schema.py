@@ -2,10 +2,13 @@
 
 Used by ``eventstore.postgres`` only. A ledger lives in one PostgreSQL schema
 (default ``stateledger``; ``?schema=NAME`` in the URL picks another), with
-the tables ``meta`` (the schema version, the ledger's id), ``events``,
-``runs`` (the runs summary) and ``cursors``, and one function,
-``append_event``, that commits a row in one round trip (see its comments and
-``eventstore.postgres``). No import of psycopg here: the messages are built
+the tables ``meta`` (the schema version, the ledger's id, the first seq
+hashed with rule 2), ``events``, ``runs`` (the runs summary), ``cursors``
+(with their high-water mark), ``hash_rules`` (imported rows' hash rules) and
+``checkpoints``, and two functions, ``append_begin`` and ``append_finish``,
+that commit a row in one transaction (see their comments and
+``eventstore.postgres``). ``upgrade_sql`` takes a schema-1 ledger to schema 2
+without touching a hash. No import of psycopg here: the messages are built
 from an error's SQLSTATE and text.
 """
 
@@ -21,11 +24,11 @@ from .errors import LedgerConnectionError, LedgerError, LedgerWriteError
 from .mapper import COLUMNS
 from .protocol import Query
 
-__all__ = ["SCHEMA_VERSION", "DEFAULT_SCHEMA", "LOCK_CLASS", "Target", "parse_target", "schema_sql", "migration_sql",
+__all__ = ["SCHEMA_VERSION", "DEFAULT_SCHEMA", "LOCK_CLASS", "Target", "parse_target", "schema_sql", "upgrade_sql",
            "lock_keys", "channel_name", "where_sql", "connect_error", "write_reason", "write_error"]
 
-#: The version of the PostgreSQL ledger's tables (``meta.schema_version``). Version 2 added
-#: ``events.reason`` (``migration_sql``: a version-1 ledger is migrated by its first append).
+#: The version of the PostgreSQL ledger's tables (``meta.schema_version``); 2: hashes cover the seq,
+#: ``events.reason`` (``upgrade_sql``: a schema-1 ledger is upgraded by its first write).
 SCHEMA_VERSION = 2
 DEFAULT_SCHEMA = "stateledger"
 #: The first key of every advisory lock the ledger takes ("STLG").
@@ -90,10 +93,6 @@ def schema_sql(schema: str) -> list[str]:
             f"{c} integer" if c == "attempt" else
             f"{c} {text} NOT NULL" if c in ("event_id", "run_id", "timestamp", "kind", "key", "state", "hash") else
             f"{c} {text}" for c in COLUMNS]
-    params = ", ".join(f"p_{c} {'integer' if c == 'attempt' else 'text'}" for c in COLUMNS[1:])
-    values = ", ".join(f"p_{c}" for c in COLUMNS[1:])
-    channel = "'" + channel_name(schema).replace("'", "''") + "'"
-    k1, k2 = lock_keys(schema)
     return [
         f"CREATE SCHEMA IF NOT EXISTS {s}",
         f"CREATE TABLE {s}.meta (key {text} PRIMARY KEY, value {text} NOT NULL)",
@@ -105,17 +104,58 @@ def schema_sql(schema: str) -> list[str]:
         f"last_seq bigint NOT NULL, last_hash {text} NOT NULL)",
         f"CREATE INDEX runs_first ON {s}.runs (first_seq)",
         f"CREATE TABLE {s}.cursors (name {text} PRIMARY KEY, seq bigint NOT NULL, filter {text} NOT NULL, "
-        f"updated {text} NOT NULL)",
-        # One append, one statement (one round trip, its own transaction in autocommit):
-        # 1. the run's summary row is locked, and must still end with p_prev_hash (a new run:
-        #    inserted, and must not exist): two writers of one run never chain to one hash;
-        #    NULL (nothing written) tells the caller to read the run's end and try again;
-        # 2. the ledger's advisory lock, held until commit, orders the seq assignments: seq
-        #    order is commit order, so a reader never sees seq N+1 before seq N;
-        # 3. the row, the summary, and a notification (delivered at commit) for followers.
-        f"""CREATE FUNCTION {s}.append_event({params}, p_flow_state text, p_ended text)
+        f"updated {text} NOT NULL, high bigint)",
+        *_trust_sql(schema),
+        f"INSERT INTO {s}.meta (key, value) VALUES ('hash_v2_from', '1')",
+    ]
+
+
+def upgrade_sql(schema: str, version: int) -> list[str]:
+    """The statements taking a ledger of schema ``version`` (1) to the current one (one transaction).
+
+    No hash is recomputed: ``hash_v2_from`` records the first seq hashed with
+    rule 2 (one past the last row); ``events`` gains ``reason`` (NULL in every
+    old row, so their hashed content is unchanged); the cursors' high-water
+    mark starts where each cursor is.
+    """
+    if version != 1:
+        raise ValueError(f"no upgrade from schema version {version}")
+    s = Target("", schema, "", None).quoted
+    return [
+        f'ALTER TABLE {s}.events ADD COLUMN IF NOT EXISTS reason text COLLATE "C"',
+        f"ALTER TABLE {s}.cursors ADD COLUMN high bigint",
+        f"UPDATE {s}.cursors SET high = seq",
+        f"DROP FUNCTION IF EXISTS {s}.append_event",
+        *_trust_sql(schema),
+        f"INSERT INTO {s}.meta (key, value) SELECT 'hash_v2_from', (coalesce(max(seq), 0) + 1)::text "
+        f"FROM {s}.events",
+        f"UPDATE {s}.meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version'",
+    ]
+
+
+def _trust_sql(schema: str) -> list[str]:
+    """Schema 2's tables and append functions (shared by a new ledger and the upgrade)."""
+    s = Target("", schema, "", None).quoted
+    text = 'text COLLATE "C"'
+    params = ", ".join(f"p_{c} {'integer' if c == 'attempt' else 'text'}" for c in COLUMNS[1:])
+    values = ", ".join(f"p_{c}" for c in COLUMNS[1:])
+    channel = "'" + channel_name(schema).replace("'", "''") + "'"
+    events = "'" + f"{s}.events".replace("'", "''") + "'"
+    k1, k2 = lock_keys(schema)
+    return [
+        f"CREATE TABLE {s}.hash_rules (seq bigint PRIMARY KEY, version integer NOT NULL, hashed_seq bigint)",
+        f"CREATE TABLE {s}.checkpoints (seq bigint PRIMARY KEY, count bigint NOT NULL, root {text} NOT NULL, "
+        f"at {text} NOT NULL, signature {text})",
+        # An append is one transaction of two calls, so the row's hash can cover its seq:
+        # 1. append_begin: the run's summary row is locked, and must still end with p_prev_hash
+        #    (a new run: inserted, and must not exist): two writers of one run never chain to
+        #    one hash; NULL (nothing written) tells the caller to read the run's end and try again.
+        #    Then the ledger's advisory lock, held until commit, orders the seq assignments (seq
+        #    order is commit order: a reader never sees seq N+1 before seq N), and the seq is
+        #    drawn; the caller hashes the row with it (mapper.chain_hash);
+        # 2. append_finish: the row, the summary, and a notification (delivered at commit).
+        f"""CREATE OR REPLACE FUNCTION {s}.append_begin(p_run_id text, p_prev_hash text, p_flow text, p_timestamp text)
 RETURNS bigint LANGUAGE plpgsql AS $fn$
-DECLARE v_seq bigint;
 BEGIN
   IF p_prev_hash IS NULL THEN
     INSERT INTO {s}.runs (run_id, flow, state, started, ended, events, first_seq, last_seq, last_hash)
@@ -128,35 +168,23 @@ BEGIN
     RETURN NULL;
   END IF;
   PERFORM pg_advisory_xact_lock({k1}, {k2});
-  INSERT INTO {s}.events ({', '.join(COLUMNS[1:])}) VALUES ({values}) RETURNING seq INTO v_seq;
-  UPDATE {s}.runs SET events = events + 1, last_seq = v_seq, last_hash = p_hash,
-    first_seq = CASE WHEN first_seq = 0 THEN v_seq ELSE first_seq END,
+  RETURN nextval(pg_get_serial_sequence({events}, 'seq'));
+END
+$fn$""",
+        f"""CREATE OR REPLACE FUNCTION {s}.append_finish(p_seq bigint, {params}, p_flow_state text, p_ended text)
+RETURNS bigint LANGUAGE plpgsql AS $fn$
+BEGIN
+  INSERT INTO {s}.events ({', '.join(COLUMNS)}) VALUES (p_seq, {values});
+  UPDATE {s}.runs SET events = events + 1, last_seq = p_seq, last_hash = p_hash,
+    first_seq = CASE WHEN first_seq = 0 THEN p_seq ELSE first_seq END,
     state = coalesce(p_flow_state, state),
     ended = CASE WHEN p_flow_state IS NULL THEN ended WHEN p_ended IS NULL THEN NULL
                  ELSE coalesce(ended, p_ended) END
   WHERE run_id = p_run_id;
-  PERFORM pg_notify({channel}, v_seq::text);
-  RETURN v_seq;
+  PERFORM pg_notify({channel}, p_seq::text);
+  RETURN p_seq;
 END
 $fn$""",
-    ]
-
-
-def migration_sql(schema: str) -> list[str]:
-    """The statements that bring a version-1 ledger in ``schema`` to version 2 (one transaction).
-
-    ``events`` gains ``reason``; ``append_event`` takes it (its parameters are
-    the columns), and clears a run's ``ended`` on a flow event that is not
-    finished (a restart).
-    """
-    s = Target("", schema, "", None).quoted
-    v1_params = ", ".join(f"{'integer' if c == 'attempt' else 'text'}" for c in COLUMNS[1:] if c != "reason")
-    function = next(sql for sql in schema_sql(schema) if sql.startswith("CREATE FUNCTION"))
-    return [
-        f'ALTER TABLE {s}.events ADD COLUMN IF NOT EXISTS reason text COLLATE "C"',
-        f"DROP FUNCTION IF EXISTS {s}.append_event({v1_params}, text, text)",
-        function,
-        f"UPDATE {s}.meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version'",
     ]
 
 

@@ -16,12 +16,28 @@ The rules every recorder keeps:
 * **seq**: each appended row gets a ``seq``, an int unique in the ledger and
   increasing in commit order (gaps allowed, never reused). Readers return rows
   in ``seq`` order.
+* **seq is final when visible**: once a row with seq S can be read, no row
+  with a smaller seq may appear later (a checkpoint at S seals every row up
+  to S). PostgreSQL: take the seq under the same lock as the commit.
 * **The per-run chain**: a run's rows are chained: ``hash =
-  chain_hash(prev_hash, row)`` where ``prev_hash`` is the hash of the run's
-  previous row (``None`` for its first). The append that reads the run's last
-  hash and the insert are one atomic step, even with several writers (other
-  threads, processes, hosts): two appends to one run never chain to the same
-  ``prev_hash``.
+  chain_hash(prev_hash, row, seq)`` (rule 2: the seq is hashed too, so the
+  recorder knows the row's seq before it inserts it) where ``prev_hash`` is
+  the hash of the run's previous row (``None`` for its first). The append
+  that reads the run's last hash and the insert are one atomic step, even
+  with several writers (other threads, processes, hosts): two appends to one
+  run never chain to the same ``prev_hash``.
+* **The ledger's identity**: a random ``ledger_id`` made once, when the
+  ledger is created (or when a schema-1 ledger is first written to), and
+  never changed; checkpoints name it.
+* **Hash rules** (``hash_rules``): rows written before the schema-2 upgrade
+  keep their rule-1 hash (never recomputed); imported rows keep the hash
+  their source ledger gave them; the recorder records which rule each uses.
+* **Checkpoints** (``add_checkpoint``/``checkpoints``): the ledger keeps a
+  copy of each checkpoint taken (seq, count, root, time, signature), so the
+  next one only reads the rows after it (``hashes``).
+* **Cursors** keep a high-water mark: ``save_cursor`` also raises the
+  cursor's ``high`` to ``seq`` when ``seq`` is higher, so ``verify`` can see a
+  cursor moved backwards (``cursors``).
 * **The runs summary** is updated in the same transaction as the row: per run,
   its flow, the latest *flow* event's ``state`` ("Pending" until the first
   flow event), ``started`` (the first row's timestamp), ``ended`` (the
@@ -29,11 +45,17 @@ The rules every recorder keeps:
   ``mapper.FINISHED_TYPES`` since the run's latest flow event that is not:
   a restart's ``Scheduled`` clears it, a later finished flow event sets it
   again; ``None`` while the flow is not finished), the number of rows, and
-  its first seq, last seq and last hash. ``verify`` compares it with the rows.
+  its first seq, last seq and last hash. ``verify`` rebuilds it from the rows
+  by the same rule and compares every column.
 * **reason** (schema version 2): the content row's last field, a text or
   ``None``, stored and returned as given (``StoredRow.reason``, the stored
-  row's last column). A ledger of an older schema is read with ``reason``
-  ``None`` and is migrated by its first write only.
+  row's last column), hashed only when set (``mapper.chain_hash``).
+* **Reading never writes**: a ledger of an older schema is read as it is
+  (``reason`` ``None``; its trust methods answer as for "every row rule 1, no
+  checkpoint") and upgraded by the first write, under the write lock, never
+  rehashed.
+* **One snapshot**: every method that reads (the trust ones included) sees
+  the state of ``snapshot()`` when called inside it.
 * **Errors**: a recorder raises only ``eventstore.errors`` classes where it
   meets its database (never ``sqlite3.Error``/``psycopg.Error``):
   ``LedgerWriteError`` when a write fails (locked past its timeout, disk full,
@@ -42,7 +64,7 @@ The rules every recorder keeps:
   ``SchemaVersionError``, ``LedgerLocationError`` when opening finds something
   that is not a ledger it can use. Nothing half-written remains after an error.
 
-Two capabilities are optional, each its own protocol, so a recorder written
+Three capabilities are optional, each its own protocol, so a recorder written
 before them still works (``EventStore`` falls back, and says how):
 
 * ``Importing.import_rows``: an import in one transaction, all or nothing
@@ -66,14 +88,15 @@ first two; ``SQLiteRecorder`` and ``MemoryRecorder`` implement ``RunOwnership``.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import ContextManager, Iterable, Iterator, Protocol, runtime_checkable
+from typing import Any, ContextManager, Iterable, Iterator, Protocol, runtime_checkable
 
 from statemachine.events import Event
 
 from .errors import RunExistsError, RunNotFoundError
-from .mapper import ContentRow, LatestRow, Mapper, RunRecord, StoredRow
+from .mapper import CheckpointRow, ContentRow, HashRules, LatestRow, Mapper, RunRecord, RunRow, StoredRow
 
-__all__ = ["Recorder", "Importing", "Leasing", "RunOwnership", "Writer", "Query", "iter_events", "run_not_found", "run_exists"]
+__all__ = ["Recorder", "Importing", "Leasing", "RunOwnership", "Writer", "Query", "iter_events", "newest_rows",
+           "run_not_found", "run_exists"]
 
 
 @dataclass(slots=True, frozen=True)
@@ -127,17 +150,21 @@ class Recorder(Protocol):
     # --- writing ------------------------------------------------------------------
 
     def append(self, row: ContentRow, prev_hash: str | None = None,
-               hash: str | None = None) -> tuple[int, str | None, str]:
+               hash: str | None = None, *, rule: tuple[int, int | None] | None = None,
+               ) -> tuple[int, str | None, str]:
         """Commit one row durably; return its ``(seq, prev_hash, hash)``.
 
-        Without ``hash`` (the normal case): read the run's last hash, chain
-        the row to it (``mapper.chain_hash``) and insert it, atomically with
-        respect to every other writer, then update the runs summary in the
-        same transaction. With ``prev_hash`` and ``hash`` given (an import,
-        ``export.import_jsonl``): store them as given; ``prev_hash`` must be
-        the run's current last hash (``None`` for a run not in the ledger),
-        else raise ``LedgerError`` (``mapper.check_continues``) and store
-        nothing. The caller has checked that ``hash`` matches the row.
+        Without ``hash`` (the normal case): pick the row's seq, read the run's
+        last hash, chain the row to both (``mapper.chain_hash(last, row,
+        seq)``) and insert it, atomically with respect to every other writer,
+        then update the runs summary in the same transaction. With
+        ``prev_hash`` and ``hash`` given (an import, ``export.import_jsonl``):
+        store them as given; ``prev_hash`` must be the run's current last hash
+        (``None`` for a run not in the ledger), else raise ``LedgerError``
+        (``mapper.check_continues``) and store nothing. ``rule`` is the hash's
+        ``(version, hashed seq)`` (``None``: ``(1, None)``, rule 1); record it
+        for the new seq in the same transaction (``hash_rules``). The caller
+        has checked that ``hash`` matches the row under that rule.
 
         Returns only once the row is committed (``durability`` of the backend
         permitting). Raises ``LedgerWriteError`` when the write fails or the
@@ -151,10 +178,11 @@ class Recorder(Protocol):
         """Every stored row matching ``q``, in seq order (``q.limit``: the first that many).
 
         With ``q.run_id`` the recorder may read only between the run's first
-        and last seq (runs summary); ``tail=True`` reads from its first seq to
-        the end of the ledger instead, so ``verify`` sees rows of the run
-        inserted after its recorded last one. An unknown run gives ``[]``.
-        Raises ``LedgerError`` when the read fails.
+        and last seq (runs summary); ``tail=True`` reads every row whose
+        ``run_id`` is ``q.run_id``, wherever it lies and whatever the summary
+        says (``verify``: rows hidden by an edited summary are found), in time
+        independent of the ledger's size (an index on ``run_id``). An unknown
+        run gives ``[]`` without ``tail``. Raises ``LedgerError`` when the read fails.
         """
         ...
 
@@ -194,6 +222,57 @@ class Recorder(Protocol):
 
     def max_seq(self) -> int:
         """The highest seq in the ledger; 0 when it holds no row."""
+        ...
+
+    # --- trust (verify, checkpoints) ---------------------------------------------------
+
+    def ledger_id(self) -> str | None:
+        """The ledger's random id, fixed when it was created; ``None`` for a schema-1
+        ledger not yet written by this version (its first write gives it one)."""
+        ...
+
+    def hash_rules(self) -> HashRules:
+        """Which hash rule each row uses (``mapper.HashRules``). A ledger created by
+        schema 2 with no import: ``HashRules(1, {})``; a schema-1 ledger not yet
+        upgraded: every row is rule 1 (``v2_from`` past its last seq)."""
+        ...
+
+    def run_rows(self, run_id: str | None = None) -> list[RunRow]:
+        """The runs summary as stored (every column, ``mapper.RunRow``), or only ``run_id``'s; any order."""
+        ...
+
+    def hashes(self, after_seq: int = 0, until_seq: int | None = None,
+               *, batch: int = 50000) -> Iterator[tuple[int, str]]:
+        """``(seq, hash)`` of every row with ``after_seq < seq <= until_seq``, in seq order.
+
+        Lazy and batched like ``iter_rows``; what checkpoints fold into their root.
+        """
+        ...
+
+    def checkpoints(self) -> list[CheckpointRow]:
+        """The checkpoints recorded in the ledger, in seq order (``[]`` for none)."""
+        ...
+
+    def add_checkpoint(self, cp: CheckpointRow) -> None:
+        """Record a checkpoint (committed at once); one already recorded at the same
+        seq is kept as it is. Raises ``LedgerWriteError`` like ``append``."""
+        ...
+
+    # Optional, a fast path for ``verify`` (``SQLiteRecorder`` has it):
+    #
+    #   def verify_rows(self, q: Query, *, tail: bool = False, batch: int = 5000) -> Iterator[tuple]:
+    #       """The rows of ``iter_rows(q, tail=tail)`` as ``(*mapper.VERIFY_FIELDS, text)``: ``text`` is
+    #       what rule 2 hashes, ``(prev_hash or "") + JSON array [seq, *content]`` (``reason``
+    #       last, only when set: ``mapper.hashed_content``), written by the database (SQLite's
+    #       json_array writes exactly what ``mapper.row_json`` writes)."""
+    #
+    # ``verify`` hashes ``text``; a row whose hash does not match is read again with ``select``
+    # and checked with ``mapper.row_json``, so a database's JSON can never cause a false alarm
+    # (nor hide a change: the stored hash was made from ``row_json``'s text).
+
+    def cursors(self) -> dict[str, tuple[int, int]]:
+        """``name -> (seq, high)`` of every durable-subscription cursor (``high``: the
+        highest seq it was ever saved at)."""
         ...
 
     def snapshot(self) -> ContextManager[None]:
@@ -247,10 +326,11 @@ class Recorder(Protocol):
 class Importing(Protocol):
     """Optional: a recorder that imports many rows in one transaction (all or nothing)."""
 
-    def import_rows(self, rows: Iterable[tuple[ContentRow, str | None, str]]) -> int:
-        """Store every ``(row, prev_hash, hash)`` of ``rows`` in ONE transaction; return how many.
+    def import_rows(self, rows: Iterable[tuple[Any, ...]]) -> int:
+        """Store every ``(row, prev_hash, hash[, rule])`` of ``rows`` in ONE transaction; return how many.
 
-        Each row is stored as ``append(row, prev_hash, hash)`` would store it
+        Each row is stored as ``append(row, prev_hash, hash, rule=rule)`` would store it
+        (``rule`` left out: ``None``, rule 1)
         (``prev_hash`` must be the run's last hash, the earlier rows of this
         import included: ``mapper.check_continues``; the runs summary is
         updated). ``rows`` is consumed lazily inside the transaction: if
@@ -391,3 +471,15 @@ def iter_events(recorder: Recorder, run_id: str, batch: int = 5000) -> Iterator[
     if not seen and not chunk:
         raise run_not_found(recorder, run_id)
     yield from Mapper.to_events(chunk)
+
+
+def newest_rows(recorder: Recorder, q: Query, limit: int) -> list[StoredRow]:
+    """The last ``limit`` rows matching ``q`` (in seq order), read backwards in growing seq windows."""
+    hi, floor = recorder.max_seq(), q.after_seq or 0
+    window = max(4 * limit, 256)
+    found: list[StoredRow] = []
+    while hi > floor and len(found) < limit:
+        lo = max(hi - window, floor)
+        found = recorder.select(q.but(after_seq=lo, until_seq=hi)) + found
+        hi, window = lo, window * 4
+    return found[-limit:] if limit else []

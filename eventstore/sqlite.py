@@ -3,10 +3,12 @@
 It implements ``eventstore.protocol.Recorder``: one file (WAL), schema made
 with sqlite-utils, version in ``PRAGMA user_version``; one transaction per
 append (``BEGIN IMMEDIATE``: several processes may write at once, ``seq`` is
-the rowid assigned inside the write lock, so it is unique and increasing);
-the ``runs`` summary is updated in the same transaction. ``sqlite3`` errors
+picked inside the write lock, so it is unique and increasing, and hashed
+with the row); the ``runs`` summary is updated in the same transaction. A
+schema-1 ledger is read as it is (``reason`` read as NULL) and upgraded (never
+rehashed) by the first write (``sqlite_files.upgrade_sql``: the trust tables and
+the ``reason`` column), so reading never changes a file. ``sqlite3`` errors
 become ``eventstore.errors`` where they meet the database.
-Schema 2 added ``reason``: a version-1 ledger is read as it is, migrated by its first write.
 ``read_only=True``: a read-only connection creating nothing beside the file (``read_only_uri``).
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import sqlite3
 import threading
 import time
@@ -26,9 +29,10 @@ from .mapper import (
     latest_row, run_record, stored_row, stored_values,
 )
 from .protocol import Query
-from .sqlite_files import check_location, create_private, migrate, read_only_uri, schema_sql, write_error
+from .sqlite_files import check_location, create_private, read_only_uri, schema_sql, upgrade_sql, write_error
 from .sqlite_leases import SQLiteLeasing
 from .sqlite_writers import WriterTable
+from .sqlite_trust import SQLiteTrust
 
 __all__ = ["SQLiteRecorder", "SCHEMA_VERSION", "APPLICATION_ID", "COLUMNS", "chain_hash"]
 
@@ -36,7 +40,7 @@ SCHEMA_VERSION = 2
 #: ``PRAGMA application_id`` of a ledger file ("STLG"): tells a ledger from other SQLite files.
 APPLICATION_ID = 0x53544C47
 
-_INSERT = f"INSERT INTO events ({', '.join(COLUMNS[1:])}) VALUES ({', '.join('?' * (len(COLUMNS) - 1))})"
+_INSERT = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 _LAST = "SELECT last_hash FROM runs WHERE run_id = ?"
 _NEW_RUN = (
     "INSERT INTO runs (run_id, flow, state, started, ended, events, first_seq, last_seq, last_hash) "
@@ -47,11 +51,11 @@ _UPDATE_RUN = (
     "WHEN ? IS NULL THEN ended WHEN ? THEN coalesce(ended, ?) ELSE NULL END WHERE run_id = ? AND last_hash = ?"
 )
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM events"
-_SELECT_V1 = f"SELECT {', '.join(COLUMNS[:-1])}, NULL AS reason FROM events"  # a version-1 ledger
+_SELECT_V1 = f"SELECT {', '.join(COLUMNS[:-1])}, NULL AS reason FROM events"  # a schema-1 ledger: no reason
 _RUN_COLUMNS = "run_id, flow, state, started, ended, events"
 
 
-class SQLiteRecorder(SQLiteLeasing, WriterTable):
+class SQLiteRecorder(SQLiteTrust, SQLiteLeasing, WriterTable):
     """Event rows in one SQLite file. See the module docstring."""
 
     def __init__(self, path: str, *, durability: str = "normal", timeout: float = 10.0,
@@ -63,7 +67,8 @@ class SQLiteRecorder(SQLiteLeasing, WriterTable):
         self.read_only = read_only
         self._lock = threading.RLock()
         self._wrote = False  # see close()
-        self._select = _SELECT
+        self._upgraded = True  # False: a schema-1 ledger, upgraded by the first write (_writable)
+        self._v2_from = 1  # the first seq hashed with rule 2 (meta.hash_v2_from), read once upgraded
         created = False if read_only else check_location(self.path)
         if created:  # private from the start, whatever the umask: -wal and -shm take this mode
             created = create_private(self.path)
@@ -114,15 +119,17 @@ class SQLiteRecorder(SQLiteLeasing, WriterTable):
                 f"{self.path} is not a ledger: it is {found}. Point STATELEDGER_DB (or EventStore's "
                 "path) at a ledger file or at a new file.", self.path, found)
         conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-        if version < 2 and app_id == APPLICATION_ID:
-            self._select = _SELECT_V1  # migrated by the first write (_migrate)
         if self.read_only and app_id != APPLICATION_ID:
             raise NotALedgerError(f"{self.path} is not a ledger: it holds no ledger tables.", self.path, "empty")
-        if self.read_only:
-            return
-        if app_id != APPLICATION_ID:
+        if not self.read_only and (app_id != APPLICATION_ID or version == 0):
             self._wrote = True
             self._create_schema()
+        elif version < SCHEMA_VERSION:
+            self._upgraded = False  # read as it is (no reason column: read as NULL); the first write upgrades it
+        if self._upgraded:
+            self._v2_from = int(conn.execute("SELECT value FROM meta WHERE key = 'hash_v2_from'").fetchone()[0])
+        if self.read_only:
+            return
         try:
             if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 self._retry(lambda: conn.execute("PRAGMA journal_mode = WAL"))
@@ -138,7 +145,7 @@ class SQLiteRecorder(SQLiteLeasing, WriterTable):
         return app_id, version, tables
 
     def _create_schema(self) -> None:
-        """Create the tables under the write lock (other processes may be creating it too)."""
+        """Create (or upgrade) the tables under the write lock (other processes may be doing it too)."""
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -148,9 +155,12 @@ class SQLiteRecorder(SQLiteLeasing, WriterTable):
                     raise NotALedgerError(
                         f"{self.path} is not a ledger: another program created tables "
                         f"{', '.join(sorted(tables))} in it.", self.path, "another database")
+                if version == 0 and "events" in tables:
+                    version = 1  # a schema-1 ledger from before application_id was set
                 if version < SCHEMA_VERSION:
-                    for sql in schema_sql():
+                    for sql in (schema_sql() if version == 0 else upgrade_sql(version)):
                         conn.execute(sql)
+                    conn.execute("INSERT INTO meta (key, value) VALUES ('ledger_id', ?)", (secrets.token_hex(16),))
                     conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.execute("COMMIT")
@@ -160,12 +170,6 @@ class SQLiteRecorder(SQLiteLeasing, WriterTable):
                 raise
         except sqlite3.Error as exc:
             raise write_error(exc, self.path, self.timeout, "create") from exc
-
-    def _migrate_if_old(self) -> None:
-        """Bring a version-1 ledger to version 2 (``sqlite_files.migrate``) before its first write."""
-        if self._select is _SELECT_V1:
-            migrate(self._conn, SCHEMA_VERSION)
-            self._select = _SELECT
 
     def _retry(self, fn: Any) -> Any:
         """Retry a statement SQLite refuses with BUSY without calling the busy handler."""
@@ -204,22 +208,22 @@ class SQLiteRecorder(SQLiteLeasing, WriterTable):
                 f"Could not append to ledger {self.path}: the file was made read-only. Make it "
                 "writable (chmod u+w), or use another ledger.", self.path, "read-only")
 
-    def append(self, row: ContentRow, prev_hash: str | None = None,
-               hash: str | None = None) -> tuple[int, str | None, str]:
+    def append(self, row: ContentRow, prev_hash: str | None = None, hash: str | None = None,
+               *, rule: tuple[int, int | None] | None = None) -> tuple[int, str | None, str]:
         """Commit one content row; return (seq, prev_hash, hash). See ``Recorder.append``."""
         with self._lock:
-            self._check_file()
+            self._writable()
             try:
                 try:
-                    return self._append(row, prev_hash, hash, self._last.get(row.run_id))
+                    return self._append(row, prev_hash, hash, self._last.get(row.run_id), rule)
                 except _StaleCache:  # another process appended to this run: read its end
-                    return self._append(row, prev_hash, hash, None)
+                    return self._append(row, prev_hash, hash, None, rule)
             except sqlite3.Error as exc:
                 self._last.pop(row.run_id, None)
                 raise write_error(exc, self.path, self.timeout, "append to") from exc
 
     def _append(self, row: ContentRow, prev_hash: str | None, hash: str | None,
-                cached: str | None) -> tuple[int, str | None, str]:
+                cached: str | None, rule: tuple[int, int | None] | None) -> tuple[int, str | None, str]:
         """One write transaction. ``cached``: the run's last hash as this process last wrote it.
 
         The ``runs`` update only succeeds if the run still ends with ``cached``,
@@ -227,10 +231,9 @@ class SQLiteRecorder(SQLiteLeasing, WriterTable):
         """
         cur, run_id = self._cur, row.run_id
         self._wrote = True
-        self._migrate_if_old()
         cur.execute("BEGIN IMMEDIATE")
         try:
-            seq, prev_hash, hash, ended = self._insert(row, prev_hash, hash, cached)
+            seq, prev_hash, hash, ended = self._insert(row, prev_hash, hash, cached, rule)
             cur.execute("COMMIT")
         except BaseException:
             if self._conn.in_transaction:
@@ -242,8 +245,8 @@ class SQLiteRecorder(SQLiteLeasing, WriterTable):
             self._last.pop(run_id, None)
         return seq, prev_hash, hash
 
-    def _insert(self, row: ContentRow, prev_hash: str | None, hash: str | None,
-                cached: str | None) -> tuple[int, str | None, str, str | None]:
+    def _insert(self, row: ContentRow, prev_hash: str | None, hash: str | None, cached: str | None,
+                rule: tuple[int, int | None] | None = None) -> tuple[int, str | None, str, str | None]:
         """Insert one row and update its run's summary, inside the caller's write transaction.
 
         Returns (seq, prev_hash, hash, ended); raises ``_StaleCache`` when
@@ -255,12 +258,15 @@ class SQLiteRecorder(SQLiteLeasing, WriterTable):
             exists, last = found is not None, (found[0] if found is not None else None)
         else:
             exists, last = True, cached
+        # the seq is hashed, so it is picked here (inside the write lock), never below rule 2's start
+        seq = max(cur.execute("SELECT max(seq) FROM events").fetchone()[0] or 0, self._v2_from - 1) + 1
         if hash is None:
-            prev_hash, hash = last, chain_hash(last, row)
-        else:
+            prev_hash, hash = last, chain_hash(last, row, seq)
+        else:  # made elsewhere (an import): keep it, and the rule it was made by
             check_continues(self.path, row, last, prev_hash)
-        cur.execute(_INSERT, stored_values(row, prev_hash, hash))
-        seq = cur.lastrowid
+            cur.execute("INSERT INTO hash_rules (seq, version, hashed_seq) VALUES (?, ?, ?)",
+                        (seq, *(rule or (1, None))))
+        cur.execute(_INSERT, (seq, *stored_values(row, prev_hash, hash)))
         state = row.state if row.kind == "flow" else None
         ended = row.timestamp if state in FINISHED_TYPES else None
         if exists:
@@ -271,20 +277,19 @@ class SQLiteRecorder(SQLiteLeasing, WriterTable):
             cur.execute(_NEW_RUN, (run_id, row.flow, state or "Pending", row.timestamp, ended, seq, seq, hash))
         return seq, prev_hash, hash, ended
 
-    def import_rows(self, rows: Iterable[tuple[ContentRow, str | None, str]]) -> int:
-        """Store every (row, prev_hash, hash) in one transaction, all or nothing; see ``Importing``."""
+    def import_rows(self, rows: Iterable[tuple[Any, ...]]) -> int:
+        """Store every (row, prev_hash, hash[, rule]) in one transaction, all or nothing; see ``Importing``."""
         with self._lock:
-            self._check_file()
+            self._writable()
             wrote, touched, n = self._wrote, set(), 0
             conn = self._conn
             try:
                 self._wrote = True
-                self._migrate_if_old()
                 self._cur.execute("BEGIN IMMEDIATE")
                 try:
-                    for row, prev_hash, hash in rows:
+                    for row, prev_hash, hash, *rule in rows:
                         touched.add(row.run_id)
-                        self._insert(row, prev_hash, hash, None)
+                        self._insert(row, prev_hash, hash, None, rule[0] if rule else None)
                         n += 1
                     self._cur.execute("COMMIT")
                 except BaseException:
@@ -314,17 +319,26 @@ class SQLiteRecorder(SQLiteLeasing, WriterTable):
 
     def select(self, q: Query, *, tail: bool = False) -> list[StoredRow]:
         """Stored rows matching ``q``, in seq order; see ``Recorder.select``."""
+        return list(map(stored_row, self._select(_SELECT if self._has_reason() else _SELECT_V1, q, tail)))
+
+    def _select(self, head: str, q: Query, tail: bool) -> list[Any]:
         run_range = None
-        if q.run_id is not None:
+        if tail and q.run_id is not None:  # every row of the run, through the run_id index
+            where, params = _where(q.but(run_id=None))
+            where = (where + " AND" if where else " WHERE") + " run_id = ?"
+            params.append(q.run_id)
+        elif q.run_id is not None:
             found = self._run_range(q.run_id)
             if found is None:
                 return []
-            run_range = (found[0], None if tail else found[1])
-        where, params = _where(q, run_range)
-        sql = self._select + where + " ORDER BY seq"
+            run_range = (found[0], found[1])
+            where, params = _where(q, run_range)
+        else:
+            where, params = _where(q)
+        sql = head + where + " ORDER BY seq"
         if q.limit is not None:
             sql += f" LIMIT {int(q.limit)}"
-        return list(map(stored_row, self._read(sql, params)))
+        return self._read(sql, params)
 
     def iter_rows(self, q: Query, *, batch: int = 5000, tail: bool = False) -> Iterator[StoredRow]:
         """Like ``select`` but in batches, for very long runs."""
@@ -411,24 +425,6 @@ class SQLiteRecorder(SQLiteLeasing, WriterTable):
         """Sleep ``timeout`` seconds: other processes' commits are seen by polling."""
         time.sleep(max(0.0, timeout))
 
-    # --- cursors ----------------------------------------------------------------------
-
-    def load_cursor(self, name: str) -> tuple[int, str] | None:
-        rows = self._read("SELECT seq, filter FROM cursors WHERE name = ?", (name,))
-        return (rows[0][0], rows[0][1]) if rows else None
-
-    def save_cursor(self, name: str, seq: int, filter_text: str, updated: str) -> None:
-        with self._lock:
-            self._check_file()
-            self._wrote = True
-            try:
-                self._conn.execute(
-                    "INSERT INTO cursors (name, seq, filter, updated) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT(name) DO UPDATE SET seq = excluded.seq, filter = excluded.filter, "
-                    "updated = excluded.updated", (name, seq, filter_text, updated))
-            except sqlite3.Error as exc:
-                raise write_error(exc, self.path, self.timeout, "save a cursor in") from exc
-
     def close(self) -> None:
         """Close the file. A store that never wrote leaves it exactly as it found it.
 
@@ -470,7 +466,7 @@ def _where(q: Query, run_range: tuple[int, int | None] | None = None) -> tuple[s
     params: list[Any] = []
     lo, hi = q.after_seq, q.until_seq
     if q.run_id is not None:
-        conds.append("run_id = ?")
+        conds.append("+run_id = ?")  # "+": read the run's seq range by rowid, not through the run_id index
         params.append(q.run_id)
         if run_range is not None:
             first, last = run_range

@@ -19,7 +19,8 @@ import sqlite_utils
 from .errors import LedgerError, LedgerLocationError, LedgerWriteError, NotALedgerError
 from .mapper import COLUMNS
 
-__all__ = ["check_location", "create_private", "schema_sql", "write_error", "WRITERS_SQL"]
+__all__ = ["check_location", "create_private", "schema_sql", "upgrade_sql", "read_only_uri", "write_error",
+           "WRITERS_SQL"]
 
 #: Who writes each run, and its heartbeat (outside the hash chain). Created with a new ledger, and
 #: by the first claim in a ledger made before writers were recorded (no schema version change).
@@ -109,7 +110,7 @@ def schema_sql() -> list[str]:
             pk="run_id", if_not_exists=True,
         )
         cursors = db.create_table_sql(
-            "cursors", {"name": str, "seq": int, "filter": str, "updated": str},
+            "cursors", {"name": str, "seq": int, "filter": str, "updated": str, "high": int},
             pk="name", if_not_exists=True,
         )
     finally:
@@ -117,6 +118,39 @@ def schema_sql() -> list[str]:
     return [
         events, runs, cursors, WRITERS_SQL,
         "CREATE INDEX IF NOT EXISTS runs_first ON runs (first_seq)",
+        *_TRUST_SQL,
+        "INSERT INTO meta (key, value) VALUES ('hash_v2_from', '1')",
+    ]
+
+
+#: Schema 2's additions (shared by a new ledger and the upgrade of a schema-1 one): the
+#: ledger's identity and hash rules (``meta``), the rule of each imported row, the
+#: checkpoints taken, and an index on ``run_id`` so ``verify RUN_ID`` reads only that run.
+_TRUST_SQL = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS hash_rules (seq INTEGER PRIMARY KEY, version INTEGER NOT NULL, hashed_seq INTEGER)",
+    "CREATE TABLE IF NOT EXISTS checkpoints (seq INTEGER PRIMARY KEY, count INTEGER NOT NULL, root TEXT NOT NULL, "
+    "at TEXT NOT NULL, signature TEXT)",
+    "CREATE INDEX IF NOT EXISTS events_run ON events (run_id)",
+)
+
+
+def upgrade_sql(version: int) -> list[str]:
+    """The statements taking a ledger of schema ``version`` (1) to the current one.
+
+    Old rows keep their hashes: ``hash_v2_from`` records the first seq hashed
+    with rule 2 (one past the last row); ``events`` gains ``reason`` (NULL in
+    every old row, so their hashed content is unchanged); the cursors'
+    high-water mark starts at where each cursor is.
+    """
+    if version != 1:
+        raise ValueError(f"no upgrade from schema version {version}")
+    return [
+        "ALTER TABLE events ADD COLUMN reason TEXT",
+        "ALTER TABLE cursors ADD COLUMN high INTEGER",
+        "UPDATE cursors SET high = seq",
+        *_TRUST_SQL,
+        "INSERT INTO meta (key, value) SELECT 'hash_v2_from', CAST(coalesce(max(seq), 0) + 1 AS TEXT) FROM events",
     ]
 
 
@@ -127,24 +161,6 @@ def read_only_uri(path: str) -> str:
         raise LedgerLocationError(f"No ledger at {path}: the file does not exist.", path, os.path.dirname(path))
     idle = not os.path.exists(path + "-wal")
     return f"file:{quote(path)}?mode=ro" + ("&immutable=1" if idle or not _writable(os.path.dirname(path)) else "")
-
-
-def migrate(conn: sqlite3.Connection, version: int) -> None:
-    """Bring a version-1 ledger to ``version`` (2: the ``reason`` column), under the write lock.
-
-    Another process may have migrated it meanwhile: the version is read again inside the lock.
-    """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        if conn.execute("PRAGMA user_version").fetchone()[0] < 2:
-            if "reason" not in {r[1] for r in conn.execute("PRAGMA table_info(events)")}:
-                conn.execute("ALTER TABLE events ADD COLUMN reason TEXT")
-            conn.execute(f"PRAGMA user_version = {int(version)}")
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
 
 
 def write_error(exc: sqlite3.Error, path: str, timeout: float, doing: str) -> LedgerWriteError:

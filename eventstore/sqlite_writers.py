@@ -40,7 +40,7 @@ class WriterTable:
 
     _writers_ready = False  # the table is known to exist (made at most once per recorder)
 
-    def _write(self, doing: str, sql: str, params: tuple[Any, ...]) -> int:
+    def _writers_write(self, doing: str, sql: str, params: tuple[Any, ...]) -> int:
         """One statement, its own transaction (SQLite runs it atomically); the number of rows it changed."""
         with self._lock:
             self._check_file()
@@ -60,24 +60,24 @@ class WriterTable:
         writer yet, so of two processes claiming one id exactly one inserts.
         """
         if take:
-            self._write("claim a run in", _UPSERT, _writer_row(writer))
-        elif not self._write("claim a run in", _CLAIM, (*_writer_row(writer), writer.run_id)):
+            self._writers_write("claim a run in", _UPSERT, _writer_row(writer))
+        elif not self._writers_write("claim a run in", _CLAIM, (*_writer_row(writer), writer.run_id)):
             raise run_exists(self, writer.run_id)
 
     def beat(self, run_id: str, host: str, pid: int, at: str) -> bool:
         """Heartbeat of the run's writer; see ``RunOwnership.beat``."""
-        return bool(self._write("record a heartbeat in",
-                                "UPDATE writers SET heartbeat = ? WHERE run_id = ? AND host = ? AND pid = ? "
-                                "AND released IS NULL", (at, run_id, host, pid)))
+        return bool(self._writers_write("record a heartbeat in",
+                                        "UPDATE writers SET heartbeat = ? WHERE run_id = ? AND host = ? AND pid = ? "
+                                        "AND released IS NULL", (at, run_id, host, pid)))
 
     def release_run(self, run_id: str, host: str, pid: int, at: str) -> None:
         """The writer lets go of the run; see ``RunOwnership.release_run``."""
-        self._write("release a run in", "UPDATE writers SET released = ? WHERE run_id = ? AND host = ? "
-                    "AND pid = ? AND released IS NULL", (at, run_id, host, pid))
+        self._writers_write("release a run in", "UPDATE writers SET released = ? WHERE run_id = ? AND host = ? "
+                            "AND pid = ? AND released IS NULL", (at, run_id, host, pid))
 
     def take_over(self, old: Writer, new: Writer) -> bool:
         """Replace the writer row equal to ``old``; see ``RunOwnership.take_over``."""
-        return bool(self._write(
+        return bool(self._writers_write(
             "take over a run in",
             "UPDATE writers SET host = ?, pid = ?, started = ?, heartbeat = ?, released = ?, actor = ? "
             "WHERE run_id = ? AND host = ? AND pid = ? AND started IS ? AND heartbeat = ? AND released IS ? "

@@ -14,11 +14,9 @@ import datetime
 import json
 import logging
 import os
-import re
-import stat
 import threading
 import time
-from typing import Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from statemachine import masking
 from statemachine.events import Event
@@ -26,93 +24,16 @@ from statemachine.filters import EventFilter, parse_states
 from statemachine.states import STATE_CLASSES, State
 
 from . import codec
-from .errors import LedgerError
 from .mapper import Mapper, RunRecord
 from .orphans import Orphan, Reaped, RunLease, find_orphans, reap_orphans, supports_writers
-from .protocol import Leasing, Query, Recorder, iter_events, run_exists, run_not_found
+from .protocol import Leasing, Query, Recorder, iter_events, newest_rows, run_exists, run_not_found
+from .targets import DEFAULT_TIMEOUT, default_path, is_url, open_recorder, without_password
 from .views import Report, RunView, run_view
 
+if TYPE_CHECKING:
+    from .checkpoints import Checkpoint
+
 __all__ = ["EventStore", "default_path", "open_recorder", "is_url", "without_password", "DEFAULT_TIMEOUT"]
-
-#: Seconds an append waits for another process's write lock before failing.
-DEFAULT_TIMEOUT = 10.0
-
-
-def default_path() -> str:
-    """``STATELEDGER_DB``, else ``~/.stateledger/ledger.db`` (its folder made private to the user).
-
-    An existing ``~/.stateledger`` that group or others may use is tightened to
-    0700, with a warning: it holds the ledger and the secrets file.
-    """
-    path = os.environ.get("STATELEDGER_DB")
-    if path:
-        return os.path.expanduser(path)
-    folder = os.path.join(os.path.expanduser("~"), ".stateledger")
-    os.makedirs(folder, mode=0o700, exist_ok=True)
-    mode = os.stat(folder).st_mode
-    if os.name == "posix" and stat.S_IMODE(mode) & 0o077 and not os.path.islink(folder):
-        try:
-            os.chmod(folder, 0o700)
-        except OSError as exc:  # not ours to change: say so, and go on
-            logging.getLogger("stateledger").warning(
-                "%s is accessible to other users (mode %o) and could not be made private (%s); "
-                "run: chmod 700 %s", folder, stat.S_IMODE(mode), exc.strerror, folder)
-        else:
-            logging.getLogger("stateledger").warning(
-                "%s was accessible to other users (mode %o); it holds your ledger and secrets, so it "
-                "was made private to you (mode 700).", folder, stat.S_IMODE(mode))
-    return os.path.join(folder, "ledger.db")
-
-
-def open_recorder(target: str, *, durability: str = "normal", timeout: float = DEFAULT_TIMEOUT,
-                  create: bool = True) -> Recorder:
-    """The recorder a target names: ``":memory:"``, a file path, ``sqlite:///path``, ``postgresql://...``.
-
-    ``create=False``: a PostgreSQL database whose schema holds no ledger is
-    refused rather than given one (read commands; a SQLite file is checked by its caller).
-    """
-    if durability not in ("normal", "full"):
-        raise ValueError(f'durability must be "normal" or "full", got {durability!r}')
-    if target == ":memory:":
-        from .memory import MemoryRecorder
-
-        return MemoryRecorder()
-    scheme = target.partition("://")[0].lower() if "://" in target else ""
-    if scheme in ("postgresql", "postgres"):
-        try:
-            from .postgres import PostgresRecorder
-        except ModuleNotFoundError as exc:
-            if exc.name != "psycopg":
-                raise
-            raise LedgerError(
-                f"Cannot open the PostgreSQL ledger {without_password(target)}: psycopg is not installed "
-                "(pip install 'stateledger[postgres]'), or cannot load libpq.", without_password(target)) from None
-        return PostgresRecorder(target, durability=durability, timeout=timeout, create=create)
-    if scheme == "sqlite":
-        target = target[len("sqlite://"):]
-    elif scheme:
-        raise LedgerError(
-            f"Cannot open ledger {without_password(target)}: unknown scheme {scheme!r}. Give a file "
-            "path, sqlite:///path, postgresql://user@host/db or :memory:.", without_password(target))
-    from .sqlite import SQLiteRecorder
-
-    return SQLiteRecorder(target, durability=durability, timeout=timeout)
-
-
-def is_url(target: str) -> bool:
-    """Whether ``target`` names a database server (``postgresql://...``) rather than a file."""
-    return target.partition("://")[0].lower() in ("postgresql", "postgres") and "://" in target
-
-
-def without_password(url: str) -> str:
-    """``url`` with its password (``user:PASSWORD@`` or ``?password=``) shown as ``***``: for messages."""
-    head, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    userinfo, at, host = rest.partition("/")[0].rpartition("@")
-    if at and ":" in userinfo:
-        rest = f"{userinfo.split(':', 1)[0]}:***@{rest[len(userinfo) + 1:]}"
-    return re.sub(r"([?&]password=)[^&]*", r"\1***", f"{head}://{rest}")
 
 
 class EventStore:
@@ -123,11 +44,15 @@ class EventStore:
     ``recorder=`` (any ``eventstore.protocol.Recorder``) instead.
     ``durability="normal"``: a committed event survives the process being
     killed; ``"full"``: also a power loss (fsync on each commit). ``timeout``:
-    seconds to wait for another writer.
+    seconds to wait for another writer. ``anchor``: a folder or an
+    ``https://`` URL where a checkpoint is sent after each flow run (default
+    ``STATELEDGER_ANCHOR``), signed with ``anchor_key`` (a private key or its
+    file; default ``STATELEDGER_ANCHOR_KEY``); see ``eventstore.anchor``.
     """
 
     def __init__(self, target: str | os.PathLike[str] | None = None, *, recorder: Recorder | None = None,
-                 durability: str = "normal", timeout: float = DEFAULT_TIMEOUT) -> None:
+                 durability: str = "normal", timeout: float = DEFAULT_TIMEOUT,
+                 anchor: str | os.PathLike[str] | None = None, anchor_key: Any = None) -> None:
         if recorder is not None:
             if target is not None:
                 raise ValueError("EventStore takes a target or a recorder=, not both")
@@ -141,6 +66,11 @@ class EventStore:
         #: Every secret is known before the first event is written (see statemachine.masking).
         masking.load_known_secrets()
         self._mapper = Mapper(masking.MASKER)
+        self.anchor = None
+        if anchor is not None or os.environ.get("STATELEDGER_ANCHOR"):
+            from .anchor import anchor_of
+
+            self.anchor = anchor_of(anchor, anchor_key)
 
     def __repr__(self) -> str:
         return f"<EventStore {self.path}>"
@@ -165,6 +95,8 @@ class EventStore:
         except BaseException:
             self._mapper.forget(event.run_id)
             raise
+        if self.anchor is not None and event.kind == "flow" and event.new_state.is_finished():
+            self.anchor.after_run(self, event.run_id)
         return event
 
     # --- reading -----------------------------------------------------------------------
@@ -201,7 +133,7 @@ class EventStore:
                 rows = rows[-limit:] if newest else rows[:limit]
             return Mapper.to_events(rows)
         if newest and limit is not None:
-            return Mapper.to_events(_newest(self.recorder, q, limit))
+            return Mapper.to_events(newest_rows(self.recorder, q, limit))
         return Mapper.to_events(self.recorder.select(q.but(limit=limit)))
 
     def count(self, run_id: str | None = None, *, kind: str | None = None, key: str | None = None,
@@ -261,11 +193,30 @@ class EventStore:
             return RunView(run_id, "", None, {}, 0)
         return run_view(run_id, rows)
 
-    def verify(self, run_id: str | None = None) -> Report:
-        """Recompute every hash chain (or one run's); report changed, missing, inserted, reordered events."""
+    def verify(self, run_id: str | None = None, *, checkpoints: Iterable[Any] = (),
+               public_key: Any = None) -> Report:
+        """Recompute every hash chain (or one run's), the runs summary and the checkpoints; see ``eventstore.verify``.
+
+        ``checkpoints``: ``Checkpoint`` objects or paths of their JSON files;
+        the ledger must still extend each. ``public_key`` (an Ed25519 public
+        key or its PEM file): each given checkpoint must carry its signature.
+        """
+        from .checkpoints import public_key as load_public_key, read_checkpoint
         from .verify import verify
 
-        return verify(self.recorder, run_id)
+        given = [read_checkpoint(c) for c in checkpoints]
+        key = load_public_key(public_key) if public_key is not None else None
+        return verify(self.recorder, run_id, checkpoints=given, public_key=key)
+
+    def checkpoint(self, signing_key: Any = None) -> "Checkpoint":
+        """Seal the ledger up to its last event: a ``Checkpoint`` to keep elsewhere (also recorded in the ledger).
+
+        ``signing_key``: an Ed25519 private key, or the path of its PEM file
+        (``stateledger keygen``). Costs the events since the previous checkpoint.
+        """
+        from .checkpoints import take
+
+        return take(self.recorder, signing_key)
 
     def max_seq(self) -> int:
         """The highest seq in the ledger (0 when empty)."""
@@ -453,18 +404,6 @@ def _query(run_id: str | None, kind: str | None, key: str | None, name: str | No
     return Query(run_id=run_id, kind=kind, key=key, name=name, types=_type_names(states),
                  since=_time(since, "since"), until=_time(until, "until"), rewritten=rewritten,
                  after_seq=after_seq)
-
-
-def _newest(recorder: Recorder, q: Query, limit: int) -> list[Any]:
-    """The last ``limit`` rows matching ``q``, read backwards in growing seq windows."""
-    hi, floor = recorder.max_seq(), q.after_seq or 0
-    window = max(4 * limit, 256)
-    found: list[Any] = []
-    while hi > floor and len(found) < limit:
-        lo = max(hi - window, floor)
-        found = recorder.select(q.but(after_seq=lo, until_seq=hi)) + found
-        hi, window = lo, window * 4
-    return found[-limit:] if limit else []
 
 
 def _stopper(stop: Any) -> Callable[[], bool]:

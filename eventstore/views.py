@@ -85,30 +85,36 @@ class RunView:
 
 @dataclass(slots=True, frozen=True)
 class Problem:
-    """One thing ``verify`` found wrong: which run, which seq, what."""
+    """One thing ``verify`` found wrong: which run (``None``: the ledger as a whole), which seq, what."""
 
-    run_id: str
+    run_id: str | None
     seq: int | None
-    what: str  # "changed" | "chain broken" | "missing" | "count"
+    #: "changed" | "chain broken" | "inserted" | "count" | "missing" | "summary" (a run's events or its
+    #: runs-summary row); "checkpoint" | "other ledger" | "signature" | "cursor" (the ledger as a whole)
+    what: str
     detail: str
 
     def __str__(self) -> str:
         where = f"seq {self.seq}" if self.seq is not None else "end of run"
+        if self.run_id is None:
+            return f"ledger {where}: {self.detail}"
         return f"run {self.run_id} {where}: {self.detail}"
 
 
 @dataclass(slots=True)
 class Report:
-    """What ``verify`` checked: ``ok`` when every hash chain holds."""
+    """What ``verify`` checked: ``ok`` when every hash chain, the runs summary and each checkpoint hold."""
 
     ok: bool
     checked: int
     problems: list[Problem] = field(default_factory=list)
     runs: int = 0
+    checkpoints: int = 0  # checkpoints given to verify (those the ledger recorded are checked too)
 
     def __str__(self) -> str:
         if self.ok:
-            return f"ok: {self.checked} events in {self.runs} runs verified"
+            sealed = f", {self.checkpoints} checkpoint(s) extended" if self.checkpoints else ""
+            return f"ok: {self.checked} events in {self.runs} runs verified{sealed}"
         lines = [f"{len(self.problems)} problem(s) in {self.checked} events:"]
         lines += [f"  {p}" for p in self.problems]
         return "\n".join(lines)

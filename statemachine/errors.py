@@ -32,6 +32,8 @@ in brackets when it is not this one)::
     │   ├── RunNotFoundError (KeyError)        no event of that run id [eventstore.errors]
     │   ├── ImportLineError (ValueError)       a line of an export cannot be imported [eventstore.errors]
     │   └── RunExistsError                     a new run given the id of an existing one [eventstore.errors]
+    ├── CheckpointError                        a checkpoint or key file that cannot be read or used
+    │                                          [eventstore.errors]
     ├── ExecutorError                          an executor cannot start (e.g. dask is not installed)
     │   ├── ExecutorSpecError                  an executor spec or option that makes no sense (also an ArgumentError)
     │   └── SerialisationError (TypeError)     a task's function or result cannot travel to/from Dask

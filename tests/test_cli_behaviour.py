@@ -7,7 +7,6 @@ import json
 import os
 import pty
 import shutil
-import sqlite3
 import stat
 import struct
 import subprocess
@@ -247,10 +246,9 @@ def test_an_archived_copy_without_its_wal_is_read_without_creating_one(folder, t
 def test_a_version_1_ledger_is_readable_by_the_cli_and_left_as_it_was(folder):
     path, env = folder
     sl("run", "failing.py", "--run-id", "report-1", env=env, cwd=path)
-    with sqlite3.connect(path / "ledger.db") as conn:
-        conn.execute("ALTER TABLE events DROP COLUMN reason")
-        conn.execute("PRAGMA user_version = 1")
-    conn.close()
+    from trust_fixtures import downgrade_to_schema_1
+
+    downgrade_to_schema_1(path / "ledger.db")  # what a version-1 ledger is: no reason column, no trust tables
     before = (path / "ledger.db").read_bytes()
     for command in READ_COMMANDS:
         assert sl(*command, env=env, cwd=path).returncode == 0, command

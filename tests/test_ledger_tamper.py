@@ -67,7 +67,7 @@ def test_a_changed_event_with_a_recomputed_hash_breaks_the_chain_after_it(ledger
     content = list(row[1:15])
     content[10] = content[10].replace("Task run succeeded.", "All fine.")
     assert content[10] != row[11]
-    conn.execute("UPDATE events SET new_state = ?, hash = ? WHERE seq = 3", (content[10], chain_hash(row[15], content)))
+    conn.execute("UPDATE events SET new_state = ?, hash = ? WHERE seq = 3", (content[10], chain_hash(row[15], content, 3)))
     conn.close()
     assert problems(ledger) == [("a", 4, "chain broken")]
 

@@ -173,16 +173,15 @@ def test_an_event_without_a_reason_hashes_as_before_schema_2(store):
 
     row = Mapper().to_row(first)
     assert row.reason is None
-    expected = hashlib.sha256(row_json(tuple(row)[:-1]).encode()).hexdigest()
+    expected = hashlib.sha256(row_json((first.seq, *tuple(row)[:-1])).encode()).hexdigest()  # rule 2: seq first
     assert first.hash == expected
 
 
 def downgrade_to_schema_1(path):
-    """Make ``path`` what a version-1 ledger is: no reason column, user_version 1."""
-    with sqlite3.connect(path) as conn:
-        conn.execute("ALTER TABLE events DROP COLUMN reason")
-        conn.execute("PRAGMA user_version = 1")
-    conn.close()
+    """Make ``path`` what a version-1 ledger is: no reason column (nor trust tables), user_version 1."""
+    from trust_fixtures import downgrade_to_schema_1 as downgrade
+
+    downgrade(path)
 
 
 def test_a_version_1_ledger_is_read_as_it_is_and_migrated_by_its_first_write(tmp_path):
@@ -226,21 +225,13 @@ def test_export_and_import_keep_the_reason_and_old_exports_still_import(tmp_path
 def test_a_version_1_postgresql_ledger_is_read_as_it_is_and_migrated_by_its_first_append(pg_url):
     import psycopg
 
-    from eventstore.postgres_schema import schema_sql
+    from trust_fixtures import downgrade_postgres_to_schema_1
 
     with EventStore(pg_url) as store:
         failed_run(store)
-    schema = pg_url.rsplit("schema=", 1)[1]
-    s = f'"{schema}"'
-    function = next(sql for sql in schema_sql(schema) if sql.startswith("CREATE FUNCTION"))
-    v1_function = function.replace(", p_reason text", "").replace(", reason) VALUES", ") VALUES").replace(
-        ", p_reason)", ")")
+    s = '"' + pg_url.rsplit("schema=", 1)[1] + '"'
     server = pg_url.rsplit("?", 1)[0]
-    with psycopg.connect(server, autocommit=True) as conn:  # what a version-1 ledger is
-        conn.execute(f"DROP FUNCTION {s}.append_event")
-        conn.execute(f"ALTER TABLE {s}.events DROP COLUMN reason")
-        conn.execute(v1_function)
-        conn.execute(f"UPDATE {s}.meta SET value = '1' WHERE key = 'schema_version'")
+    downgrade_postgres_to_schema_1(pg_url)  # what a version-1 ledger is
     with EventStore(pg_url) as store:
         assert [e.reason for e in store.history("m1")] == [None] * 6 and store.verify().ok
         store.mark("m1", "publish-1", "Success", reason="migrated", by="erin")

@@ -293,3 +293,34 @@ def test_a_run_being_written_beats_and_stops_beating_once_released(store):
     time.sleep(0.2)
     assert store.recorder.writers(["beating"])[0] == released and released.released is not None
     assert lease.beat() is False
+
+
+def test_writers_stay_outside_the_hash_chain_and_every_checkpoint(store):
+    _open_run(store, "sealed", _writer("sealed", age=120))
+    sealed = store.checkpoint()
+    writer = store.recorder.writers(["sealed"])[0]
+    assert store.recorder.beat("sealed", writer.host, writer.pid, iso(utcnow() - datetime.timedelta(seconds=100)))
+    _open_run(store, "later", _writer("later", age=5))
+    assert store.verify(checkpoints=[sealed]).ok
+    assert [r.run_id for r in store.reap(lease=60)] == ["sealed"]
+    report = store.verify(checkpoints=[sealed, store.checkpoint()])
+    assert report.ok, report.problems
+
+
+def test_reading_an_older_ledger_without_writers_creates_nothing(tmp_path):
+    from eventstore.sqlite import SQLiteRecorder
+
+    (tmp_path / "old").mkdir()
+    path = tmp_path / "old" / "old.db"
+    with EventStore(path) as store:
+        _open_run(store, "before", _writer("before"))
+        store.recorder._conn.execute("DROP TABLE writers")  # as a ledger made before writers were recorded
+    before = path.read_bytes()
+    with EventStore(recorder=SQLiteRecorder(str(path), read_only=True)) as reader:
+        assert reader.recorder.writers() == [] and reader.orphans(lease=0) == []
+        assert reader.verify().ok
+    assert path.read_bytes() == before and sorted(p.name for p in path.parent.iterdir()) == ["old.db"]
+    with EventStore(path) as store:
+        store.recorder.claim_run(_writer("after"))
+        assert [w.run_id for w in store.recorder.writers()] == ["after"]
+        assert store.verify().ok

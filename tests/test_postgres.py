@@ -72,7 +72,7 @@ def test_a_new_schema_is_created_and_the_password_is_never_shown(secret_url, pg_
     with admin(pg_url) as conn:
         tables = {r[0] for r in conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema_of(pg_url),))}
-    assert tables == {"meta", "events", "runs", "cursors"}
+    assert tables == {"meta", "events", "runs", "cursors", "hash_rules", "checkpoints"}
 
 
 def test_an_unreachable_server_is_one_line_without_the_password():
@@ -127,9 +127,12 @@ def test_a_newer_schema_version_is_refused_and_left_alone(pg_url):
     PostgresRecorder(pg_url).close()
     with admin(pg_url) as conn:
         conn.execute(f'UPDATE "{schema_of(pg_url)}".meta SET value = %s WHERE key = %s', ("99", "schema_version"))
-    with pytest.raises(SchemaVersionError, match="written by schema version 99; this stateledger reads up to 2") as info:
+    from eventstore.postgres_schema import SCHEMA_VERSION
+
+    with pytest.raises(SchemaVersionError,
+                       match=f"written by schema version 99; this stateledger reads up to {SCHEMA_VERSION}") as info:
         EventStore(pg_url)
-    assert (info.value.found, info.value.supported) == (99, 2)
+    assert (info.value.found, info.value.supported) == (99, SCHEMA_VERSION) == (99, 2)
     with admin(pg_url) as conn:
         assert conn.execute(f'SELECT value FROM "{schema_of(pg_url)}".meta WHERE key = %s',
                             ("schema_version",)).fetchone() == ("99",)
@@ -536,4 +539,4 @@ def test_writers_that_create_a_new_ledger_at_once_all_open_it(pg_url):
     assert [p.returncode for p in procs] == [0] * 4, errors
     with admin(pg_url) as conn:
         assert conn.execute(f'SELECT key FROM "{schema_of(pg_url)}".meta ORDER BY key').fetchall() == [
-            ("ledger_id",), ("schema_version",)]
+            ("hash_v2_from",), ("ledger_id",), ("schema_version",)]

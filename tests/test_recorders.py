@@ -35,7 +35,7 @@ def test_append_chains_each_run_and_numbers_rows_in_commit_order(recorder):
     assert seqs == sorted(seqs) and len(set(seqs)) == 4
     assert done[0][1] is None and done[1][1] is None
     assert done[2][1] == done[0][2] and done[3][1] == done[1][2]
-    assert done[2][2] == chain_hash(done[0][2], row("a", 3))
+    assert done[2][2] == chain_hash(done[0][2], row("a", 3), seqs[2])
     assert recorder.max_seq() == seqs[-1]
 
 
@@ -44,7 +44,7 @@ def test_rows_come_back_named_and_exactly_as_stored(recorder):
     (stored,) = recorder.select(Query(run_id="a"))
     assert isinstance(stored, StoredRow)
     assert stored.content == row("a", 1) and stored.seq == 1 and stored.prev_hash is None
-    assert stored.hash == chain_hash(None, stored.content)
+    assert stored.hash == chain_hash(None, stored.content, stored.seq)
 
 
 def test_select_filters_by_run_seq_range_and_columns(recorder):

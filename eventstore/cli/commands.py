@@ -2,7 +2,8 @@
 
 A thin layer over the library: each command calls one public function
 (``Flow.run``, ``EventStore.runs``/``history``/``replay``/``events``/
-``verify``/``export``/``tail``, ``graph.mermaid``). Shared options are shared
+``export``/``tail``, ``graph.mermaid``); ``verify``, ``checkpoint`` and
+``keygen`` are in ``eventstore.cli.trust``. Shared options are shared
 decorators; every library error becomes one line on stderr, exit 2, in
 ``main``. Exit codes: 0 ok, 1 the flow failed or verification failed, 2 a
 usage or input error. Read commands never create or modify a ledger. Output
@@ -327,27 +328,6 @@ def audit(run_id: str | None, kind: str | None, key: str | None, name: str | Non
         click.echo(out.marks_table(events) if manual else out.audit_table(events, tracebacks=tracebacks))
     _footer(out.more_footer(len(events), total, "manual mark" if manual else "transition"), as_json)
     return 0
-
-
-@main.command()
-@click.argument("run_id", required=False, shell_complete=complete_run_ids)
-@db_option
-@json_option
-def verify(run_id: str | None, db: str | None, as_json: bool) -> int:
-    """Check the ledger's hash chains: exit 1 and list the problems if tampered.
-
-    Without RUN_ID every run is checked.
-
-    \b
-    Example:
-      stateledger verify && echo intact
-    """
-    with open_ledger(db) as store:
-        if run_id is not None:
-            run_id = resolve_run(store, run_id)
-        report = store.verify(run_id)
-    click.echo(out.verify_text(report, shown_path(db), run_id, as_json))
-    return 0 if report.ok else 1
 
 
 @main.command()

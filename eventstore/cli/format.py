@@ -404,11 +404,13 @@ def run_summary(flow: Any, state: State, run_id: str, seconds: float, as_json: b
 def verify_text(report: Any, path: str, run_id: str | None, as_json: bool) -> str:
     problems = [str(p) for p in report.problems]
     if as_json:
-        data = {"ok": bool(report.ok), "checked": report.checked, "problems": problems}
+        data = {"ok": bool(report.ok), "checked": report.checked, "problems": problems,
+                "checkpoints": getattr(report, "checkpoints", 0)}
         return json.dumps(data, indent=2)
     scope = f"run {run_id}" if run_id else "all runs"
     if report.ok:
-        return f"OK: {report.checked} events verified ({scope}, ledger {path})"
+        sealed = f", {report.checkpoints} checkpoint(s) extended" if getattr(report, "checkpoints", 0) else ""
+        return f"OK: {report.checked} events verified ({scope}, ledger {path}{sealed})"
     lines = [click.style(f"FAILED: {len(problems)} problem(s) in {scope} (ledger {path}):", fg="red")]
     return "\n".join(lines + [f"  - {p}" for p in problems])
 
