@@ -81,8 +81,8 @@ before them still works (``EventStore`` falls back, and says how):
   ``runs(run_id=...)``, which is not atomic, and can neither list nor reap
   orphans.
 
-``SQLiteRecorder``, ``MemoryRecorder`` and ``PostgresRecorder`` implement the
-first two; ``SQLiteRecorder`` and ``MemoryRecorder`` implement ``RunOwnership``.
+``SQLiteRecorder``, ``MemoryRecorder`` and ``PostgresRecorder`` implement all
+three.
 """
 
 from __future__ import annotations

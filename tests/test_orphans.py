@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from ending_fixtures import start_child, wait_for_line, write_flow
-from eventstore import EventStore
+from eventstore import EventStore, RunExistsError
 from eventstore.cli import main
 from eventstore.codec import iso
 from eventstore.orphans import process_start, this_writer
@@ -27,15 +27,21 @@ from statemachine.states import Crashed, Pending, Running, Scheduled, utcnow
 from subscribers import subscribe
 
 
-# The recorders that keep run ownership (``eventstore.protocol.RunOwnership``). PostgreSQL joins
-# this list once PostgresRecorder implements it.
-OWNING = ["memory", "sqlite"]
+# The recorders that keep run ownership (``eventstore.protocol.RunOwnership``): every one.
+OWNING = ["memory", "sqlite", "postgres"]
+
+
+def _target(kind, tmp_path, request, name):
+    """Where a store of ``kind`` keeps its ledger: nowhere, a file, a schema of its own on the test server."""
+    if kind == "postgres":
+        return request.getfixturevalue("pg_url")
+    return ":memory:" if kind == "memory" else tmp_path / name
 
 
 @pytest.fixture(params=OWNING)
 def store(request, tmp_path):
     """An EventStore on each recorder that keeps writers."""
-    s = EventStore(":memory:" if request.param == "memory" else tmp_path / "owned.db")
+    s = EventStore(_target(request.param, tmp_path, request, "owned.db"))
     yield s
     s.close()
 
@@ -43,7 +49,7 @@ def store(request, tmp_path):
 @pytest.fixture(params=OWNING)
 def recorder(request, tmp_path):
     """Each recorder that keeps writers."""
-    s = EventStore(":memory:" if request.param == "memory" else tmp_path / "owned-recorder.db")
+    s = EventStore(_target(request.param, tmp_path, request, "owned-recorder.db"))
     yield s.recorder
     s.close()
 
@@ -323,4 +329,34 @@ def test_reading_an_older_ledger_without_writers_creates_nothing(tmp_path):
     with EventStore(path) as store:
         store.recorder.claim_run(_writer("after"))
         assert [w.run_id for w in store.recorder.writers()] == ["after"]
+        assert store.verify().ok
+
+
+def test_reading_a_postgres_ledger_without_writers_creates_nothing(pg_url):
+    import psycopg
+
+    from conftest import pg_server_url
+    from eventstore.postgres import PostgresRecorder
+
+    with EventStore(pg_url) as store:
+        _open_run(store, "before", _writer("before"))
+        schema = store.recorder.schema
+        store.recorder._conn.execute(f'DROP TABLE "{schema}".writers')  # as a ledger made before writers
+
+    def tables():
+        with psycopg.connect(pg_server_url(), autocommit=True) as conn:
+            return {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,))}
+
+    with EventStore(recorder=PostgresRecorder(pg_url, create=False)) as reader:
+        assert reader.recorder.writers() == [] and reader.orphans(lease=0) == []
+        assert reader.verify().ok
+    assert "writers" not in tables()
+    with EventStore(pg_url) as store, EventStore(pg_url) as other:
+        store.recorder.claim_run(_writer("after"))
+        assert "writers" in tables()
+        with pytest.raises(RunExistsError):
+            other.recorder.claim_run(_writer("after", host="rival"))
+        with pytest.raises(RunExistsError):
+            other.recorder.claim_run(_writer("before", host="rival"))  # it has events
+        assert [w.host for w in other.recorder.writers()] == ["elsewhere"]
         assert store.verify().ok
