@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import random
 import signal
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -249,3 +251,53 @@ def test_sigint_in_process_raises_a_plain_keyboardinterrupt_after_the_ledger_has
         flow.run(store=store, run_id="poked")
     assert type(info.value) is KeyboardInterrupt  # so an uncaught one ends Python as Ctrl-C always does
     assert isinstance(store.rebuild("poked").state, Cancelled)
+
+
+DASK_RUNNER = '''
+import sys
+import time
+
+from eventstore import EventStore
+from statemachine import Flow, task
+from statemachine.executors import DaskExecutor
+
+
+@task
+def stubborn():
+    print("body", flush=True)
+    time.sleep(120)
+
+
+if __name__ == "__main__":
+    with Flow("dask-slow") as flow:
+        stubborn()
+    executor = DaskExecutor(cluster_kwargs={"n_workers": 1, "threads_per_worker": 1, "processes": sys.argv[3] == "processes"})
+    flow.run(store=EventStore(sys.argv[1]), run_id=sys.argv[2], executor=executor)
+'''
+
+
+@pytest.mark.parametrize("workers", ["threads", "processes"])
+def test_an_interrupted_dask_run_exits_promptly_without_waiting_for_running_bodies(tmp_path, workers):
+    runner = tmp_path / "dask_runner.py"
+    runner.write_text(DASK_RUNNER)
+    db = tmp_path / "dask.db"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (os.getcwd(), os.environ.get("PYTHONPATH")) if p))
+    proc = subprocess.Popen([sys.executable, str(runner), str(db), "dask-1", workers], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        wait_for_line(proc, "body")  # the body runs on a worker (its print reaches the child's stdout)
+        time.sleep(0.2)
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+        took = time.monotonic() - signalled
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGINT
+    assert took < 8, f"the interrupted Dask run took {took:.1f} s to exit (its body sleeps 120 s)"
+    with EventStore(db) as store:
+        view = store.rebuild("dask-1")
+        assert isinstance(view.state, Cancelled) and all(isinstance(s, Cancelled) for s in view.tasks.values())
+        assert store.verify().ok
