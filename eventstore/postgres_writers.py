@@ -57,7 +57,7 @@ class PostgresWriters:
             return
         sql = (f"INSERT INTO {s}.writers ({_COLUMNS}) SELECT %s, %s, %s, %s, %s, %s, %s "
                f"WHERE NOT EXISTS (SELECT 1 FROM {s}.runs WHERE run_id = %s) ON CONFLICT (run_id) DO NOTHING")
-        if not self._writers_write("claim a run in", sql, (*_row(writer), writer.run_id)):
+        if not self._writers_write("claim a run in", sql, (*_row(writer), writer.run_id), done=writer):
             raise run_exists(self, writer.run_id)  # type: ignore[arg-type]
 
     def beat(self, run_id: str, host: str, pid: int, at: str) -> bool:
@@ -79,7 +79,7 @@ class PostgresWriters:
             f"UPDATE {self._s}.writers SET host = %s, pid = %s, started = %s, heartbeat = %s, released = %s, "
             "actor = %s WHERE run_id = %s AND host = %s AND pid = %s AND started IS NOT DISTINCT FROM %s "
             "AND heartbeat = %s AND released IS NOT DISTINCT FROM %s AND actor = %s",
-            (*_row(new)[1:], *_row(old))))
+            (*_row(new)[1:], *_row(old)), done=new))
 
     def writers(self, run_ids: Iterable[str] | None = None) -> list[Writer]:
         """Writer rows; see ``RunOwnership.writers`` (none in a ledger without the table)."""
@@ -100,8 +100,20 @@ class PostgresWriters:
                                              (f"{self._s}.writers",))[0][0]
         return self._writers_ready
 
-    def _writers_write(self, doing: str, sql: str, params: tuple[Any, ...]) -> int:
-        """One statement, its own transaction; the number of rows it changed. Makes the table first if missing."""
+    def _writers_write(self, doing: str, sql: str, params: tuple[Any, ...], done: Writer | None = None) -> int:
+        """One statement, its own transaction; the number of rows it changed. Makes the table first if missing.
+
+        ``done``: the row the statement stores; found stored after a broken
+        connection, the statement did commit (1), rather than run again and
+        find its own row in the way.
+        """
+        def committed(conn: Any) -> int | None:
+            if done is None or conn.execute("SELECT to_regclass(%s) IS NULL", (f"{self._s}.writers",)).fetchone()[0]:
+                return None
+            found = conn.execute(f"SELECT {_COLUMNS} FROM {self._s}.writers WHERE run_id = %s",
+                                 (done.run_id,)).fetchone()
+            return 1 if found is not None and Writer(*found) == done else None
+
         def write(conn: Any) -> int:
             if not self._writers_ready and not conn.execute("SELECT to_regclass(%s) IS NOT NULL",
                                                             (f"{self._s}.writers",)).fetchone()[0]:
@@ -117,7 +129,7 @@ class PostgresWriters:
                                         getattr(exc, "reason", "connection"))
             return write_error(exc, self._target, doing)
 
-        return int(self._run(write, failed))
+        return int(self._run(write, failed, committed))
 
 
 def _row(w: Writer) -> tuple[Any, ...]:

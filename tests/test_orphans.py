@@ -360,3 +360,29 @@ def test_reading_a_postgres_ledger_without_writers_creates_nothing(pg_url):
             other.recorder.claim_run(_writer("before", host="rival"))  # it has events
         assert [w.host for w in other.recorder.writers()] == ["elsewhere"]
         assert store.verify().ok
+
+
+def test_a_postgres_claim_whose_connection_broke_after_it_committed_is_not_refused(pg_url):
+    import psycopg
+
+    from conftest import pg_server_url
+
+    app = "claimer-" + pg_url[-8:]
+    mine, reaper = _writer("mine"), this_writer("mine")
+    with EventStore(pg_url) as other, EventStore(pg_url + f"&application_name={app}") as store:
+        other.recorder.claim_run(mine)  # stands for our claim that committed just before the break
+
+        def break_connection():
+            with psycopg.connect(pg_server_url(), autocommit=True) as conn:
+                assert conn.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                    "WHERE application_name = %s", (app,)).fetchone()[0] == 1
+
+        break_connection()
+        store.recorder.claim_run(mine)  # reconnects, finds its own row: done, not RunExistsError
+        with pytest.raises(RunExistsError):
+            store.recorder.claim_run(_writer("mine", host="rival"))
+        other.recorder.take_over(mine, reaper)
+        break_connection()
+        assert store.recorder.take_over(mine, reaper) is True  # the swap it finds done is its own
+        assert store.recorder.take_over(mine, _writer("mine", host="late")) is False
+        assert store.recorder.writers(["mine"]) == [reaper]
