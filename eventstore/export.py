@@ -19,6 +19,8 @@ import os
 import re
 from typing import Any, Iterator, TextIO
 
+from statemachine.errors import ArgumentError
+
 from .codec import clean_text, to_json
 from .errors import ImportLineError, LedgerError
 from .mapper import COLUMNS, CONTENT, ContentRow, chain_hash
@@ -54,7 +56,7 @@ def _private(path: str, flags: int) -> int:
 def export(recorder: Recorder, file: Any, format: str = "jsonl", run_id: str | None = None) -> int:  # noqa: A002
     """Write the ledger's events (or one run's) to ``file`` (a path or an open text file); return how many."""
     if format not in ("jsonl", "csv"):
-        raise ValueError(f'format must be "jsonl" or "csv", got {format!r}')
+        raise ArgumentError(f'format must be "jsonl" or "csv", got {format!r}')
     if run_id is not None and not recorder.runs(run_id=run_id):
         raise run_not_found(recorder, run_id)
     rows = recorder.iter_rows(Query(run_id=run_id))
@@ -108,7 +110,7 @@ def import_jsonl(recorder: Recorder, file: Any, *, max_line_bytes: int = MAX_LIN
     checked first, then appended row by row.
     """
     if not isinstance(max_line_bytes, int) or isinstance(max_line_bytes, bool) or max_line_bytes < 1:
-        raise ValueError(f"max_line_bytes must be a positive int, got {max_line_bytes!r}")
+        raise ArgumentError(f"max_line_bytes must be a positive int, got {max_line_bytes!r}")
     name = os.fspath(file) if isinstance(file, (str, os.PathLike)) else getattr(file, "name", "<file>")
     where = _Where(recorder.path, str(name))
     with _opened(file, "rb") as f:

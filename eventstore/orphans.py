@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from statemachine.errors import ArgumentError
 from statemachine.events import current_actor
 from statemachine.states import STATE_CLASSES, Crashed, State, utcnow
 
@@ -272,7 +273,7 @@ def why_gone(w: Writer, lease: float, now: datetime.datetime, host: str) -> str 
 def find_orphans(recorder: Recorder, *, lease: float = DEFAULT_LEASE, run_id: str | None = None) -> list[Orphan]:
     """The runs of the ledger (or ``run_id``) that are not finished and whose writer is gone."""
     if lease < 0:
-        raise ValueError(f"lease must be >= 0 seconds, got {lease!r}")
+        raise ArgumentError(f"lease must be >= 0 seconds, got {lease!r}", "lease", lease)
     if not supports_writers(recorder):
         return []
     unfinished = [name for name in STATE_CLASSES if name not in FINISHED_TYPES]

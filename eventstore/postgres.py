@@ -51,6 +51,8 @@ try:
 except ImportError as exc:  # not installed, or installed without a usable libpq
     raise ModuleNotFoundError(f"psycopg cannot be imported ({exc})", name="psycopg") from exc
 
+from statemachine.errors import ArgumentError
+
 from .errors import LedgerConnectionError, LedgerError, LedgerWriteError, NotALedgerError, SchemaVersionError
 from .mapper import COLUMNS, FINISHED_TYPES, ContentRow, LatestRow, RunRecord, StoredRow, \
     check_continues, run_record
@@ -83,7 +85,7 @@ class PostgresRecorder(PostgresTrust, PostgresExtras, PostgresWriters):
     def __init__(self, url: str, *, durability: str = "normal", timeout: float = 10.0,
                  create: bool = True) -> None:
         if durability not in ("normal", "full"):
-            raise ValueError(f'durability must be "normal" or "full", got {durability!r}')
+            raise ArgumentError(f'durability must be "normal" or "full", got {durability!r}')
         self._target = target = parse_target(url)
         self.path = target.shown
         self.schema = target.schema

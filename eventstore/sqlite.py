@@ -23,6 +23,8 @@ import time
 from typing import Any, Iterable, Iterator, Sequence
 from urllib.parse import quote
 
+from statemachine.errors import ArgumentError
+
 from .errors import LedgerError, LedgerLocationError, LedgerWriteError, NotALedgerError, SchemaVersionError
 from .mapper import (
     COLUMNS, FINISHED_TYPES, ContentRow, LatestRow, RunRecord, StoredRow, chain_hash, check_continues,
@@ -61,7 +63,7 @@ class SQLiteRecorder(SQLiteTrust, SQLiteLeasing, WriterTable):
     def __init__(self, path: str, *, durability: str = "normal", timeout: float = 10.0,
                  read_only: bool = False) -> None:
         if durability not in ("normal", "full"):
-            raise ValueError(f'durability must be "normal" or "full", got {durability!r}')
+            raise ArgumentError(f'durability must be "normal" or "full", got {durability!r}')
         self.path = os.path.abspath(path)
         self.timeout = timeout
         self.read_only = read_only

@@ -19,6 +19,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from statemachine import masking
+from statemachine.errors import ArgumentError
 from statemachine.events import Event
 from statemachine.filters import EventFilter, parse_states
 from statemachine.states import STATE_CLASSES, State
@@ -55,7 +56,7 @@ class EventStore:
                  anchor: str | os.PathLike[str] | None = None, anchor_key: Any = None) -> None:
         if recorder is not None:
             if target is not None:
-                raise ValueError("EventStore takes a target or a recorder=, not both")
+                raise ArgumentError("EventStore takes a target or a recorder=, not both")
             self.path = recorder.path
             self.recorder = recorder
         else:
@@ -187,7 +188,7 @@ class EventStore:
         elif isinstance(when, int) and not isinstance(when, bool):
             rows = self.recorder.latest(run_id, until_seq=when)
         else:
-            raise TypeError(f"state_at(run_id, when): when must be a datetime or a seq (int), got {when!r}")
+            raise ArgumentError(f"state_at(run_id, when): when must be a datetime or a seq (int), got {when!r}")
         if not rows:
             self.run(run_id)  # raises RunNotFoundError for an unknown run
             return RunView(run_id, "", None, {}, 0)
@@ -201,7 +202,8 @@ class EventStore:
         the ledger must still extend each. ``public_key`` (an Ed25519 public
         key or its PEM file): each given checkpoint must carry its signature.
         """
-        from .checkpoints import public_key as load_public_key, read_checkpoint
+        from .checkpoints import public_key as load_public_key
+        from .checkpoints import read_checkpoint
         from .verify import verify
 
         given = [read_checkpoint(c) for c in checkpoints]
@@ -251,9 +253,9 @@ class EventStore:
         (filtered-out events included) -- where a cursor can be saved.
         """
         if poll_interval < 0:
-            raise ValueError(f"poll_interval must be >= 0 seconds, got {poll_interval!r}")
+            raise ArgumentError(f"poll_interval must be >= 0 seconds, got {poll_interval!r}")
         if where is not None and any(v is not None for v in (flow, task, states, kinds)):
-            raise ValueError("tail() takes where= or flow=/task=/states=/kinds=, not both")
+            raise ArgumentError("tail() takes where= or flow=/task=/states=/kinds=, not both")
         if where is None:
             where = EventFilter(flow=flow, task=task, states=states, kinds=kinds)
         matches = None if where.is_empty else where.matches
@@ -400,7 +402,7 @@ class EventStore:
 def _query(run_id: str | None, kind: str | None, key: str | None, name: str | None, states: Any,
            since: Any, until: Any, rewritten: bool | None, after_seq: int | None) -> Query:
     if kind is not None and kind not in ("task", "flow"):
-        raise ValueError(f"kind= takes 'task' or 'flow', got {kind!r}")
+        raise ArgumentError(f"kind= takes 'task' or 'flow', got {kind!r}")
     return Query(run_id=run_id, kind=kind, key=key, name=name, types=_type_names(states),
                  since=_time(since, "since"), until=_time(until, "until"), rewritten=rewritten,
                  after_seq=after_seq)
@@ -413,7 +415,7 @@ def _stopper(stop: Any) -> Callable[[], bool]:
         return stop.is_set
     if callable(stop):
         return lambda: bool(stop())
-    raise TypeError(f"stop= takes a threading.Event or a callable returning True to stop, got {stop!r}")
+    raise ArgumentError(f"stop= takes a threading.Event or a callable returning True to stop, got {stop!r}")
 
 
 def _type_names(states: Any) -> frozenset[str] | None:
@@ -433,6 +435,6 @@ def _time(value: Any, what: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, datetime.datetime):
-        raise TypeError(f"{what}= takes a datetime, got {value!r}")
+        raise ArgumentError(f"{what}= takes a datetime, got {value!r}")
     return codec.iso(value)
 

@@ -11,6 +11,8 @@ import os
 import re
 import stat
 
+from statemachine.errors import ArgumentError
+
 from .errors import LedgerError
 from .protocol import Recorder
 
@@ -54,7 +56,7 @@ def open_recorder(target: str, *, durability: str = "normal", timeout: float = D
     refused rather than given one (read commands; a SQLite file is checked by its caller).
     """
     if durability not in ("normal", "full"):
-        raise ValueError(f'durability must be "normal" or "full", got {durability!r}')
+        raise ArgumentError(f'durability must be "normal" or "full", got {durability!r}')
     if target == ":memory:":
         from .memory import MemoryRecorder
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 from transitions import Machine
 
 from . import states as s
+from .errors import ArgumentError
 
 __all__ = ["is_legal", "legal_edges", "manual_edges", "restart_edges", "mermaid", "dot", "graph_class", "VIAS"]
 
@@ -134,7 +135,7 @@ def is_legal(old: s.State, new: s.State, via: str = "engine") -> bool:
         found = _other_verdicts.get(key)
         if found is None:
             if via not in _BY_VIA:
-                raise ValueError(f"via= takes one of {', '.join(VIAS)}, got {via!r}")
+                raise ArgumentError(f"via= takes one of {', '.join(VIAS)}, got {via!r}")
             found = _other_verdicts[key] = (graph_class(key[0]), graph_class(key[1])) in _BY_VIA[via]
         return found
     pair = (type(old), type(new))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
+from .errors import ArgumentError
 from .signals import PAUSE, SKIP, TRIGGERFAIL
 from .states import Mapped, State
 
@@ -94,7 +95,7 @@ def manual_only(upstream_states: Mapping[Any, State]) -> bool:
 def _thresholds(what: str, at_least: float | None, at_most: float | None) -> Callable[[int], tuple[float, float]]:
     for label, value in (("at_least", at_least), ("at_most", at_most)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
-            raise TypeError(f"{what}({label}=...) takes a number >= 0 (below 1: a fraction), got {value!r}")
+            raise ArgumentError(f"{what}({label}=...) takes a number >= 0 (below 1: a fraction), got {value!r}")
 
     def bounds(total: int) -> tuple[float, float]:
         low = 0.0 if at_least is None else (total * at_least if at_least < 1 else at_least)

@@ -61,7 +61,7 @@ import time
 from typing import Any, Callable
 
 from statemachine.callbacks import check_handler
-from statemachine.errors import StateLedgerError
+from statemachine.errors import ArgumentError, StateLedgerError
 from statemachine.events import current_actor
 from statemachine.filters import EventFilter
 
@@ -135,13 +135,16 @@ class DurableSubscription:
         reap_interval: float = 5.0,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
-            raise ValueError(f"a durable subscription needs a non-empty name (str), got {name!r}")
+            raise ArgumentError(f"a durable subscription needs a non-empty name (str), got {name!r}")
         if start not in ("beginning", "end"):
-            raise ValueError(f'start= takes "beginning" or "end", got {start!r}')
+            raise ArgumentError(f'start= takes "beginning" or "end", got {start!r}')
         if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+            raise ArgumentError(f"batch_size must be a positive int, got {batch_size!r}")
         if isinstance(lease_ttl, bool) or not isinstance(lease_ttl, (int, float)) or not lease_ttl > 0:
-            raise ValueError(f"lease_ttl must be a positive number of seconds, got {lease_ttl!r}")
+            raise ArgumentError(f"lease_ttl must be a positive number of seconds, got {lease_ttl!r}")
+        for what, value in (("orphan_lease", orphan_lease), ("reap_interval", reap_interval)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ArgumentError(f"{what} must be a number of seconds >= 0, got {value!r}", what, value)
         check_handler(listener, "listener(event)")
         self.name = name
         self.start = start

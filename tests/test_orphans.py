@@ -22,6 +22,7 @@ from eventstore.codec import iso
 from eventstore.orphans import process_start, this_writer
 from eventstore.protocol import Writer
 from statemachine import Flow, task
+from statemachine.errors import ArgumentError
 from statemachine.events import Event, current_actor, new_event_id
 from statemachine.states import Crashed, Pending, Running, Scheduled, utcnow
 from subscribers import subscribe
@@ -247,6 +248,17 @@ def test_cli_runs_shows_orphans_and_reap_closes_them_once(tmp_path):
 def test_a_negative_lease_is_refused(store, lease):
     with pytest.raises(ValueError, match="lease must be >= 0 seconds"):
         store.orphans(lease=lease)
+    with pytest.raises(ArgumentError, match="lease must be >= 0 seconds"):
+        store.reap(lease=lease)
+
+
+@pytest.mark.parametrize("option", ["orphan_lease", "reap_interval"])
+@pytest.mark.parametrize("value", [-1, "60", True])
+def test_a_durable_subscription_refuses_a_bad_orphan_lease_or_reap_interval(store, option, value):
+    from subscribers import DurableSubscription
+
+    with pytest.raises(ArgumentError, match=f"^{option} must be a number of seconds >= 0, got {value!r}$"):
+        DurableSubscription("pager", lambda e: None, store=store, **{option: value})
 
 
 def test_a_paused_run_waits_for_a_restart_and_is_never_reaped(store):
