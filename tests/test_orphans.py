@@ -398,3 +398,39 @@ def test_a_postgres_claim_whose_connection_broke_after_it_committed_is_not_refus
         assert store.recorder.take_over(mine, reaper) is True  # the swap it finds done is its own
         assert store.recorder.take_over(mine, _writer("mine", host="late")) is False
         assert store.recorder.writers(["mine"]) == [reaper]
+
+
+def test_killed_runs_on_postgres_are_reaped_as_crashed_and_a_live_writer_beside_them_never_is(tmp_path, pg_url):
+    write_flow(tmp_path)
+    live_dir = tmp_path / "live"
+    live_dir.mkdir()
+    write_flow(live_dir, LONG_FLOW)
+    EventStore(pg_url).close()
+    live = start_child(live_dir, pg_url, "live-writer")
+    try:
+        wait_for_line(live, "started")
+        trials = [(f"killed-{i}", "cli" if i % 2 else "library", "threads" if i % 3 else "local", 0.1 * i)
+                  for i in range(6)]
+        pids = {}
+        for run_id, via, executor, delay in trials:
+            proc = start_child(tmp_path, pg_url, run_id, via=via, executor=executor)
+            wait_for_line(proc, "started")
+            time.sleep(delay)
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=30)
+            pids[run_id] = proc.pid
+        with EventStore(pg_url) as store:
+            assert {o.run_id for o in store.orphans()} == set(pids)
+            assert sorted(r.run_id for r in store.reap()) == sorted(pids)
+            for run_id, pid in pids.items():
+                view = store.rebuild(run_id)
+                assert isinstance(view.state, Crashed) and all(s.is_finished() for s in view.tasks.values())
+                assert f"writer pid {pid} on host {socket.gethostname()} is gone" in view.state.message
+            assert store.verify().ok
+            assert store.reap() == [] and store.run("live-writer").state == "Running"
+    finally:
+        live.send_signal(signal.SIGTERM)
+        live.communicate(timeout=30)
+    assert live.returncode == 143
+    with EventStore(pg_url) as store:
+        assert store.rebuild("live-writer").state.is_cancelled() and store.verify().ok
