@@ -4,7 +4,8 @@
 back (the only module that knows the column order; ``codec`` does the states);
 ``protocol.Recorder`` says what a backend must do, and ``sqlite.SQLiteRecorder``
 and ``memory.MemoryRecorder`` do it; ``views`` holds what reading returns;
-``verify``, ``checkpoints``, ``export`` and ``replay`` are functions over a recorder. The
+``verify``, ``checkpoints``, ``export`` and ``replay`` are functions over a recorder, and
+``orphans`` finds and reaps runs whose writer died. The
 ``stateledger`` command line lives in ``eventstore.cli``.
 """
 
@@ -15,10 +16,11 @@ from statemachine.events import Event
 from .checkpoints import Checkpoint
 from .codec import CutMessage, CutResult, DescribedResult
 from .errors import (
-    LedgerError, LedgerLocationError, LedgerWriteError, NotALedgerError, RunNotFoundError,
+    LedgerError, LedgerLocationError, LedgerWriteError, NotALedgerError, RunExistsError, RunNotFoundError,
     SchemaVersionError,
 )
 from .mapper import RunRecord
+from .orphans import Orphan, Reaped
 from .protocol import Recorder
 from .replay import StandIn
 from .store import EventStore, default_path
@@ -45,4 +47,7 @@ __all__ = [
     "LedgerWriteError",
     "LedgerLocationError",
     "RunNotFoundError",
+    "RunExistsError",
+    "Orphan",
+    "Reaped",
 ]

@@ -41,6 +41,8 @@ decodes to the same string).
 Given a ``masker`` (``statemachine.masking.Masker``), every text is masked
 *before* anything is cut: a secret straddling a cut leaves no prefix behind.
 
+A failure keeps its traceback in ``"traceback"`` (masked, the last ``PART_LIMIT`` characters).
+
 Times are ISO-8601 UTC strings. Every JSON text the ledger stores is produced
 by ``to_json`` (compact, deterministic) so the hash chain can be recomputed
 from the stored text alone.
@@ -58,6 +60,7 @@ from typing import Any
 from statemachine import errors as sm_errors
 from statemachine import signals as sm_signals
 from statemachine.states import STATE_CLASSES, State, utcnow
+from statemachine.tracebacks import keep_end, set_stored_traceback, traceback_of
 
 __all__ = [
     "RESULT_LIMIT", "PART_LIMIT", "encode_state", "decode_state", "state_to_json", "state_from_json",
@@ -384,6 +387,9 @@ def encode_state(state: State, masker: Any = None) -> dict[str, Any]:
             data[field] = [encode_state(s, masker) for s in value]
             continue
         data[field] = _plain(value, masker)
+    trace = traceback_of(state) if state.result is not None and state.is_failed() else None
+    if trace is not None:
+        data["traceback"] = keep_end(_masked(trace, masker), PART_LIMIT)
     if state.context:
         data["context"] = {
             _masked(k, masker): _plain(v, masker) for k, v in state.context.items() if isinstance(k, str)
@@ -436,6 +442,8 @@ def decode_state(data: dict[str, Any]) -> State:
         elif field == "map_states" and isinstance(value, list):
             value = [decode_state(s) for s in value]
         setattr(state, field, value)
+    if "traceback" in data:
+        set_stored_traceback(state, data["traceback"])
     return state
 
 

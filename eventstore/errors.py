@@ -9,7 +9,8 @@
     ├── LedgerWriteError                      an append (or the creation of the file) failed
     │   └── LedgerLocationError               the folder is missing or cannot be written
     ├── RunNotFoundError (KeyError)           no event of that run id in the ledger
-    └── ImportLineError (ValueError)          a line of a JSON-lines export cannot be imported
+    ├── ImportLineError (ValueError)          a line of a JSON-lines export cannot be imported
+    └── RunExistsError                        a new run was given the id of a run already there
     CheckpointError (statemachine.errors.StateLedgerError)
                                               a checkpoint or key file that cannot be read or used
 
@@ -30,6 +31,7 @@ __all__ = [
     "LedgerConnectionError",
     "RunNotFoundError",
     "ImportLineError",
+    "RunExistsError",
     "CheckpointError",
 ]
 
@@ -114,6 +116,17 @@ class ImportLineError(LedgerError, ValueError):
         self.file = file
         self.line = line
         self.reason = reason
+
+
+class RunExistsError(LedgerError):
+    """``flow.run(run_id=X)`` (or ``--run-id X``) where run ``X`` is already in the ledger.
+
+    A run id names one run: nothing was written. ``run_id`` names it.
+    """
+
+    def __init__(self, message: str, path: str | None = None, run_id: str = "") -> None:
+        super().__init__(message, path)
+        self.run_id = run_id
 
 
 class CheckpointError(StateLedgerError):

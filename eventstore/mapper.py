@@ -373,6 +373,10 @@ class Mapper:
         #: run_id -> key -> (state, its stored text, the masker's generation then)
         self._texts: dict[str, dict[str, tuple[State, str, int]]] = {}
 
+    def clean(self, text: str) -> str:
+        """A plain text (a run id, a host, an actor) as the ledger stores it: masked."""
+        return codec.clean_text(text, self._masker if self._masker else None)
+
     def to_row(self, event: Event) -> ContentRow:
         """The content row of ``event`` (its texts masked)."""
         m, clean = self._masker, codec.clean_text

@@ -7,6 +7,7 @@ tested by the same suite; nothing reaches a disk and nothing outlives the proces
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 import secrets
 import threading
 import time
@@ -16,7 +17,7 @@ from .mapper import (
     COLUMNS, FINISHED_TYPES, CheckpointRow, ContentRow, HashRules, LatestRow, RunRecord, RunRow, StoredRow, chain_hash,
     check_continues, run_record, stored_row, stored_values,
 )
-from .protocol import Query
+from .protocol import Query, Writer, run_exists
 
 __all__ = ["MemoryRecorder"]
 
@@ -44,6 +45,7 @@ class MemoryRecorder:
         self.rows: list[Any] = []
         self._runs: dict[str, _Run] = {}
         self._cursors: dict[str, tuple[int, str]] = {}
+        self._writers: dict[str, Writer] = {}
         self._highs: dict[str, int] = {}  # cursor name -> the highest seq it was saved at
         self._rules: dict[int, tuple[int, int | None]] = {}  # seq -> hash rule of an imported row
         self._checkpoints: dict[int, CheckpointRow] = {}
@@ -201,6 +203,44 @@ class MemoryRecorder:
         """Keep the cursor ``name`` (and its high-water mark)."""
         self._cursors[name] = (seq, filter_text)
         self._highs[name] = max(self._highs.get(name, 0), seq)
+
+    def claim_run(self, writer: Writer, *, take: bool = False) -> None:
+        """Make ``writer`` the run's writer; see ``Recorder.claim_run``."""
+        with self._lock:
+            if not take and (writer.run_id in self._runs or writer.run_id in self._writers):
+                raise run_exists(self, writer.run_id)
+            self._writers[writer.run_id] = writer
+
+    def beat(self, run_id: str, host: str, pid: int, at: str) -> bool:
+        """Heartbeat of the run's writer; see ``Recorder.beat``."""
+        with self._lock:
+            w = self._writers.get(run_id)
+            if w is None or (w.host, w.pid) != (host, pid) or w.released is not None:
+                return False
+            self._writers[run_id] = replace(w, heartbeat=at)
+            return True
+
+    def release_run(self, run_id: str, host: str, pid: int, at: str) -> None:
+        """The writer lets go of the run; see ``Recorder.release_run``."""
+        with self._lock:
+            w = self._writers.get(run_id)
+            if w is not None and (w.host, w.pid) == (host, pid) and w.released is None:
+                self._writers[run_id] = replace(w, released=at)
+
+    def take_over(self, old: Writer, new: Writer) -> bool:
+        """Replace the writer row equal to ``old``; see ``Recorder.take_over``."""
+        with self._lock:
+            if self._writers.get(old.run_id) != old:
+                return False
+            self._writers[old.run_id] = new
+            return True
+
+    def writers(self, run_ids: Iterable[str] | None = None) -> list[Writer]:
+        """Writer rows; see ``Recorder.writers``."""
+        with self._lock:
+            if run_ids is None:
+                return list(self._writers.values())
+            return [self._writers[r] for r in run_ids if r in self._writers]
 
     def acquire_lease(self, name: str, holder: str, ttl: float, *,
                       replacing: str | None = None) -> tuple[str, float] | None:

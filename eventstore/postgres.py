@@ -31,7 +31,8 @@ writers on several hosts: ``EventStore("postgresql://user:pass@host/db")``
   timeout it raises ``LedgerWriteError`` (``reason="connection"``): the run
   stops, nothing is silently lost.
 * **Imports and leases** (``protocol.Importing``, ``protocol.Leasing``) are in
-  ``eventstore.postgres_extras``.
+  ``eventstore.postgres_extras``; run ownership (``protocol.RunOwnership``: the
+  ``writers`` table) in ``eventstore.postgres_writers``.
 * **Durability**: ``"normal"`` commits as the server is configured (by default
   ``synchronous_commit = on``: a committed event survives a server crash);
   ``"full"`` sets ``synchronous_commit = on`` even where the server's default
@@ -60,6 +61,7 @@ from .postgres_schema import (
 )
 from .postgres_extras import PostgresExtras
 from .postgres_trust import PostgresTrust
+from .postgres_writers import PostgresWriters
 from .protocol import Query
 
 __all__ = ["PostgresRecorder", "FALLBACK"]
@@ -70,7 +72,7 @@ FALLBACK = 30.0
 T = TypeVar("T")
 
 
-class PostgresRecorder(PostgresTrust, PostgresExtras):
+class PostgresRecorder(PostgresTrust, PostgresExtras, PostgresWriters):
     """Event rows in a PostgreSQL schema. See the module docstring.
 
     ``create=False`` refuses a database whose schema holds no ledger yet

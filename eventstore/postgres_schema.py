@@ -4,8 +4,9 @@ Used by ``eventstore.postgres`` only. A ledger lives in one PostgreSQL schema
 (default ``stateledger``; ``?schema=NAME`` in the URL picks another), with
 the tables ``meta`` (the schema version, the ledger's id, the first seq
 hashed with rule 2), ``events``, ``runs`` (the runs summary), ``cursors``
-(with their high-water mark), ``hash_rules`` (imported rows' hash rules) and
-``checkpoints``, and two functions, ``append_begin`` and ``append_finish``,
+(with their high-water mark), ``hash_rules`` (imported rows' hash rules),
+``checkpoints`` and ``writers`` (who writes each run, outside the hash chain:
+``eventstore.postgres_writers``), and two functions, ``append_begin`` and ``append_finish``,
 that commit a row in one transaction (see their comments and
 ``eventstore.postgres``). ``upgrade_sql`` takes a schema-1 ledger to schema 2
 without touching a hash. No import of psycopg here: the messages are built
@@ -25,7 +26,7 @@ from .mapper import COLUMNS
 from .protocol import Query
 
 __all__ = ["SCHEMA_VERSION", "DEFAULT_SCHEMA", "LOCK_CLASS", "Target", "parse_target", "schema_sql", "upgrade_sql",
-           "lock_keys", "channel_name", "where_sql", "connect_error", "write_reason", "write_error"]
+           "writers_sql", "lock_keys", "channel_name", "where_sql", "connect_error", "write_reason", "write_error"]
 
 #: The version of the PostgreSQL ledger's tables (``meta.schema_version``); 2: hashes cover the seq,
 #: ``events.reason`` (``upgrade_sql``: a schema-1 ledger is upgraded by its first write).
@@ -106,8 +107,21 @@ def schema_sql(schema: str) -> list[str]:
         f"CREATE TABLE {s}.cursors (name {text} PRIMARY KEY, seq bigint NOT NULL, filter {text} NOT NULL, "
         f"updated {text} NOT NULL, high bigint)",
         *_trust_sql(schema),
+        writers_sql(schema),
         f"INSERT INTO {s}.meta (key, value) VALUES ('hash_v2_from', '1')",
     ]
+
+
+def writers_sql(schema: str) -> str:
+    """The ``writers`` table: made with a new ledger, or by the first claim in one made before it.
+
+    No schema version change: a ledger without it is read as having no writers.
+    """
+    s = Target("", schema, "", None).quoted
+    text = 'text COLLATE "C"'
+    return (f"CREATE TABLE IF NOT EXISTS {s}.writers (run_id {text} PRIMARY KEY, host {text} NOT NULL, "
+            f"pid bigint NOT NULL, started {text}, heartbeat {text} NOT NULL, released {text}, "
+            f"actor {text} NOT NULL DEFAULT '')")
 
 
 def upgrade_sql(schema: str, version: int) -> list[str]:

@@ -64,7 +64,7 @@ The rules every recorder keeps:
   ``SchemaVersionError``, ``LedgerLocationError`` when opening finds something
   that is not a ledger it can use. Nothing half-written remains after an error.
 
-Two capabilities are optional, each its own protocol, so a recorder written
+Three capabilities are optional, each its own protocol, so a recorder written
 before them still works (``EventStore`` falls back, and says how):
 
 * ``Importing.import_rows``: an import in one transaction, all or nothing
@@ -75,8 +75,14 @@ before them still works (``EventStore`` falls back, and says how):
   expiring lease kept in the ledger, so two processes never consume one
   durable subscription at once (``subscribers.durable``). Without them a
   durable subscription runs without that protection, with a warning.
+* ``RunOwnership.claim_run`` / ``beat`` / ``release_run`` / ``take_over`` /
+  ``writers``: who writes each run, and its heartbeat (``EventStore.open_run``,
+  ``orphans``, ``reap``). Without them ``EventStore`` checks a new run id with
+  ``runs(run_id=...)``, which is not atomic, and can neither list nor reap
+  orphans.
 
-``SQLiteRecorder``, ``MemoryRecorder`` and ``PostgresRecorder`` implement both.
+``SQLiteRecorder``, ``MemoryRecorder`` and ``PostgresRecorder`` implement all
+three.
 """
 
 from __future__ import annotations
@@ -86,10 +92,11 @@ from typing import Any, ContextManager, Iterable, Iterator, Protocol, runtime_ch
 
 from statemachine.events import Event
 
-from .errors import RunNotFoundError
+from .errors import RunExistsError, RunNotFoundError
 from .mapper import CheckpointRow, ContentRow, HashRules, LatestRow, Mapper, RunRecord, RunRow, StoredRow
 
-__all__ = ["Recorder", "Importing", "Leasing", "Query", "iter_events", "newest_rows", "run_not_found"]
+__all__ = ["Recorder", "Importing", "Leasing", "RunOwnership", "Writer", "Query", "iter_events", "newest_rows",
+           "run_not_found", "run_exists"]
 
 
 @dataclass(slots=True, frozen=True)
@@ -111,6 +118,25 @@ class Query:
     def but(self, **changes: object) -> "Query":
         """A copy with some fields changed."""
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(slots=True, frozen=True)
+class Writer:
+    """The process writing a run, as the recorder keeps it (outside the hash chain).
+
+    ``started`` is that process's start time (ISO UTC) when the operating
+    system tells it (it tells a reused pid from the writer); ``heartbeat`` its
+    last sign of life; ``released`` when it let go of the run (``None`` while
+    it writes). ``actor`` is its ``user@host:pid``.
+    """
+
+    run_id: str
+    host: str
+    pid: int
+    started: str | None
+    heartbeat: str
+    released: str | None = None
+    actor: str = ""
 
 
 @runtime_checkable
@@ -355,6 +381,57 @@ class Leasing(Protocol):
         ...
 
 
+@runtime_checkable
+class RunOwnership(Protocol):
+    """Optional: who writes each run and its heartbeat, beside the ledger and outside every hash chain.
+
+    A recorder that has one of these methods has all five. Each write is one
+    atomic step against every other process, committed at once, and raises
+    ``LedgerWriteError`` like ``append``.
+
+    * ``claim_run(writer)`` makes ``writer`` the run's writer, atomically with
+      respect to every other writer: it raises ``RunExistsError``
+      (``run_exists(recorder, run_id)``) when the run has a row *or* a writer
+      already, so of two processes claiming one new run id exactly one wins.
+      ``claim_run(writer, take=True)`` (a restart of the run) replaces any
+      writer instead.
+    * ``beat(run_id, host, pid, at)`` sets the heartbeat of the run's writer to
+      ``at`` if that writer is still ``(host, pid)`` and not released; returns
+      whether it was (``False``: a reaper took the run over).
+    * ``release_run(run_id, host, pid, at)``: the writer ``(host, pid)`` lets go
+      of the run at ``at`` (finished or not): sets ``released``.
+    * ``take_over(old, new)``: replaces the writer row equal to ``old`` (every
+      field) by ``new`` in one atomic step; ``False`` if the row changed
+      meanwhile (the writer beat, or another reaper took it). Two reapers of one
+      orphan: exactly one gets ``True``.
+    * ``writers(run_ids=None)``: the ``Writer`` rows of these runs (all when
+      ``None``), in no particular order. A ledger written before writers were
+      recorded has none (reading it never creates anything).
+
+    ``Writer`` fields are text as given (times ISO UTC), returned as stored.
+    """
+
+    def claim_run(self, writer: Writer, *, take: bool = False) -> None:
+        """Make ``writer`` the run's writer; ``RunExistsError`` if the run exists (unless ``take``)."""
+        ...
+
+    def beat(self, run_id: str, host: str, pid: int, at: str) -> bool:
+        """The writer's heartbeat; ``False`` when ``(host, pid)`` is no longer the run's writer."""
+        ...
+
+    def release_run(self, run_id: str, host: str, pid: int, at: str) -> None:
+        """The writer ``(host, pid)`` lets go of the run (sets ``released``)."""
+        ...
+
+    def take_over(self, old: Writer, new: Writer) -> bool:
+        """Replace the writer row equal to ``old`` by ``new``, atomically; ``False`` if it changed."""
+        ...
+
+    def writers(self, run_ids: Iterable[str] | None = None) -> list[Writer]:
+        """The writer rows of these runs (every run's when ``None``)."""
+        ...
+
+
 # --- shared by every reader of a recorder (EventStore, verify, export, replay) ----------
 
 
@@ -365,6 +442,17 @@ def run_not_found(recorder: Recorder, run_id: str) -> RunNotFoundError:
     return RunNotFoundError(
         f"No run {run_id!r} in ledger {recorder.path}.{hint} List them with store.runs() "
         "(or `stateledger runs`).", recorder.path, run_id)
+
+
+def run_exists(recorder: Recorder, run_id: str) -> RunExistsError:
+    """The ``RunExistsError`` for ``run_id``: name the run, suggest a restart or a new id."""
+    found = recorder.runs(run_id=run_id)
+    what = (f" (flow {found[0].flow}, {found[0].state}, started {found[0].started:%Y-%m-%d %H:%M:%S} UTC)"
+            if found else " (claimed by a writer that has not recorded an event yet)")
+    return RunExistsError(
+        f"Run {run_id!r} already exists in ledger {recorder.path}{what}. A run id names one run: "
+        f"give a new one, or continue that run with flow.run(restart={run_id!r}) "
+        f"(stateledger restart {run_id} FILE).", recorder.path, run_id)
 
 
 def iter_events(recorder: Recorder, run_id: str, batch: int = 5000) -> Iterator[Event]:

@@ -25,9 +25,7 @@ from urllib.parse import quote
 
 from statemachine.errors import ArgumentError
 
-from .errors import (
-    LedgerError, LedgerLocationError, LedgerWriteError, NotALedgerError, SchemaVersionError,
-)
+from .errors import LedgerError, LedgerLocationError, LedgerWriteError, NotALedgerError, SchemaVersionError
 from .mapper import (
     COLUMNS, FINISHED_TYPES, ContentRow, LatestRow, RunRecord, StoredRow, chain_hash, check_continues,
     latest_row, run_record, stored_row, stored_values,
@@ -37,6 +35,7 @@ from .sqlite_files import (
     LedgerFile, check_location, create_private, read_only_uri, schema_sql, upgrade_sql, write_error,
 )
 from .sqlite_leases import SQLiteLeasing
+from .sqlite_writers import WriterTable
 from .sqlite_trust import SQLiteTrust
 
 __all__ = ["SQLiteRecorder", "SCHEMA_VERSION", "APPLICATION_ID", "COLUMNS", "chain_hash"]
@@ -62,7 +61,7 @@ _SELECT_V1 = f"SELECT {', '.join(COLUMNS[:-1])}, NULL AS reason FROM events"  # 
 _RUN_COLUMNS = "run_id, flow, state, started, ended, events"
 
 
-class SQLiteRecorder(SQLiteTrust, SQLiteLeasing):
+class SQLiteRecorder(SQLiteTrust, SQLiteLeasing, WriterTable):
     """Event rows in one SQLite file. See the module docstring."""
 
     def __init__(self, path: str, *, durability: str = "normal", timeout: float = 10.0,

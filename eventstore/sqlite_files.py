@@ -19,9 +19,15 @@ from urllib.parse import quote
 from .errors import LedgerError, LedgerLocationError, LedgerWriteError, NotALedgerError
 from .mapper import COLUMNS
 
-__all__ = [
-    "check_location", "create_private", "schema_sql", "upgrade_sql", "read_only_uri", "write_error", "LedgerFile",
-]
+__all__ = ["check_location", "create_private", "schema_sql", "upgrade_sql", "read_only_uri", "write_error",
+           "WRITERS_SQL", "LedgerFile"]
+
+#: Who writes each run, and its heartbeat (outside the hash chain). Created with a new ledger, and
+#: by the first claim in a ledger made before writers were recorded (no schema version change).
+WRITERS_SQL = (
+    "CREATE TABLE IF NOT EXISTS writers (run_id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, "
+    "started TEXT, heartbeat TEXT NOT NULL, released TEXT, actor TEXT NOT NULL DEFAULT '')"
+)
 
 
 def check_location(path: str) -> bool:
@@ -116,7 +122,7 @@ def schema_sql() -> list[str]:
     finally:
         db.close()
     return [
-        events, runs, cursors,
+        events, runs, cursors, WRITERS_SQL,
         "CREATE INDEX IF NOT EXISTS runs_first ON runs (first_seq)",
         *_TRUST_SQL,
         "INSERT INTO meta (key, value) VALUES ('hash_v2_from', '1')",

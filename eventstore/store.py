@@ -9,12 +9,11 @@ the recorder, which this class calls.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import logging
 import os
-import re
-import stat
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
@@ -26,95 +25,16 @@ from statemachine.filters import EventFilter, parse_states
 from statemachine.states import STATE_CLASSES, State
 
 from . import codec
-from .errors import LedgerError
 from .mapper import Mapper, RunRecord
-from .protocol import Leasing, Query, Recorder, iter_events, newest_rows, run_not_found
+from .orphans import Orphan, Reaped, RunLease, find_orphans, reap_orphans, supports_writers
+from .protocol import Leasing, Query, Recorder, iter_events, newest_rows, run_exists, run_not_found
+from .targets import DEFAULT_TIMEOUT, default_path, is_url, open_recorder, without_password
 from .views import Report, RunView, run_view
 
 if TYPE_CHECKING:
     from .checkpoints import Checkpoint
 
 __all__ = ["EventStore", "default_path", "open_recorder", "is_url", "without_password", "DEFAULT_TIMEOUT"]
-
-#: Seconds an append waits for another process's write lock before failing.
-DEFAULT_TIMEOUT = 10.0
-
-
-def default_path() -> str:
-    """``STATELEDGER_DB``, else ``~/.stateledger/ledger.db`` (its folder made private to the user).
-
-    An existing ``~/.stateledger`` that group or others may use is tightened to
-    0700, with a warning: it holds the ledger and the secrets file.
-    """
-    path = os.environ.get("STATELEDGER_DB")
-    if path:
-        return os.path.expanduser(path)
-    folder = os.path.join(os.path.expanduser("~"), ".stateledger")
-    os.makedirs(folder, mode=0o700, exist_ok=True)
-    mode = os.stat(folder).st_mode
-    if os.name == "posix" and stat.S_IMODE(mode) & 0o077 and not os.path.islink(folder):
-        try:
-            os.chmod(folder, 0o700)
-        except OSError as exc:  # not ours to change: say so, and go on
-            logging.getLogger("stateledger").warning(
-                "%s is accessible to other users (mode %o) and could not be made private (%s); "
-                "run: chmod 700 %s", folder, stat.S_IMODE(mode), exc.strerror, folder)
-        else:
-            logging.getLogger("stateledger").warning(
-                "%s was accessible to other users (mode %o); it holds your ledger and secrets, so it "
-                "was made private to you (mode 700).", folder, stat.S_IMODE(mode))
-    return os.path.join(folder, "ledger.db")
-
-
-def open_recorder(target: str, *, durability: str = "normal", timeout: float = DEFAULT_TIMEOUT,
-                  create: bool = True) -> Recorder:
-    """The recorder a target names: ``":memory:"``, a file path, ``sqlite:///path``, ``postgresql://...``.
-
-    ``create=False``: a PostgreSQL database whose schema holds no ledger is
-    refused rather than given one (read commands; a SQLite file is checked by its caller).
-    """
-    if durability not in ("normal", "full"):
-        raise ArgumentError(f'durability must be "normal" or "full", got {durability!r}')
-    if target == ":memory:":
-        from .memory import MemoryRecorder
-
-        return MemoryRecorder()
-    scheme = target.partition("://")[0].lower() if "://" in target else ""
-    if scheme in ("postgresql", "postgres"):
-        try:
-            from .postgres import PostgresRecorder
-        except ModuleNotFoundError as exc:
-            if exc.name != "psycopg":
-                raise
-            raise LedgerError(
-                f"Cannot open the PostgreSQL ledger {without_password(target)}: psycopg is not installed "
-                "(pip install 'stateledger[postgres]'), or cannot load libpq.", without_password(target)) from None
-        return PostgresRecorder(target, durability=durability, timeout=timeout, create=create)
-    if scheme == "sqlite":
-        target = target[len("sqlite://"):]
-    elif scheme:
-        raise LedgerError(
-            f"Cannot open ledger {without_password(target)}: unknown scheme {scheme!r}. Give a file "
-            "path, sqlite:///path, postgresql://user@host/db or :memory:.", without_password(target))
-    from .sqlite import SQLiteRecorder
-
-    return SQLiteRecorder(target, durability=durability, timeout=timeout)
-
-
-def is_url(target: str) -> bool:
-    """Whether ``target`` names a database server (``postgresql://...``) rather than a file."""
-    return target.partition("://")[0].lower() in ("postgresql", "postgres") and "://" in target
-
-
-def without_password(url: str) -> str:
-    """``url`` with its password (``user:PASSWORD@`` or ``?password=``) shown as ``***``: for messages."""
-    head, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    userinfo, at, host = rest.partition("/")[0].rpartition("@")
-    if at and ":" in userinfo:
-        rest = f"{userinfo.split(':', 1)[0]}:***@{rest[len(userinfo) + 1:]}"
-    return re.sub(r"([?&]password=)[^&]*", r"\1***", f"{head}://{rest}")
 
 
 class EventStore:
@@ -432,6 +352,26 @@ class EventStore:
         from .export import MAX_LINE_BYTES, import_jsonl
 
         return import_jsonl(self.recorder, file, max_line_bytes=max_line_bytes or MAX_LINE_BYTES)
+
+    def open_run(self, run_id: str, flow: str = "", *, restart: bool = False) -> Any:
+        """Claim ``run_id`` (``flow.run()`` does, first): a ``RunLease`` that beats; see ``eventstore.orphans``.
+
+        ``RunExistsError`` if the run exists or another process claimed it, unless ``restart``.
+        """
+        stored = self._mapper.clean(run_id)  # as the events name it (masked)
+        if supports_writers(self.recorder):
+            return RunLease(self.recorder, stored, take=restart, clean=self._mapper.clean)
+        if not restart and self.recorder.runs(run_id=stored):  # a recorder without writers: best effort
+            raise run_exists(self.recorder, stored)
+        return contextlib.nullcontext()
+
+    def orphans(self, *, lease: float = 60.0, run_id: str | None = None) -> list[Orphan]:
+        """Unfinished runs whose writer is gone: on this host, its process; elsewhere, silent ``lease`` s."""
+        return find_orphans(self.recorder, lease=lease, run_id=run_id and self._mapper.clean(run_id))
+
+    def reap(self, *, lease: float = 60.0, run_id: str | None = None) -> list[Reaped]:
+        """Commit ``Crashed`` for each orphan's open tasks and flow, through the pipeline; idempotent."""
+        return reap_orphans(self, lease=lease, run_id=run_id and self._mapper.clean(run_id), clean=self._mapper.clean)
 
     def mark(self, run_id: str, key: str, state: Any, *, reason: str, by: str | None = None) -> Event:
         """Set a task's (or the flow's) state by hand, through the pipeline; see ``eventstore.marks``.

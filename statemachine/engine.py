@@ -11,6 +11,7 @@ are scheduled like tasks; the parent settles once they all have.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import heapq
 import logging
@@ -26,8 +27,9 @@ from .context import current_run_id, reset_task_values, running, set_computed_ta
 from .errors import ArgumentError, ExecutorSpecError, LedgerError, ParameterError, TaskTimeoutSignal
 from .executors import Executor, LocalExecutor, Outcome, Pool
 from .flow import Flow
+from .interrupts import Interrupts, transition
 from .masking import load_known_secrets, safe_repr
-from .pipeline import Runtime, Subject, handler_name, transition
+from .pipeline import Runtime, Subject, handler_name
 from .restart import REFERENCE_TASKS, Restart
 from .signals import ENDRUN, LOOP, SUCCESS, TRIGGERFAIL, StateSignal
 from .states import (
@@ -111,34 +113,63 @@ class FlowRunner:
         scheduled = Scheduled(context={REFERENCE_TASKS: sorted(flow.key_of(t) for t in flow.reference_tasks())})
         attempt = self.restart.flow_attempt if self.restart is not None else 1
         pool = self.executor.start()  # before anything is recorded: one that cannot start records nothing
-        with running(self.run_id):
-            try:
-                state, halted = self.restart.open(self, subject, scheduled) if self.restart else (scheduled, False)
-                if not halted:
-                    state, halted = transition(subject, state, Running("Running flow."), self.rt, attempt)
-                if not halted:
-                    try:
-                        self.run_tasks(pool)
-                    except Exception as exc:
-                        if not taskcontext.get("raise_on_exception") or isinstance(exc, LedgerError):
+        interrupts, stopped = Interrupts(), None
+        try:
+            with running(self.run_id), interrupts, interrupts.held(self.claim()):
+                try:
+                    state, halted = self.restart.open(self, subject, scheduled) if self.restart else (scheduled, False)
+                    if not halted:
+                        state, halted = transition(subject, state, Running("Running flow."), self.rt, attempt)
+                    if not halted:
+                        try:
+                            self.run_tasks(pool)
+                        except Exception as exc:
+                            if not taskcontext.get("raise_on_exception") or isinstance(exc, LedgerError):
+                                raise
+                            # raise_on_exception: the flow's end is recorded, then the task's error raised
+                            failed = Failed(f"Unexpected error while running flow: {safe_repr(exc)}", result=exc)
+                            transition(subject, state, failed, self.rt)
                             raise
-                        # raise_on_exception: the flow's end is recorded, then the task's error raised
-                        failed = Failed(f"Unexpected error while running flow: {safe_repr(exc)}", result=exc)
-                        transition(subject, state, failed, self.rt)
-                        raise
-                    final = self.terminal_state(state, self.final_flow_state())
-                    if final is not None:
-                        state, _ = transition(subject, state, final, self.rt, attempt)
-            except BaseException:
-                pool.close(abandon=True)  # e.g. the ledger refused an append: do not wait for running bodies
-                raise
-            else:
-                pool.close()
+                        final = self.terminal_state(state, self.final_flow_state())
+                        if final is not None:
+                            state, _ = transition(subject, state, final, self.rt, attempt)
+                except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, or a task raising it: end Cancelled
+                    stopped = exc
+                    self.give_up(pool)
+                    state = interrupts.cancel(subject, self.subjects.values(), self.rt, exc, self.states)
+                    pool.close(abandon=True)  # after the ledger is done: a cluster may wait for running bodies
+        except BaseException:
+            pool.close(abandon=True)  # e.g. the ledger refused an append: do not wait for running bodies
+            raise
+        if stopped is None:
+            pool.close()
+        else:
+            self.states.update((t, interrupts.committed[("task", s.key)][1]) for t, s in self.subjects.items()
+                               if ("task", s.key) in interrupts.committed)
+            log.warning("flow %s: run %s cancelled (%s)", flow.name, self.run_id, interrupts.reason(stopped))
+            state.result = self.task_states()
+            state.context["run_id"] = self.run_id
+            interrupts.exit(stopped)  # raises as the signal would have, unless the program's handler returns
         if state.result is None:
             state.result = self.task_states()
         state.context["run_id"] = self.run_id
         log.info("flow %s: run %s ended %r", flow.name, self.run_id, state)
         return state
+
+    def give_up(self, pool: Pool) -> None:
+        """An interrupted run: cancel the bodies not started, leave the running ones to end unheard."""
+        for body in list(self.running.values()):
+            if body.handle is not None:
+                pool.cancel(body.handle)
+        self.running.clear()
+        self.deadlines.clear()
+
+    def claim(self) -> Any:
+        """The run's claim on its id and its heartbeat, when the ledger keeps them (``open_run``)."""
+        open_run = getattr(self.rt.ledger, "open_run", None)
+        if not callable(open_run):
+            return contextlib.nullcontext()
+        return open_run(self.run_id, self.flow.name, restart=self.restart is not None)
 
     def final_flow_state(self) -> State | None:
         """The documented final state (Prefect 1's messages), or None while a reference task is unfinished (Paused)."""
@@ -406,6 +437,8 @@ class FlowRunner:
         exc = outcome.error
         if exc is None:
             return Success("Task run succeeded.", result=outcome.value)
+        if isinstance(exc, KeyboardInterrupt):  # a body on a worker raised it: as a Ctrl-C here
+            raise exc
         if isinstance(exc, TaskTimeoutSignal):
             return TimedOut("Task timed out during execution.", result=exc)
         if isinstance(exc, (StateSignal, ENDRUN)):  # signals never raise, even with raise_on_exception

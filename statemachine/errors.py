@@ -30,7 +30,8 @@ in brackets when it is not this one)::
     │   ├── LedgerConnectionError              the PostgreSQL server is unreachable or refuses the login
     │   │                                      [eventstore.errors]
     │   ├── RunNotFoundError (KeyError)        no event of that run id [eventstore.errors]
-    │   └── ImportLineError (ValueError)       a line of an export cannot be imported [eventstore.errors]
+    │   ├── ImportLineError (ValueError)       a line of an export cannot be imported [eventstore.errors]
+    │   └── RunExistsError                     a new run given the id of an existing one [eventstore.errors]
     ├── CheckpointError                        a checkpoint or key file that cannot be read or used
     │                                          [eventstore.errors]
     ├── ExecutorError                          an executor cannot start (e.g. dask is not installed)

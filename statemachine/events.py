@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from .states import State
 
-__all__ = ["Event", "Ledger", "Bus", "current_actor", "new_event_id"]
+__all__ = ["Event", "Ledger", "Bus", "current_actor", "current_host", "new_event_id"]
 
 
 @dataclass(slots=True, eq=False)
@@ -40,6 +40,13 @@ class Event:
     hash: str | None = None
     flow: str = ""  # the flow's name (for task events too)
     reason: str | None = None  # why a person marked this state by hand (``store.mark``); None otherwise
+
+    @property
+    def traceback(self) -> str | None:
+        """Where the task failed, when this event's new state is a failure with one (else None)."""
+        from .tracebacks import traceback_of
+
+        return traceback_of(self.new_state)
 
     def __repr__(self) -> str:
         return (
@@ -88,14 +95,17 @@ def _make_actor() -> str:
         user = getpass.getuser()
     except Exception:  # no login name (some containers): fall back to the uid
         user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
-    if hasattr(os, "uname"):  # what socket.gethostname() returns, without importing socket
-        host = os.uname().nodename
-    else:
-        import socket
-
-        host = socket.gethostname()
-    _actor = f"{user}@{host}:{os.getpid()}"
+    _actor = f"{user}@{current_host()}:{os.getpid()}"
     return _actor
+
+
+def current_host() -> str:
+    """This machine's name: what ``socket.gethostname()`` returns, without importing socket."""
+    if hasattr(os, "uname"):
+        return os.uname().nodename
+    import socket
+
+    return socket.gethostname()
 
 
 _id_prefix = os.urandom(6).hex()

@@ -15,6 +15,7 @@ submitted body, from any thread, with an ``Outcome``.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import os
@@ -306,6 +307,8 @@ class _DaskPool:
     def __init__(self, client: Any, cluster: Any) -> None:
         self.client, self.cluster = client, cluster
         self.finished: queue.SimpleQueue = queue.SimpleQueue()  # (future, key, done), None to stop
+        self.running: set[Any] = set()  # futures submitted and not done: cancelled when the run is abandoned
+        self.running_lock = threading.Lock()  # done-callbacks run on the client's event loop thread
         self.collector = threading.Thread(target=self._collect, name="stateledger-dask-results", daemon=True)
         self.collector.start()
 
@@ -321,7 +324,15 @@ class _DaskPool:
             )))
             return None
         future = self.client.submit(run_pickled, payload, key=f"{key}-{os.urandom(16).hex()}", pure=False)
-        future.add_done_callback(lambda f: self.finished.put((f, key, done)))
+        with self.running_lock:
+            self.running.add(future)
+
+        def ended(f: Any) -> None:
+            with self.running_lock:
+                self.running.discard(f)
+            self.finished.put((f, key, done))
+
+        future.add_done_callback(ended)
         return future
 
     def _collect(self) -> None:
@@ -363,11 +374,40 @@ class _DaskPool:
             handle.cancel()
 
     def close(self, abandon: bool = False) -> None:
+        """Stop collecting, close the client, and the cluster this executor started.
+
+        ``abandon`` (an interrupted run): cancel every future still out and close
+        the cluster's workers without waiting for the bodies they are running
+        (a body in a thread cannot be stopped; it is left to end, or to die with
+        the process), so the run returns at once rather than when they end.
+        """
+        if abandon:
+            with self.running_lock:
+                out = list(self.running)
+            with contextlib.suppress(Exception):  # the scheduler may be gone already
+                self.client.cancel(out, force=True)
         self.finished.put(None)
         self.collector.join()
-        self.client.close()  # cancels what is still running
+        self.client.close()  # releases what is still running
         if self.cluster is not None:
+            if abandon:
+                self._drop_workers()
             self.cluster.close()
+
+    def _drop_workers(self) -> None:
+        """Stop our cluster's workers without waiting for the bodies they run.
+
+        An in-process worker is closed without waiting for its threads (they are
+        daemon threads); a worker process is given 1 s, then killed.
+        """
+        import distributed
+
+        for worker in list(getattr(self.cluster, "workers", {}).values()):
+            with contextlib.suppress(Exception):
+                if isinstance(worker, distributed.Worker):
+                    self.cluster.sync(worker.close, executor_wait=False, nanny=False, reason="run-abandoned")
+                elif isinstance(worker, distributed.Nanny):
+                    self.cluster.sync(worker.kill, timeout=1, reason="run-abandoned")
 
 
 def body_of(task: Any) -> Callable[..., Any]:

@@ -27,7 +27,8 @@ import logging
 from typing import TYPE_CHECKING, Any, Mapping
 
 from .errors import ArgumentError, RestartError
-from .pipeline import Subject, transition
+from .interrupts import transition  # pipeline.transition, noted for a cancellation
+from .pipeline import Subject
 from .states import Mapped, Pending, Scheduled, State
 from .task import Parameter, Task
 

@@ -39,6 +39,15 @@ with ``SubscriptionBusyError`` before delivering anything more, and leaves
 the cursor to its successor.
 
 A subscription object is not thread-safe; use one per thread.
+
+Runs whose writer died (a SIGKILL, a power loss) would otherwise never tell
+anyone: so, by default (``reap=True``), ``catch_up`` and the ``follow`` loop
+also reap the ledger every ``reap_interval`` seconds (``EventStore.reap``
+with ``lease=orphan_lease``): an orphan's open tasks and flow are committed ``Crashed``
+and reach the listener like any other event, so a notifier used as a durable
+listener reports a killed run within one lease (at once for a writer on
+this host). ``reap=False`` opts out. Only the consumer holding the
+subscription's lease reaps.
 """
 
 from __future__ import annotations
@@ -52,10 +61,12 @@ from typing import Any, Callable
 
 from statemachine.callbacks import check_handler
 from statemachine.errors import ArgumentError, StateLedgerError
-from statemachine.events import current_actor
+from statemachine.events import current_actor, current_host
 from statemachine.filters import EventFilter
 
 __all__ = ["DurableSubscription", "SubscriptionConflictError", "SubscriptionStoreError", "SubscriptionBusyError"]
+
+log = logging.getLogger("stateledger")
 
 log = logging.getLogger("stateledger")
 
@@ -118,6 +129,9 @@ class DurableSubscription:
         batch_size: int = 1000,
         checkpoint_interval: float = 0.5,
         lease_ttl: float = 30.0,
+        reap: bool = True,
+        orphan_lease: float = 60.0,
+        reap_interval: float = 5.0,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ArgumentError(f"a durable subscription needs a non-empty name (str), got {name!r}")
@@ -127,6 +141,9 @@ class DurableSubscription:
             raise ArgumentError(f"batch_size must be a positive int, got {batch_size!r}")
         if isinstance(lease_ttl, bool) or not isinstance(lease_ttl, (int, float)) or not lease_ttl > 0:
             raise ArgumentError(f"lease_ttl must be a positive number of seconds, got {lease_ttl!r}")
+        for what, value in (("orphan_lease", orphan_lease), ("reap_interval", reap_interval)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ArgumentError(f"{what} must be a number of seconds >= 0, got {value!r}", what, value)
         check_handler(listener, "listener(event)")
         self.name = name
         self.start = start
@@ -134,6 +151,8 @@ class DurableSubscription:
         self.filter = EventFilter(flow=flow, task=task, states=states, kinds=kinds)
         self.batch_size = batch_size
         self.checkpoint_interval = checkpoint_interval
+        self.orphan_lease, self.reap_interval = orphan_lease, reap_interval
+        self._last_reap: float | None = None
         self.store, self._owns_store = _open_store(store)
         self._lease = _Lease(self.store, name, float(lease_ttl))
         try:
@@ -142,6 +161,7 @@ class DurableSubscription:
         except BaseException:
             self.close()
             raise
+        self.reap = reap and callable(getattr(self.store, "reap", None))
 
     # --- the cursor -----------------------------------------------------------
 
@@ -177,6 +197,18 @@ class DurableSubscription:
         if not self._lease.lost:  # a consumer that lost its lease leaves the cursor to its successor
             self.store.save_cursor(self.name, seq, self.filter.to_dict())
 
+    def _reap(self) -> None:
+        """Reap orphaned runs (at most every ``reap_interval`` seconds): their Crashed events follow."""
+        now = time.monotonic()
+        if not self.reap or (self._last_reap is not None and now - self._last_reap < self.reap_interval):
+            return
+        self._last_reap = now
+        try:
+            for r in self.store.reap(lease=self.orphan_lease):
+                log.warning("durable subscription %r reaped run %s: %s", self.name, r.run_id, r.reason)
+        except Exception as exc:  # a busy ledger: the next round tries again; delivery goes on
+            log.warning("durable subscription %r could not reap orphaned runs (%s)", self.name, exc)
+
     # --- delivery ---------------------------------------------------------------
 
     def catch_up(self, *, limit: int | None = None) -> int:
@@ -195,6 +227,7 @@ class DurableSubscription:
             self._lease.release()
 
     def _catch_up(self, limit: int | None) -> int:
+        self._reap()
         seq = saved = self._load()
         keep = self._lease.keep
         delivered = 0
@@ -276,10 +309,14 @@ class DurableSubscription:
                 self._save(seq)
                 saved, last_save = seq, time.monotonic()
 
+        def idle(at: int) -> None:  # caught up: save the cursor, and reap when due
+            save(at)
+            self._reap()
+
         listener = self.listener
         try:
             for event in self.store.tail(seq, where=self.filter, poll_interval=poll_interval, stop=stop,
-                                         timeout=timeout, batch_size=self.batch_size, on_idle=save):
+                                         timeout=timeout, batch_size=self.batch_size, on_idle=idle):
                 keep()
                 listener(event)
                 delivered += 1
@@ -382,10 +419,8 @@ def _who(holder: str) -> str:
 
 def _gone(holder: str) -> bool:
     """Whether a holder's process was on this host and no longer runs (a zombie counts as gone)."""
-    import socket  # here: importing subscribers stays light
-
     who, _, pid_text = _who(holder).rpartition(":")
-    if who.rpartition("@")[2] != socket.gethostname() or not pid_text.isdigit():
+    if who.rpartition("@")[2] != current_host() or not pid_text.isdigit():
         return False
     pid = int(pid_text)
     if pid == os.getpid():

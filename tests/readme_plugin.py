@@ -45,6 +45,15 @@ def slack_webhook(reader_folder, monkeypatch):
 
 
 @pytest.fixture
+def alerts_webhook(reader_folder, monkeypatch):
+    """A local HTTP server for the reaper's alert; the secret ALERTS_URL points at it."""
+    with http_receiver() as receiver:
+        monkeypatch.setenv("STATELEDGER_SECRET_ALERTS_URL", receiver.url)
+        yield receiver
+    assert any(b"Crashed" in r.body for r in receiver.requests), "the block posted no Crashed notice"
+
+
+@pytest.fixture
 def postgresql(reader_folder, monkeypatch):
     """STATELEDGER_DB: a schema of its own on the test PostgreSQL server, dropped afterwards."""
     server = os.environ.get("STATELEDGER_TEST_PG") or os.environ.get("STATELEDGER_TEST_POSTGRES")

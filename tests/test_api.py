@@ -46,7 +46,8 @@ def test_eventstore_exports_exactly_its_public_names_and_each_module_lists_its_o
     assert sorted(eventstore.__all__) == sorted([
         "EventStore", "Event", "Recorder", "RunView", "TaskStates", "RunRecord", "Report", "Problem",
         "StandIn", "DescribedResult", "CutResult", "CutMessage", "default_path", "LedgerError", "NotALedgerError",
-        "SchemaVersionError", "LedgerWriteError", "LedgerLocationError", "RunNotFoundError", "Checkpoint"])
+        "SchemaVersionError", "LedgerWriteError", "LedgerLocationError", "RunNotFoundError",
+        "RunExistsError", "Orphan", "Reaped", "Checkpoint"])
     for info in pkgutil.walk_packages(eventstore.__path__, "eventstore."):
         if info.name.endswith("__main__"):
             continue

@@ -72,7 +72,7 @@ def test_a_new_schema_is_created_and_the_password_is_never_shown(secret_url, pg_
     with admin(pg_url) as conn:
         tables = {r[0] for r in conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema_of(pg_url),))}
-    assert tables == {"meta", "events", "runs", "cursors", "hash_rules", "checkpoints"}
+    assert tables == {"meta", "events", "runs", "cursors", "hash_rules", "checkpoints", "writers"}
 
 
 def test_an_unreachable_server_is_one_line_without_the_password():

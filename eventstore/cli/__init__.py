@@ -3,7 +3,7 @@
 ``commands`` holds the commands (each calls one public function; ``trust``
 those that keep a ledger honest: verify, checkpoint, keygen; ``restart``
 and ``mark`` are in ``manual``), ``options``
-the shared options and the opening of ``--db``, ``loading`` the loading of
+the shared options and the opening of ``--db``, ``reap`` the reaper's command, ``loading`` the loading of
 flow files and handlers, ``format`` the printing. ``main`` is the console
 script's entry point; ``python -m eventstore.cli`` runs it too.
 """
@@ -11,6 +11,7 @@ script's entry point; ``python -m eventstore.cli`` runs it too.
 from __future__ import annotations
 
 from . import manual  # noqa: F401  (registers restart and mark on the group)
+from . import reap as _reap  # noqa: F401  (registers `stateledger reap` on the group)
 from . import trust  # noqa: F401  (registers verify, checkpoint and keygen on main)
 from .commands import StateLedgerGroup, cli, main
 from .loading import load_flow, load_handler, parse_params

@@ -33,6 +33,7 @@ from .loading import load_flow, load_handler, parse_params
 from .options import (
     complete_run_ids, db_option, flow_option, json_option, kind_option, limit_option, open_ledger, resolve_run,
     run_argument, run_option, shown_path, state_option, task_option, time_options, traceback_option,
+    failure_traceback_option,
 )
 from .pipes import SafeWriter, flush_quietly, silence_stdout
 
@@ -123,7 +124,11 @@ def run_flow(flow: Any, parameters: Any, store: Any, label: str, as_json: bool, 
     tasks_print_to = SafeWriter(sys.stderr) if as_json else stdout
     started = time.perf_counter()
     with contextlib.redirect_stdout(tasks_print_to):  # type: ignore[type-var]
-        state = flow.run(parameters, store=out.PrintingLedger(store, show), **how)
+        try:
+            state = flow.run(parameters, store=out.PrintingLedger(store, show), **how)
+        except (KeyboardInterrupt, SystemExit):  # Ctrl-C (exit 130) or SIGTERM (143): the run ended Cancelled
+            click.echo(f"\nRun {label} was interrupted; it ended Cancelled. See: stateledger show {label}", err=True)
+            raise
     click.echo(mask(out.run_summary(flow, state, label, time.perf_counter() - started, as_json)), file=stdout)
     return state
 
@@ -193,7 +198,8 @@ def runs(
 ) -> int:
     """List the runs in the ledger, newest first.
 
-    --since/--until compare with the time a run started.
+    --since/--until compare with the time a run started. A run whose writer
+    is gone (killed) shows as orphaned until `stateledger reap` closes it.
 
     \b
     Example:
@@ -201,8 +207,9 @@ def runs(
     """
     with open_ledger(db) as store:
         rows = store.runs(flow=flow, states=states, since=since, until=until)
-    shown = rows[:limit] if limit else rows
-    click.echo(out.runs_json(shown) if as_json else out.runs_table(shown))
+        shown = rows[:limit] if limit else rows
+        orphaned = {o.run_id for o in store.orphans()} if any(r.ended is None for r in shown) else set()
+    click.echo(out.runs_json(shown, orphaned) if as_json else out.runs_table(shown, orphaned))
     _footer(out.more_footer(len(shown), len(rows), "run"), as_json)
     return 0
 
@@ -216,15 +223,17 @@ def _footer(text: str | None, as_json: bool) -> None:
 @main.command()
 @run_argument
 @state_option
+@failure_traceback_option
 @db_option
 @json_option
-def show(run_id: str, states: Any, db: str | None, as_json: bool) -> int:
+def show(run_id: str, states: Any, tracebacks: bool, db: str | None, as_json: bool) -> int:
     """Show a run: per task, its transitions with times (UTC) and durations.
 
     RUN_ID may be a unique prefix of a run id, or latest. Transitions a state
     handler rewrote are marked with the handler's name and the state it
     replaced; manual marks with who marked them and why. --state shows only
-    the tasks whose last state is one of these.
+    the tasks whose last state is one of these; --traceback prints, under
+    each failure, where it failed.
 
     \b
     Example:
@@ -237,7 +246,7 @@ def show(run_id: str, states: Any, db: str | None, as_json: bool) -> int:
     if as_json:
         click.echo(out.show_json(events if only is None else [e for e in events if _last_matches(events, e, only)]))
     else:
-        click.echo(out.show_text(events, only))
+        click.echo(out.show_text(events, only, tracebacks=tracebacks))
     return 0
 
 
@@ -290,10 +299,11 @@ def replay(run_id: str, handlers: tuple[str, ...], task: str | None, kind: str |
 @click.option("--rewritten", is_flag=True, help="Only transitions a state handler rewrote.")
 @click.option("--manual", is_flag=True, help="Only manual marks (stateledger mark), with who and why.")
 @limit_option(50, "transitions")
+@failure_traceback_option
 @db_option
 @json_option
-def audit(run_id: str | None, kind: str | None, key: str | None, name: str | None, states: Any, since: Any,
-          until: Any, rewritten: bool, manual: bool, limit: int, db: str | None, as_json: bool) -> int:
+def audit(run_id: str | None, kind: str | None, key: str | None, name: str | None, states: Any, since: Any, until: Any,
+          rewritten: bool, manual: bool, limit: int, tracebacks: bool, db: str | None, as_json: bool) -> int:
     """Search the committed transitions of every run: the newest N, oldest first. Times are UTC.
 
     \b
@@ -315,7 +325,7 @@ def audit(run_id: str | None, kind: str | None, key: str | None, name: str | Non
     if as_json:
         click.echo(out.events_json(events))
     else:
-        click.echo(out.marks_table(events) if manual else out.audit_table(events))
+        click.echo(out.marks_table(events) if manual else out.audit_table(events, tracebacks=tracebacks))
     _footer(out.more_footer(len(events), total, "manual mark" if manual else "transition"), as_json)
     return 0
 

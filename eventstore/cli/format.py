@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Callable, Iterable, Sequence
 
 import click
@@ -233,13 +233,14 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], colours: Sequen
     return "\n".join(lines)
 
 
-def runs_table(rows: Sequence[Any]) -> str:
+def runs_table(rows: Sequence[Any], orphaned: Collection[str] = ()) -> str:
+    """The runs; one whose writer is gone reads ``Running (orphaned)``."""
     if not rows:
         return "No runs match."
     return table(
         ["RUN ID", "FLOW", "STATE", "STARTED (UTC)", "TOOK", "EVENTS"],
         [
-            [r.run_id, r.flow, (state_name(r.state), r.state),
+            [r.run_id, r.flow, (state_name(r.state) + (" (orphaned)" if r.run_id in orphaned else ""), r.state),
              fmt_time(r.started), fmt_duration(between(r.started, r.ended)),
              str(r.events)]
             for r in rows
@@ -248,19 +249,26 @@ def runs_table(rows: Sequence[Any]) -> str:
     )
 
 
-def runs_json(rows: Sequence[Any]) -> str:
+def runs_json(rows: Sequence[Any], orphaned: Collection[str] = ()) -> str:
     return json.dumps([
         {"run_id": r.run_id, "flow": r.flow,
          "state": jsonable(r.state), "started": jsonable(r.started),
-         "ended": jsonable(r.ended), "events": r.events}
+         "ended": jsonable(r.ended), "events": r.events, "orphaned": r.run_id in orphaned}
         for r in rows
     ], indent=2)
 
 
-def audit_table(events: Sequence[Any]) -> str:
-    """One row per transition; on a narrow terminal the time loses its date and long cells are cut."""
+def audit_table(events: Sequence[Any], *, tracebacks: bool = False) -> str:
+    """One row per transition; on a narrow terminal the time loses its date and long cells are cut.
+
+    ``tracebacks``: then, for each failure with one, where it failed.
+    """
     if not events:
         return "No transitions match."
+    if tracebacks:
+        notes = [f"\nseq {e.seq} ({printable(e.run_id)} {printable(e.key)}) failed here:\n" + _indented(e.traceback)
+                 for e in events if e.traceback]
+        return audit_table(events) + "".join(notes)
     rows = [
         [str(e.seq), fmt_time(e.timestamp), e.run_id, e.key, str(e.attempt),
          (f"{state_name(e.old_state)} -> {fmt_state(e.new_state)}"
@@ -303,10 +311,15 @@ def _grouped(events: Sequence[Any]) -> dict[tuple[str, str], list[Any]]:
     return groups
 
 
-def show_text(events: Sequence[Any], only: Callable[[Any], bool] | None = None) -> str:
+def _indented(text: str, prefix: str = "    ") -> str:
+    return "\n".join(prefix + printable(line) for line in text.rstrip("\n").splitlines())
+
+
+def show_text(events: Sequence[Any], only: Callable[[Any], bool] | None = None, *, tracebacks: bool = False) -> str:
     """The run's header, then the flow and each task with its transitions, times and durations.
 
-    ``only(last_state)``: show only the objects whose last state it accepts (``show --state``).
+    ``only(last_state)``: show only the objects whose last state it accepts (``show --state``);
+    ``tracebacks``: under each failure, where it failed.
     """
     first, flow_events = events[0], [e for e in events if e.kind == "flow"]
     final = flow_events[-1].new_state if flow_events else None
@@ -347,6 +360,8 @@ def show_text(events: Sequence[Any], only: Callable[[Any], bool] | None = None) 
                 lines.append(note(f"  {'':26}  ^ {rewrite_note(e)}"))
             if e.reason is not None:
                 lines.append(note(printable(f"  {'':26}  ^ marked by {e.actor}: {e.reason}")))
+            if tracebacks and e.traceback:
+                lines.append(_indented(e.traceback, "  " + " " * 28 + "| "))
             previous = e.timestamp
     if only is not None and not shown:
         lines += ["", "No task or flow of this run ends in a state --state names."]

@@ -24,7 +24,7 @@ from ..store import EventStore, default_path, is_url, open_recorder, without_pas
 __all__ = [
     "db_option", "json_option", "state_option", "run_option", "flow_option", "task_option", "kind_option",
     "time_options", "parse_when", "ledger_path", "shown_path", "open_ledger", "limit_option", "resolve_run",
-    "complete_run_ids", "run_argument", "traceback_option",
+    "complete_run_ids", "run_argument", "traceback_option", "failure_traceback_option",
 ]
 
 
@@ -44,6 +44,8 @@ db_option = click.option(
     help="Ledger: a file, or postgresql://USER:PASS@HOST:PORT/DB[?schema=NAME]. "
     "Default: $STATELEDGER_DB, else ~/.stateledger/ledger.db.",
 )
+failure_traceback_option = click.option(
+    "--traceback", "tracebacks", is_flag=True, help="Print where each failed task failed (its stored traceback).")
 traceback_option = click.option(
     "--traceback", "show_traceback", is_flag=True, help="On an error in the flow file, print its whole traceback.")
 
