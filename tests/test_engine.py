@@ -13,6 +13,7 @@ from statemachine.errors import TaskTimeoutSignal
 from statemachine.testing import ListLedger
 
 from executor_fixtures import EXECUTORS, SharedList, make_executor
+from state_checks import exact
 
 _executor = None
 
@@ -56,7 +57,7 @@ def test_data_flows_between_tasks_in_dependency_order():
         b = add(a, y=5)
         c = add(b)
     state, ledger = run(flow)
-    assert state == Success("All reference tasks succeeded.", result=state.result)
+    assert exact(state) == Success("All reference tasks succeeded.", result=state.result)
     assert [state.result[t].result for t in (a, b, c)] == [1, 6, 16]
     assert [e.key for e in ledger.events if e.kind == "task"] == [
         "one-1", "one-1", "add-1", "add-1", "add-2", "add-2"]
@@ -86,9 +87,9 @@ def test_a_failure_fails_downstream_by_trigger_and_the_flow():
         a = boom()
         b = add(a)
     state, _ = run(flow)
-    assert state == Failed("Some reference tasks failed.", result=state.result)
+    assert exact(state) == Failed("Some reference tasks failed.", result=state.result)
     assert state.result[a].message == "Error during execution of task: ValueError('boom')"
-    assert state.result[b] == TriggerFailed(
+    assert exact(state.result[b]) == TriggerFailed(
         'Trigger was "all_successful" but some of the upstream tasks failed.', result=state.result[b].result)
     assert isinstance(state.result[b].result, signals.TRIGGERFAIL)
 
@@ -148,9 +149,9 @@ def test_skip_propagates_unless_skip_on_upstream_skip_is_false():
         skipped = add(s)
         ran = runs_anyway(s)
     state, _ = run(flow)
-    assert state.result[s] == Skipped("nothing to do", result=state.result[s].result)
+    assert exact(state.result[s]) == Skipped("nothing to do", result=state.result[s].result)
     assert state.result[skipped].is_skipped() and "skip_on_upstream_skip=False" in state.result[skipped].message
-    assert state.result[ran] == Success("Task run succeeded.", result="ran")
+    assert exact(state.result[ran]) == Success("Task run succeeded.", result="ran")
     assert state.is_successful()
 
 
@@ -167,7 +168,7 @@ def test_retries_go_failed_retrying_running_with_attempts_and_run_count():
     with Flow("f") as flow:
         t = flaky()
     state, ledger = run(flow)
-    assert state.result[t] == Success("Task run succeeded.", result="ok")
+    assert exact(state.result[t]) == Success("Task run succeeded.", result="ok")
     events = [e for e in ledger.events if e.key == "flaky-1"]
     assert [type(e.new_state).__name__ for e in events] == [
         "Running", "Failed", "Retrying", "Running", "Failed", "Retrying", "Running", "Success"]
@@ -186,7 +187,7 @@ def test_retries_run_out_and_the_task_stays_failed():
     with Flow("f") as flow:
         t = always()
     state, ledger = run(flow)
-    assert state.result[t] == Failed("Error during execution of task: KeyError('k')", result=KeyError("k"))
+    assert exact(state.result[t]) == Failed("Error during execution of task: KeyError('k')", result=KeyError("k"))
     assert trail(ledger, "always-1") == ["Running", "Failed", "Retrying", "Running", "Failed"]
 
 
@@ -245,7 +246,7 @@ def test_timeout_ends_timed_out():
     t0 = time.monotonic()
     state, _ = run(flow)
     assert time.monotonic() - t0 < 1.5
-    assert state.result[t] == TimedOut("Task timed out during execution.", result=TaskTimeoutSignal())
+    assert exact(state.result[t]) == TimedOut("Task timed out during execution.", result=TaskTimeoutSignal())
     assert str(state.result[t].result) == "Execution timed out."
     assert state.result[t].is_failed()
 
@@ -296,7 +297,7 @@ def test_endrun_sets_exactly_the_given_state():
     with Flow("f") as flow:
         t = ender()
     state, _ = run(flow)
-    assert state.result[t] == Success("custom", result=7)
+    assert exact(state.result[t]) == Success("custom", result=7)
 
 
 def test_signals_are_ordinary_exceptions():
@@ -311,7 +312,7 @@ def test_reference_tasks_decide_the_flow_state():
         good = one()
     flow.set_reference_tasks([good])
     state, _ = run(flow)
-    assert state == Success("All reference tasks succeeded.", result=state.result)
+    assert exact(state) == Success("All reference tasks succeeded.", result=state.result)
     assert state.result[bad].is_failed()
 
 

@@ -22,6 +22,7 @@ from statemachine.states import Failed, Retrying, Success, TimedOut
 from statemachine.testing import ListLedger
 
 from executor_fixtures import SharedList
+from state_checks import exact
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -124,7 +125,7 @@ def test_wide_and_diamond_flows_have_the_same_history_shape_on_every_executor(ex
     flow, bottom, wide = wide_and_diamond()
     ledger = ListLedger()
     state = flow.run(store=ledger, executor=executor)
-    assert state == Success("All reference tasks succeeded.", result=state.result)
+    assert exact(state) == Success("All reference tasks succeeded.", result=state.result)
     assert state.result[bottom].result == 4 and {state.result[t].result for t in wide} == {5}
     assert trails(ledger) == {key: ["Running", "Success"] for key in (flow.key_of(t) for t in flow.ordered_tasks())}
     kinds = [e.kind for e in ledger.events]
@@ -189,9 +190,9 @@ def test_failing_retrying_and_timing_out_tasks(executor):
     t0 = time.monotonic()
     state = flow.run(store=ledger, executor=executor)
     elapsed = time.monotonic() - t0
-    assert state.result[b] == Failed("Error during execution of task: ValueError('broken')", result=state.result[b].result)
-    assert state.result[f] == Success("Task run succeeded.", result="third time")
-    assert state.result[s] == TimedOut("Task timed out during execution.", result=TaskTimeoutSignal())
+    assert exact(state.result[b]) == Failed("Error during execution of task: ValueError('broken')", result=state.result[b].result)
+    assert exact(state.result[f]) == Success("Task run succeeded.", result="third time")
+    assert exact(state.result[s]) == TimedOut("Task timed out during execution.", result=TaskTimeoutSignal())
     assert [state.result[t].result for t in q] == [0, 1, 2]
     assert trails(ledger)["flaky-1"] == [
         "Running", "Failed", "Retrying", "Running", "Failed", "Retrying", "Running", "Success"]
@@ -240,7 +241,7 @@ def test_a_timed_out_dask_future_is_cancelled(dask_cluster):
     with Flow("cancel") as flow:
         stuck()
     state = flow.run(store=ListLedger(), executor=DaskExecutor(address=dask_cluster.scheduler_address))
-    assert state.result[flow.get_task("stuck")] == TimedOut("Task timed out during execution.", result=TaskTimeoutSignal())
+    assert exact(state.result[flow.get_task("stuck")]) == TimedOut("Task timed out during execution.", result=TaskTimeoutSignal())
     deadline = time.monotonic() + 5
     while any(str(k).startswith("stuck-1") for k in dask_cluster.scheduler.tasks) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -262,7 +263,7 @@ def test_a_result_that_cannot_be_serialised_fails_the_task_on_dask(dask_cluster)
     with Flow("pickles") as flow:
         bad, good = locked(), fine()
     state = flow.run(store=ListLedger(), executor=DaskExecutor(address=dask_cluster.scheduler_address))
-    assert state.result[good] == Success("Task run succeeded.", result="ok")
+    assert exact(state.result[good]) == Success("Task run succeeded.", result="ok")
     message = state.result[bad].message
     assert type(state.result[bad]) is Failed
     assert "Task locked-1 ran on the Dask cluster but its result lock" in message
@@ -296,7 +297,7 @@ def test_a_sqlite_ledger_records_a_dask_run(dask_cluster, tmp_path):
     state = flow.run(store=store, executor=DaskExecutor(address=dask_cluster.scheduler_address), run_id="d-1")
     assert state.is_successful()
     view = store.rebuild("d-1")
-    assert view.tasks["double-2"] == Success("Task run succeeded.", result=12)
+    assert exact(view.tasks["double-2"]) == Success("Task run succeeded.", result=12)
     assert store.verify("d-1").ok and len(store.history("d-1")) == 6
     store.close()
 

@@ -10,6 +10,7 @@ from eventstore.errors import RunNotFoundError
 from statemachine import Flow, Parameter, graph, task
 from statemachine.errors import ArgumentError, IllegalTransitionError, RestartError
 from statemachine.states import Failed, Pending, Running, Scheduled, Success, TriggerFailed
+from state_checks import exact
 from subscribers import add_state_handler, subscribe
 
 
@@ -166,8 +167,8 @@ def test_downstream_tasks_that_never_ran_run_after_a_restart(store):
     broken["load"] = False
     state = flow.run(store=store, restart="c1")
     assert state.is_successful() and calls == {"fetch": 2, "double": 1}
-    assert store.rebuild("c1").tasks == {"fetch-1": Success("Task run succeeded.", result=2),
-                                         "double-1": Success("Task run succeeded.", result=4)}
+    assert exact(store.rebuild("c1").tasks) == {"fetch-1": Success("Task run succeeded.", result=2),
+                                                "double-1": Success("Task run succeeded.", result=4)}
 
 
 def test_a_restart_keeps_the_recorded_parameters_and_refuses_other_values(store):

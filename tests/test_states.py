@@ -8,6 +8,8 @@ from statemachine.states import (
     Retrying, Running, Scheduled, Skipped, State, Success, TimedOut, TriggerFailed, ValidationFailed,
 )
 
+from state_checks import exact
+
 ALL = [Pending, Scheduled, Retrying, Paused, Resume, Running, Cancelling, Finished, Looped, Success,
        Cached, Mapped, Skipped, Failed, TriggerFailed, TimedOut, ValidationFailed, Crashed, Cancelled]
 
@@ -73,6 +75,19 @@ def test_equality_compares_type_result_and_extras_not_message_or_context():
     assert Success("a", context={"x": 1}) == Success("a")
     assert Success("a") != "Success"
     assert Mapped(map_states=[Success(result=1)]) != Mapped(map_states=[Failed()])
+
+
+def test_the_tests_exact_helper_also_compares_the_message():
+    """``exact()`` (tests/state_checks.py) is what the other tests use to check a message as well."""
+    assert exact(Success("a", result=1)) == Success("a", result=1)
+    assert exact(Success("a", result=1)) != Success("b", result=1)
+    assert exact(Success("a", result=1)) != Success("a", result=2) and exact(Success("a")) != Cached("a")
+    assert exact(Success("a")) != Success() and exact(Success()) == Success()
+    assert Success("b") != exact(Success("a")) and exact(Success("a")) == exact(Success("a"))
+    assert exact([Running("r"), Success("s")]) == [Running("r"), Success("s")]
+    assert exact([Running("r"), Success("s")]) != [Running("r"), Success("t")]
+    assert exact({"k": Success("s")}) != {"k": Success("t")} and exact(("k", Success("s"))) != ("k", Success("t"))
+    assert ("k", Success("s")) in exact([("k", Success("s"))]) and ("k", Success("t")) not in exact([("k", Success("s"))])
 
 
 def test_paused_waits_for_a_person_unless_given_a_start_time():
