@@ -15,10 +15,10 @@ import termios
 import textwrap
 
 import pytest
+from cli_helpers import error_line, failing_flow, make_env, sl
 
 from eventstore import EventStore
 from statemachine import Flow, task
-from test_cli import error_line, make_env, sl
 
 MANY = """
     from statemachine import Flow, task
@@ -33,20 +33,7 @@ MANY = """
             step(i)
 """
 
-FAILING = """
-    from statemachine import Flow, task
-
-    @task
-    def fetch():
-        return 1
-
-    @task
-    def publish(x):
-        raise ValueError("printer on fire: the paper tray is jammed and the toner is empty")
-
-    with Flow("report") as flow:
-        publish(fetch())
-"""
+FAILING = failing_flow("printer on fire: the paper tray is jammed and the toner is empty")
 
 
 @pytest.fixture
