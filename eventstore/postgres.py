@@ -62,7 +62,7 @@ from .postgres_schema import (
 from .postgres_extras import PostgresExtras
 from .postgres_trust import PostgresTrust
 from .postgres_writers import PostgresWriters
-from .protocol import Query
+from .protocol import Query, batched_rows
 
 __all__ = ["PostgresRecorder", "FALLBACK"]
 
@@ -331,16 +331,7 @@ class PostgresRecorder(PostgresTrust, PostgresExtras, PostgresWriters):
 
     def iter_rows(self, q: Query, *, batch: int = 5000, tail: bool = False) -> Iterator[StoredRow]:
         """Like ``select`` but ``batch`` rows at a time."""
-        after, remaining = q.after_seq, q.limit
-        while remaining is None or remaining > 0:
-            size = batch if remaining is None else min(batch, remaining)
-            rows = self.select(q.but(after_seq=after, limit=size), tail=tail)
-            yield from rows
-            if len(rows) < size:
-                return
-            after = rows[-1].seq
-            if remaining is not None:
-                remaining -= len(rows)
+        return batched_rows(self, q, batch, tail)
 
     def latest(self, run_id: str, *, until_seq: int | None = None,
                until: str | None = None) -> list[LatestRow]:

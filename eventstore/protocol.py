@@ -473,6 +473,19 @@ def iter_events(recorder: Recorder, run_id: str, batch: int = 5000) -> Iterator[
     yield from Mapper.to_events(chunk)
 
 
+def batched_rows(recorder: Recorder, q: Query, batch: int = 5000, tail: bool = False) -> Iterator[StoredRow]:
+    """``recorder.select(q, tail=tail)`` read ``batch`` rows at a time: a store's ``iter_rows``."""
+    after, remaining = q.after_seq, q.limit
+    while remaining is None or remaining > 0:
+        size = batch if remaining is None else min(batch, remaining)
+        rows = recorder.select(q.but(after_seq=after, limit=size), tail=tail)
+        yield from rows
+        if len(rows) < size:
+            return
+        after = rows[-1].seq
+        remaining = None if remaining is None else remaining - len(rows)
+
+
 def newest_rows(recorder: Recorder, q: Query, limit: int) -> list[StoredRow]:
     """The last ``limit`` rows matching ``q`` (in seq order), read backwards in growing seq windows."""
     hi, floor = recorder.max_seq(), q.after_seq or 0

@@ -30,7 +30,7 @@ from .mapper import (
     COLUMNS, FINISHED_TYPES, ContentRow, LatestRow, RunRecord, StoredRow, chain_hash, check_continues,
     latest_row, run_record, stored_row, stored_values,
 )
-from .protocol import Query
+from .protocol import Query, batched_rows
 from .sqlite_files import (
     LedgerFile, check_location, create_private, read_only_uri, schema_sql, upgrade_sql, write_error,
 )
@@ -337,17 +337,7 @@ class SQLiteRecorder(SQLiteTrust, SQLiteLeasing, WriterTable):
 
     def iter_rows(self, q: Query, *, batch: int = 5000, tail: bool = False) -> Iterator[StoredRow]:
         """Like ``select`` but in batches, for very long runs."""
-        after = q.after_seq
-        remaining = q.limit
-        while remaining is None or remaining > 0:
-            size = batch if remaining is None else min(batch, remaining)
-            rows = self.select(q.but(after_seq=after, limit=size), tail=tail)
-            yield from rows
-            if len(rows) < size:
-                return
-            after = rows[-1].seq
-            if remaining is not None:
-                remaining -= len(rows)
+        return batched_rows(self, q, batch, tail)
 
     def latest(self, run_id: str, *, until_seq: int | None = None,
                until: str | None = None) -> list[LatestRow]:

@@ -8,34 +8,17 @@ test asserts the exit code, and the exact error line where there is one.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-ETL = str(ROOT / "examples" / "etl.py")
+from cli_helpers import ETL, error_line, failing_flow, make_env, sl
 
 FLOWS = {
-    "failing.py": """
-        from statemachine import Flow, task
-
-        @task
-        def fetch():
-            return 1
-
-        @task
-        def publish(x):
-            raise ValueError("printer on fire")
-
-        with Flow("report") as flow:
-            publish(fetch())
-    """,
+    "failing.py": failing_flow(),
     "sidefx.py": """
         from statemachine import Flow, Parameter, task
 
@@ -100,31 +83,6 @@ FLOWS = {
         LIMIT = 3
     """,
 }
-
-
-def sl(*args: str, env: dict, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "eventstore.cli", *args],
-        capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout,
-    )
-
-
-def make_env(folder: Path) -> dict:
-    home = folder / "home"
-    home.mkdir(exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STATELEDGER")}
-    env.update(HOME=str(home), STATELEDGER_DB=str(folder / "ledger.db"), COLUMNS="200")
-    return env
-
-
-def error_line(result: subprocess.CompletedProcess) -> str:
-    """The one line a failed command printed on stderr (asserting it is one line, no traceback)."""
-    assert result.stdout == ""
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("stateledger: error: ")
-    return lines[0].removeprefix("stateledger: error: ")
 
 
 @pytest.fixture(scope="module")

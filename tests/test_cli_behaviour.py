@@ -15,10 +15,10 @@ import termios
 import textwrap
 
 import pytest
+from cli_helpers import error_line, failing_flow, make_env, sl
 
 from eventstore import EventStore
 from statemachine import Flow, task
-from test_cli import error_line, make_env, sl
 
 MANY = """
     from statemachine import Flow, task
@@ -33,20 +33,7 @@ MANY = """
             step(i)
 """
 
-FAILING = """
-    from statemachine import Flow, task
-
-    @task
-    def fetch():
-        return 1
-
-    @task
-    def publish(x):
-        raise ValueError("printer on fire: the paper tray is jammed and the toner is empty")
-
-    with Flow("report") as flow:
-        publish(fetch())
-"""
+FAILING = failing_flow("printer on fire: the paper tray is jammed and the toner is empty")
 
 
 @pytest.fixture
@@ -264,16 +251,21 @@ def test_an_empty_db_is_refused(folder):
         "Invalid value for '--db': an empty path names no ledger;")
 
 
-def test_follow_of_an_unknown_run_says_so(folder):
-    path, env = folder
-    sl("run", "failing.py", "--run-id", "report-1", env=env, cwd=path)
-    proc = subprocess.Popen([sys.executable, "-m", "eventstore.cli", "follow", "--run", "nope"], env=env, cwd=path,
+def _first_follow_note(path, env, *args):
+    """The first line ``stateledger follow *args`` prints on stderr, then the follower is stopped."""
+    proc = subprocess.Popen([sys.executable, "-m", "eventstore.cli", "follow", *args], env=env, cwd=path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        first = proc.stderr.readline()
+        return proc.stderr.readline()
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
+
+
+def test_follow_of_an_unknown_run_says_so(folder):
+    path, env = folder
+    sl("run", "failing.py", "--run-id", "report-1", env=env, cwd=path)
+    first = _first_follow_note(path, env, "--run", "nope")
     assert first == (f"stateledger: note: no run 'nope' in ledger {path / 'ledger.db'} (recent runs: report-1); "
                      "waiting for it to start. Check the id, or press Ctrl-C to stop.\n")
 
@@ -313,11 +305,4 @@ def test_times_are_labelled_utc(folder):
     assert ran.stdout.splitlines()[0].endswith("; times UTC)")
     assert sl("audit", env=env, cwd=path).stdout.splitlines()[0].split()[1:3] == ["TIME", "(UTC)"]
     assert sl("runs", env=env, cwd=path).stdout.splitlines()[0].split()[4:6] == ["STARTED", "(UTC)"]
-    proc = subprocess.Popen([sys.executable, "-m", "eventstore.cli", "follow"], env=env, cwd=path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        first = proc.stderr.readline()
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=30)
-    assert "(times UTC)" in first
+    assert "(times UTC)" in _first_follow_note(path, env)

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from test_cli import error_line, make_env, sl
+from cli_helpers import error_line, make_env, sl
 
 NIGHTLY = """
     import os

@@ -447,7 +447,7 @@ def test_local_executor_is_the_default_and_runs_bodies_in_this_thread():
 
 
 def test_cli_run_takes_an_executor(tmp_path):
-    from test_cli import ETL, make_env, sl
+    from cli_helpers import ETL, make_env, sl
 
     result = sl("run", ETL, "--executor", "threads:4", "--run-id", "etl-threads", env=make_env(tmp_path))
     assert result.returncode == 0, result.stderr
@@ -457,7 +457,7 @@ def test_cli_run_takes_an_executor(tmp_path):
 
 
 def test_cli_refuses_an_unknown_executor_with_one_line(tmp_path):
-    from test_cli import ETL, error_line, make_env, sl
+    from cli_helpers import ETL, error_line, make_env, sl
 
     result = sl("run", ETL, "--executor", "threads:zero", env=make_env(tmp_path))
     assert result.returncode == 2

@@ -164,31 +164,34 @@ def test_a_task_raising_keyboardinterrupt_cancels_the_run_and_the_interrupt_goes
     assert store.verify().ok
 
 
-def test_signal_handlers_are_installed_only_during_the_run_and_restored_after():
-    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    during = {}
+def _handlers():
+    """The SIGINT and SIGTERM handlers in place now."""
+    return {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _looking_flow(during):
+    """A flow whose one task copies the signal handlers in place while it runs into ``during``."""
 
     @task
     def look():
-        during.update({s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)})
+        during.update(_handlers())
 
     with Flow("look") as flow:
         look()
+    return flow
+
+
+def test_signal_handlers_are_installed_only_during_the_run_and_restored_after():
+    before, during = _handlers(), {}
+    flow = _looking_flow(during)
     assert flow.run(store=EventStore(":memory:")).is_successful()
     assert all(during[s] != before[s] for s in before)
     assert {s: signal.getsignal(s) for s in before} == before
 
 
 def test_a_flow_run_outside_the_main_thread_leaves_the_signal_handlers_alone():
-    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    during = {}
-
-    @task
-    def look():
-        during.update({s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)})
-
-    with Flow("look") as flow:
-        look()
+    before, during = _handlers(), {}
+    flow = _looking_flow(during)
     result = []
     worker = threading.Thread(target=lambda: result.append(flow.run(store=EventStore(":memory:"))))
     worker.start()

@@ -21,38 +21,13 @@ from eventstore.cli import main
 from eventstore.codec import iso
 from eventstore.orphans import process_start, this_writer
 from eventstore.protocol import Writer
+
 from statemachine import Flow, task
 from statemachine.errors import ArgumentError
 from statemachine.events import Event, current_actor, new_event_id
 from statemachine.states import Crashed, Pending, Running, Scheduled, utcnow
 from subscribers import subscribe
 
-
-# The recorders that keep run ownership (``eventstore.protocol.RunOwnership``): every one.
-OWNING = ["memory", "sqlite", "postgres"]
-
-
-def _target(kind, tmp_path, request, name):
-    """Where a store of ``kind`` keeps its ledger: nowhere, a file, a schema of its own on the test server."""
-    if kind == "postgres":
-        return request.getfixturevalue("pg_url")
-    return ":memory:" if kind == "memory" else tmp_path / name
-
-
-@pytest.fixture(params=OWNING)
-def store(request, tmp_path):
-    """An EventStore on each recorder that keeps writers."""
-    s = EventStore(_target(request.param, tmp_path, request, "owned.db"))
-    yield s
-    s.close()
-
-
-@pytest.fixture(params=OWNING)
-def recorder(request, tmp_path):
-    """Each recorder that keeps writers."""
-    s = EventStore(_target(request.param, tmp_path, request, "owned-recorder.db"))
-    yield s.recorder
-    s.close()
 
 LONG_FLOW = '''
 import time

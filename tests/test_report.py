@@ -26,7 +26,7 @@ CLI = [sys.executable, "-m", "eventstore.cli"]
 
 
 @pytest.fixture
-def everything(store):  # noqa: F811
+def everything(store):
     """(store, run_id, flow) of a run with failures, a retry, skips and a handler rewrite."""
     flow = everything_flow()
     return store, flow.run(store=store).context["run_id"], flow
@@ -79,7 +79,7 @@ def test_another_flow_is_refused(everything):
         store.report(run_id, flow=Flow("other"))
 
 
-def test_untrusted_text_stays_text(store):  # noqa: F811
+def test_untrusted_text_stays_text(store):
     """Run ids, flow and task names and messages holding markup never become markup."""
     run_id = "run " + HOSTILE
     hostile_flow().run(store=store, run_id=run_id)
@@ -121,7 +121,7 @@ def test_state_classes_follow_the_hierarchy():
         "pending", "retrying", "running", "success", "skipped", "failed", "failed", "cancelled", "none"]
 
 
-def test_unknown_run_raises_and_writes_nothing(store, tmp_path):  # noqa: F811
+def test_unknown_run_raises_and_writes_nothing(store, tmp_path):
     out = tmp_path / "run.html"
     with pytest.raises(RunNotFoundError, match="No run 'nope'"):
         write_report(store, "nope", out)

@@ -13,34 +13,8 @@ from click.testing import CliRunner
 
 from eventstore import EventStore, LedgerError, RunExistsError
 from eventstore.cli import main
+from owner_fixtures import target
 from statemachine import Flow, task
-
-
-# The recorders that keep run ownership (``eventstore.protocol.RunOwnership``): every one.
-OWNING = ["memory", "sqlite", "postgres"]
-
-
-def _target(kind, tmp_path, request, name):
-    """Where a store of ``kind`` keeps its ledger: nowhere, a file, a schema of its own on the test server."""
-    if kind == "postgres":
-        return request.getfixturevalue("pg_url")
-    return ":memory:" if kind == "memory" else tmp_path / name
-
-
-@pytest.fixture(params=OWNING)
-def store(request, tmp_path):
-    """An EventStore on each recorder that keeps writers."""
-    s = EventStore(_target(request.param, tmp_path, request, "owned.db"))
-    yield s
-    s.close()
-
-
-@pytest.fixture(params=OWNING)
-def recorder(request, tmp_path):
-    """Each recorder that keeps writers."""
-    s = EventStore(_target(request.param, tmp_path, request, "owned-recorder.db"))
-    yield s.recorder
-    s.close()
 
 
 def _flow(name="ids"):
@@ -107,7 +81,7 @@ except RunExistsError:
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
 def test_processes_racing_for_one_new_run_id_exactly_one_wins(tmp_path, request, kind):
-    db = _target(kind, tmp_path, request, "race.db")
+    db = target(kind, tmp_path, request, "race.db")
     EventStore(db).close()
     go = tmp_path / "go"
     rounds = 4
