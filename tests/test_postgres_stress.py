@@ -10,6 +10,7 @@ The PostgreSQL case takes the server from ``STATELEDGER_TEST_PG`` (the
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 import textwrap
@@ -71,7 +72,7 @@ def test_eight_writer_processes_of_a_thousand_tasks_lose_nothing(target, tmp_pat
         assert len(events) == WRITERS * EVENTS_PER_RUN
         assert len(set(seqs)) == len(seqs)
         assert {e.run_id for e in events} == set(run_ids)
-        switches = sum(a.run_id != b.run_id for a, b in zip(events, events[1:]))
+        switches = sum(a.run_id != b.run_id for a, b in itertools.pairwise(events))
         assert switches > WRITERS, "the writers did not interleave: the test proves nothing"
         runs = {r.run_id: r for r in store.runs()}
         assert set(runs) == set(run_ids)
