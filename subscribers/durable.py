@@ -192,6 +192,15 @@ class DurableSubscription:
             )
         return int(seq)
 
+    def _note_listener_error(self, exc: BaseException, event: Any, seq: int, listener: Any) -> None:
+        """Say in the exception which event the listener raised on and where the cursor stays."""
+        if (event is not None and event.seq != seq and hasattr(exc, "add_note")
+                and not isinstance(exc, SubscriptionBusyError)):  # the listener did not raise
+            exc.add_note(
+                f"(durable subscription {self.name!r}: listener {_name_of(listener)} raised on event "
+                f"seq={event.seq}; the cursor stays at seq={seq} and the next catch_up() retries it)"
+            )
+
     def _save(self, seq: int) -> None:
         self._lease.keep()  # raises if another consumer took the name meanwhile
         if not self._lease.lost:  # a consumer that lost its lease leaves the cursor to its successor
@@ -259,12 +268,7 @@ class DurableSubscription:
                 if len(events) < batch_size:
                     break
         except BaseException as exc:
-            if (event is not None and event.seq != seq and hasattr(exc, "add_note")
-                    and not isinstance(exc, SubscriptionBusyError)):  # the listener did not raise
-                exc.add_note(
-                    f"(durable subscription {self.name!r}: listener {_name_of(listener)} raised on event "
-                    f"seq={event.seq}; the cursor stays at seq={seq} and the next catch_up() retries it)"
-                )
+            self._note_listener_error(exc, event, seq, listener)
             raise
         finally:
             if seq != saved:
@@ -324,12 +328,7 @@ class DurableSubscription:
                 if time.monotonic() - last_save >= self.checkpoint_interval:
                     save(seq)
         except BaseException as exc:
-            if (event is not None and event.seq != seq and hasattr(exc, "add_note")
-                    and not isinstance(exc, SubscriptionBusyError)):  # the listener did not raise
-                exc.add_note(
-                    f"(durable subscription {self.name!r}: listener {_name_of(listener)} raised on event "
-                    f"seq={event.seq}; the cursor stays at seq={seq} and the next catch_up() retries it)"
-                )
+            self._note_listener_error(exc, event, seq, listener)
             raise
         finally:
             save(seq)
