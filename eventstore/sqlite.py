@@ -1,14 +1,19 @@
 """``SQLiteRecorder``: the ledger in one SQLite file. The only module that talks to SQLite.
 
 It implements ``eventstore.protocol.Recorder``: one file (WAL), schema made
-with sqlite-utils, version in ``PRAGMA user_version``; one transaction per
-append (``BEGIN IMMEDIATE``: several processes may write at once, ``seq`` is
-picked inside the write lock, so it is unique and increasing, and hashed
-with the row); the ``runs`` summary is updated in the same transaction. A
-schema-1 ledger is read as it is (``reason`` read as NULL) and upgraded (never
-rehashed) by the first write (``sqlite_files.upgrade_sql``: the trust tables and
-the ``reason`` column), so reading never changes a file. ``sqlite3`` errors
-become ``eventstore.errors`` where they meet the database.
+with sqlite-utils, version in ``PRAGMA user_version``. An append is one
+committed transaction, and several processes may write at once: ``seq`` is
+unique, dense and increasing, and hashed with the row, so it is picked under
+SQLite's write lock. The common case is one statement: this process wrote
+the ledger's last event, so the next ``seq`` and the run's last hash are
+known; the INSERT (autocommit) names that ``seq``, and if another process took
+it meanwhile the primary key refuses the row and the append is done the long
+way (``BEGIN IMMEDIATE``, read the ledger's end and the run's, insert,
+``COMMIT``). The ``runs`` summary is kept by a trigger in the same transaction
+(``sqlite_files.RUNS_TRIGGER_SQL``). An older ledger is read as it is (schema
+1: ``reason`` read as NULL) and upgraded (never rehashed) by the first write
+(``sqlite_files.upgrade_sql``), so reading never changes a file. ``sqlite3``
+errors become ``eventstore.errors`` where they meet the database.
 ``read_only=True``: a read-only connection creating nothing beside the file (``read_only_uri``).
 """
 
@@ -40,22 +45,17 @@ from .sqlite_trust import SQLiteTrust
 
 __all__ = ["SQLiteRecorder", "SCHEMA_VERSION", "APPLICATION_ID", "COLUMNS", "chain_hash"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+#: The page size of a new ledger. An append writes every page it changed to the WAL
+#: (the events row, the run_id index, the runs row): small pages make each commit
+#: cheaper (measured in benchmarks/floor.py); a row larger than a page spills over.
+PAGE_SIZE = 2048
 #: ``PRAGMA application_id`` of a ledger file ("STLG"): tells a ledger from other SQLite files.
 APPLICATION_ID = 0x53544C47
 
 _INSERT = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 _LAST = "SELECT last_hash FROM runs WHERE run_id = ?"
-_NEW_RUN = (
-    "INSERT INTO runs (run_id, flow, state, started, ended, events, first_seq, last_seq, last_hash) "
-    "VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)"
-)
-_UPDATE_RUN = (
-    "UPDATE runs SET events = events + 1, last_seq = ?, last_hash = ?, state = coalesce(?, state), ended = CASE "
-    "WHEN ? IS NULL THEN ended WHEN ? THEN coalesce(ended, ?) ELSE NULL END WHERE run_id = ? AND last_hash = ?"
-)
-#: ``_UPDATE_RUN`` for a task event, which changes neither the run's state nor its end.
-_COUNT_RUN = "UPDATE runs SET events = events + 1, last_seq = ?, last_hash = ? WHERE run_id = ? AND last_hash = ?"
+_MAX_SEQ = "SELECT max(seq) FROM events"
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM events"
 _SELECT_V1 = f"SELECT {', '.join(COLUMNS[:-1])}, NULL AS reason FROM events"  # a schema-1 ledger: no reason
 _RUN_COLUMNS = "run_id, flow, state, started, ended, events"
@@ -73,7 +73,7 @@ class SQLiteRecorder(SQLiteTrust, SQLiteLeasing, WriterTable):
         self.read_only = read_only
         self._lock = threading.RLock()
         self._wrote = False  # see close()
-        self._upgraded = True  # False: a schema-1 ledger, upgraded by the first write (_writable)
+        self._upgraded = True  # False: an older ledger, upgraded by the first write (_writable)
         self._v2_from = 1  # the first seq hashed with rule 2 (meta.hash_v2_from), read once upgraded
         created = False if read_only else check_location(self.path)
         if created:  # private from the start, whatever the umask: -wal and -shm take this mode
@@ -94,7 +94,10 @@ class SQLiteRecorder(SQLiteTrust, SQLiteLeasing, WriterTable):
                 os.unlink(self.path)
             raise
         self._cur = self._conn.cursor()
-        self._last: dict[str, str] = {}  # run_id -> last hash this process wrote (see _append)
+        # What this process knows of the ledger's end, true while no other process writes
+        # (see append): the seq it wrote last (-1: unknown), and run_id -> that run's last hash.
+        self._top = -1
+        self._last: dict[str, str] = {}
         self._closed = False
         self._snapshots = 0  # depth of nested snapshot() contexts
         self._file = LedgerFile(self.path)  # checked before each write
@@ -130,8 +133,8 @@ class SQLiteRecorder(SQLiteTrust, SQLiteLeasing, WriterTable):
             self._wrote = True
             self._create_schema()
         elif version < SCHEMA_VERSION:
-            self._upgraded = False  # read as it is (no reason column: read as NULL); the first write upgrades it
-        if self._upgraded:
+            self._upgraded = False  # read as it is (schema 1: reason read as NULL); the first write upgrades it
+        if self._upgraded or version >= 2:
             self._v2_from = int(conn.execute("SELECT value FROM meta WHERE key = 'hash_v2_from'").fetchone()[0])
         if self.read_only:
             return
@@ -153,6 +156,8 @@ class SQLiteRecorder(SQLiteTrust, SQLiteLeasing, WriterTable):
         """Create (or upgrade) the tables under the write lock (other processes may be doing it too)."""
         conn = self._conn
         try:
+            if not os.path.getsize(self.path):
+                conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # only takes effect on an empty file
             conn.execute("BEGIN IMMEDIATE")
             try:
                 app_id, version, tables = self._identity()
@@ -165,7 +170,9 @@ class SQLiteRecorder(SQLiteTrust, SQLiteLeasing, WriterTable):
                 if version < SCHEMA_VERSION:
                     for sql in (schema_sql() if version == 0 else upgrade_sql(version)):
                         conn.execute(sql)
-                    conn.execute("INSERT INTO meta (key, value) VALUES ('ledger_id', ?)", (secrets.token_hex(16),))
+                    if version < 2:
+                        conn.execute("INSERT INTO meta (key, value) VALUES ('ledger_id', ?)",
+                                     (secrets.token_hex(16),))
                     conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.execute("COMMIT")
@@ -205,53 +212,79 @@ class SQLiteRecorder(SQLiteTrust, SQLiteLeasing, WriterTable):
         """Commit one content row; return (seq, prev_hash, hash). See ``Recorder.append``."""
         with self._lock:
             self._writable()
+            self._wrote = True
             try:
-                try:
-                    return self._append(row, prev_hash, hash, self._last.get(row.run_id), rule)
-                except _StaleCache:  # another process appended to this run: read its end
-                    return self._append(row, prev_hash, hash, None, rule)
+                if hash is None and self._top >= 0 and not self._snapshots:  # (a snapshot holds a read)
+                    last = self._last.get(row.run_id)
+                    if last is not None:
+                        done = self._append_next(row, last)
+                        if done is not None:
+                            return done
+                return self._append(row, prev_hash, hash, rule)
             except sqlite3.Error as exc:
-                self._last.pop(row.run_id, None)
+                self._forget()
                 raise write_error(exc, self.path, self.timeout, "append to") from exc
 
-    def _append(self, row: ContentRow, prev_hash: str | None, hash: str | None,
-                cached: str | None, rule: tuple[int, int | None] | None) -> tuple[int, str | None, str]:
-        """One write transaction. ``cached``: the run's last hash as this process last wrote it.
+    def _append_next(self, row: ContentRow, last: str) -> tuple[int, str | None, str] | None:
+        """The common case in one autocommit INSERT: the row follows this process's last write.
 
-        The ``runs`` update only succeeds if the run still ends with ``cached``,
-        so a stale cache is caught inside the transaction and costs one retry.
+        While no other process writes, the ledger ends with the seq this process
+        wrote last, and the run with the hash it cached. Seqs are dense, so if
+        another process wrote anything since, it took the next seq and SQLite
+        refuses this row (primary key): then None, and ``append`` goes the long way.
         """
-        cur, run_id = self._cur, row.run_id
-        self._wrote = True
+        seq = self._top + 1
+        hash = chain_hash(last, row, seq)
+        try:
+            self._cur.execute(_INSERT, (seq, *stored_values(row, last, hash)))
+        except sqlite3.IntegrityError:
+            self._forget()
+            return None
+        self._wrote_row(row, seq, hash)
+        return seq, last, hash
+
+    def _append(self, row: ContentRow, prev_hash: str | None, hash: str | None,
+                rule: tuple[int, int | None] | None) -> tuple[int, str | None, str]:
+        """One write transaction that reads the ledger's end and the run's before it inserts."""
+        cur = self._cur
         cur.execute("BEGIN IMMEDIATE")
         try:
-            seq, prev_hash, hash, ended = self._insert(row, prev_hash, hash, cached, rule)
+            seq, prev_hash, hash = self._insert(row, prev_hash, hash, rule)
             cur.execute("COMMIT")
         except BaseException:
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
+            self._forget()
             raise
-        if ended is None:
-            self._last[run_id] = hash
-        else:
-            self._last.pop(run_id, None)
+        self._wrote_row(row, seq, hash)
         return seq, prev_hash, hash
 
-    def _insert(self, row: ContentRow, prev_hash: str | None, hash: str | None, cached: str | None,
-                rule: tuple[int, int | None] | None = None) -> tuple[int, str | None, str, str | None]:
-        """Insert one row and update its run's summary, inside the caller's write transaction.
+    def _wrote_row(self, row: ContentRow, seq: int, hash: str) -> None:
+        """Remember the ledger's end after this process's committed write (a finished run is forgotten)."""
+        self._top = seq
+        if row.kind == "flow" and row.state in FINISHED_TYPES:
+            self._last.pop(row.run_id, None)
+        else:
+            self._last[row.run_id] = hash
 
-        Returns (seq, prev_hash, hash, ended); raises ``_StaleCache`` when
-        ``cached`` is no longer the run's last hash.
+    def _forget(self) -> None:
+        """Another process wrote, or a write failed: what this process knew of the ledger's end is stale."""
+        self._top = -1
+        self._last.clear()
+
+    def _insert(self, row: ContentRow, prev_hash: str | None, hash: str | None,
+                rule: tuple[int, int | None] | None = None) -> tuple[int, str | None, str]:
+        """Insert one row inside the caller's write transaction; return (seq, prev_hash, hash).
+
+        The seq and the run's last hash are read here, under the write lock; the
+        trigger updates the run's summary.
         """
         cur, run_id = self._cur, row.run_id
-        if cached is None:
-            found = cur.execute(_LAST, (run_id,)).fetchone()
-            exists, last = found is not None, (found[0] if found is not None else None)
-        else:
-            exists, last = True, cached
+        top = cur.execute(_MAX_SEQ).fetchone()[0] or 0
+        found = cur.execute(_LAST, (run_id,)).fetchone()
+        last = found[0] if found is not None else None
         # the seq is hashed, so it is picked here (inside the write lock), never below rule 2's start
-        seq = max(cur.execute("SELECT max(seq) FROM events").fetchone()[0] or 0, self._v2_from - 1) + 1
+        seq = max(top, self._v2_from - 1) + 1
         if hash is None:
             prev_hash, hash = last, chain_hash(last, row, seq)
         else:  # made elsewhere (an import): keep it, and the rule it was made by
@@ -259,32 +292,20 @@ class SQLiteRecorder(SQLiteTrust, SQLiteLeasing, WriterTable):
             cur.execute("INSERT INTO hash_rules (seq, version, hashed_seq) VALUES (?, ?, ?)",
                         (seq, *(rule or (1, None))))
         cur.execute(_INSERT, (seq, *stored_values(row, prev_hash, hash)))
-        state = row.state if row.kind == "flow" else None
-        ended = row.timestamp if state in FINISHED_TYPES else None
-        if exists:
-            if state is None:
-                cur.execute(_COUNT_RUN, (seq, hash, run_id, last))
-            else:
-                cur.execute(_UPDATE_RUN, (seq, hash, state, state, ended is not None, row.timestamp, run_id, last))
-            if cur.rowcount != 1:
-                raise _StaleCache()
-        else:
-            cur.execute(_NEW_RUN, (run_id, row.flow, state or "Pending", row.timestamp, ended, seq, seq, hash))
-        return seq, prev_hash, hash, ended
+        return seq, prev_hash, hash
 
     def import_rows(self, rows: Iterable[tuple[Any, ...]]) -> int:
         """Store every (row, prev_hash, hash[, rule]) in one transaction, all or nothing; see ``Importing``."""
         with self._lock:
             self._writable()
-            wrote, touched, n = self._wrote, set(), 0
+            wrote, n = self._wrote, 0
             conn = self._conn
             try:
                 self._wrote = True
                 self._cur.execute("BEGIN IMMEDIATE")
                 try:
                     for row, prev_hash, hash, *rule in rows:
-                        touched.add(row.run_id)
-                        self._insert(row, prev_hash, hash, None, rule[0] if rule else None)
+                        self._insert(row, prev_hash, hash, rule[0] if rule else None)
                         n += 1
                     self._cur.execute("COMMIT")
                 except BaseException:
@@ -295,8 +316,7 @@ class SQLiteRecorder(SQLiteTrust, SQLiteLeasing, WriterTable):
             except sqlite3.Error as exc:
                 raise write_error(exc, self.path, self.timeout, "import into") from exc
             finally:
-                for run_id in touched:
-                    self._last.pop(run_id, None)
+                self._forget()
             return n
 
     # --- reading --------------------------------------------------------------------
@@ -434,10 +454,6 @@ class SQLiteRecorder(SQLiteTrust, SQLiteLeasing, WriterTable):
             if guard is not None:
                 guard.close()
             self._file.release()  # after the connection: closing a descriptor drops POSIX locks
-
-
-class _StaleCache(Exception):
-    """The run's last hash changed since this process cached it."""
 
 
 def _where(q: Query, run_range: tuple[int, int | None] | None = None) -> tuple[str, list[Any]]:

@@ -17,10 +17,10 @@ import threading
 from urllib.parse import quote
 
 from .errors import LedgerError, LedgerLocationError, LedgerWriteError, NotALedgerError
-from .mapper import COLUMNS
+from .mapper import COLUMNS, FINISHED_TYPES
 
 __all__ = ["check_location", "create_private", "schema_sql", "upgrade_sql", "read_only_uri", "write_error",
-           "WRITERS_SQL", "LedgerFile"]
+           "WRITERS_SQL", "RUNS_TRIGGER_SQL", "LedgerFile"]
 
 #: Who writes each run, and its heartbeat (outside the hash chain). Created with a new ledger, and
 #: by the first claim in a ledger made before writers were recorded (no schema version change).
@@ -126,6 +126,7 @@ def schema_sql() -> list[str]:
         "CREATE INDEX IF NOT EXISTS runs_first ON runs (first_seq)",
         *_TRUST_SQL,
         "INSERT INTO meta (key, value) VALUES ('hash_v2_from', '1')",
+        RUNS_TRIGGER_SQL,
     ]
 
 
@@ -141,14 +142,36 @@ _TRUST_SQL = (
 )
 
 
-def upgrade_sql(version: int) -> list[str]:
-    """The statements taking a ledger of schema ``version`` (1) to the current one.
+_FINISHED = ", ".join(f"'{name}'" for name in sorted(FINISHED_TYPES))
 
-    Old rows keep their hashes: ``hash_v2_from`` records the first seq hashed
-    with rule 2 (one past the last row); ``events`` gains ``reason`` (NULL in
-    every old row, so their hashed content is unchanged); the cursors'
-    high-water mark starts at where each cursor is.
+#: Schema 3: the ``runs`` summary is kept by the database, in the transaction of each event's
+#: INSERT (so appending an event is one statement, one commit). A run's first event creates
+#: its row (state "Pending" until a flow event says otherwise); each later one counts itself
+#: and moves ``last_seq``/``last_hash``; a flow event sets the run's state, and its end when
+#: the state finishes the run (kept if already set; cleared when the run runs again).
+RUNS_TRIGGER_SQL = f"""CREATE TRIGGER IF NOT EXISTS events_runs AFTER INSERT ON events BEGIN
+  INSERT INTO runs (run_id, flow, state, started, ended, events, first_seq, last_seq, last_hash)
+  VALUES (NEW.run_id, NEW.flow, CASE WHEN NEW.kind = 'flow' THEN NEW.state ELSE 'Pending' END, NEW.timestamp,
+          CASE WHEN NEW.kind = 'flow' AND NEW.state IN ({_FINISHED}) THEN NEW.timestamp END,
+          1, NEW.seq, NEW.seq, NEW.hash)
+  ON CONFLICT (run_id) DO UPDATE SET events = events + 1, last_seq = NEW.seq, last_hash = NEW.hash,
+    state = CASE WHEN NEW.kind = 'flow' THEN NEW.state ELSE state END,
+    ended = CASE WHEN NEW.kind <> 'flow' THEN ended
+                 WHEN NEW.state IN ({_FINISHED}) THEN coalesce(ended, NEW.timestamp) ELSE NULL END;
+END"""
+
+
+def upgrade_sql(version: int) -> list[str]:
+    """The statements taking a ledger of schema ``version`` (1 or 2) to the current one (3).
+
+    From 1: old rows keep their hashes: ``hash_v2_from`` records the first seq
+    hashed with rule 2 (one past the last row); ``events`` gains ``reason``
+    (NULL in every old row, so their hashed content is unchanged); the cursors'
+    high-water mark starts at where each cursor is. From 2: the trigger that
+    keeps ``runs`` (``RUNS_TRIGGER_SQL``); no stored byte of an event changes.
     """
+    if version == 2:
+        return [RUNS_TRIGGER_SQL]
     if version != 1:
         raise ValueError(f"no upgrade from schema version {version}")
     return [
@@ -157,6 +180,7 @@ def upgrade_sql(version: int) -> list[str]:
         "UPDATE cursors SET high = seq",
         *_TRUST_SQL,
         "INSERT INTO meta (key, value) SELECT 'hash_v2_from', CAST(coalesce(max(seq), 0) + 1 AS TEXT) FROM events",
+        RUNS_TRIGGER_SQL,
     ]
 
 

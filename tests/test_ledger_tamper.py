@@ -96,8 +96,8 @@ def test_an_inserted_event_is_found(ledger):
         "name, key, flow, attempt, state, old_state, new_state, proposed_state, rewritten_by, actor, prev_hash, "
         "hash FROM events WHERE seq = 3")
     conn.close()
-    found = problems(ledger)
-    assert ("a", 21, "chain broken") in found and ("a", 21, "changed") in found and ("a", 21, "count") in found
+    # the runs summary counts the row (schema 3: the database keeps it), the chain does not take it
+    assert sorted(problems(ledger)) == [("a", 21, "chain broken"), ("a", 21, "changed")]
 
 
 def test_an_event_of_an_unknown_run_is_found(ledger):

@@ -199,7 +199,7 @@ def test_a_version_1_ledger_is_read_as_it_is_and_migrated_by_its_first_write(tmp
         store.mark("m1", "publish-1", "Success", reason="migrated", by="carol")
         assert store.verify().ok and store.history("m1")[-2].reason == "migrated"
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
         assert "reason" in [r[1] for r in conn.execute("PRAGMA table_info(events)")]
     conn.close()
 

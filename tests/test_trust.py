@@ -189,7 +189,7 @@ def test_a_schema_1_ledger_is_read_unchanged_and_upgraded_by_its_first_write_wit
         assert s.verify(checkpoints=[cp]).ok and s.recorder.ledger_id() == cp.ledger_id
         assert s.recorder.hash_rules().v2_from == 9
     conn = raw(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     assert [r[0] for r in conn.execute("SELECT hash FROM events WHERE seq <= 8 ORDER BY seq")] == old_hashes
     conn.execute("UPDATE events SET actor = 'x' WHERE seq = 3")  # old rows still catch a change
     conn.close()

@@ -63,11 +63,20 @@ def downgrade_to_schema_1(path: Path) -> None:
     for table in ("meta", "hash_rules", "checkpoints"):
         conn.execute(f"DROP TABLE {table}")
     conn.execute("DROP INDEX events_run")
+    conn.execute("DROP TRIGGER events_runs")
     conn.execute("ALTER TABLE cursors DROP COLUMN high")
     conn.execute("ALTER TABLE events DROP COLUMN reason")
     conn.execute("PRAGMA user_version = 1")
     conn.execute("COMMIT")
     conn.execute("VACUUM")
+    conn.close()
+
+
+def downgrade_to_schema_2(path: Path) -> None:
+    """Make a closed ledger what schema 2 wrote: the same rows, no trigger keeping ``runs``, user_version 2."""
+    conn = raw(path)
+    conn.execute("DROP TRIGGER events_runs")
+    conn.execute("PRAGMA user_version = 2")
     conn.close()
 
 
