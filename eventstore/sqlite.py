@@ -37,7 +37,7 @@ from .mapper import (
 )
 from .protocol import Query, batched_rows
 from .sqlite_files import (
-    LedgerFile, check_location, create_private, read_only_uri, schema_sql, upgrade_sql, write_error,
+    RUNS_NOW, LedgerFile, check_location, create_private, read_only_uri, schema_sql, upgrade_sql, write_error,
 )
 from .sqlite_leases import SQLiteLeasing
 from .sqlite_writers import WriterTable
@@ -54,7 +54,7 @@ PAGE_SIZE = 2048
 APPLICATION_ID = 0x53544C47
 
 _INSERT = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-_LAST = "SELECT last_hash FROM runs WHERE run_id = ?"
+_LAST = "SELECT hash FROM events WHERE run_id = ? ORDER BY seq DESC LIMIT 1"  # the run_id index
 _MAX_SEQ = "SELECT max(seq) FROM events"
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM events"
 _SELECT_V1 = f"SELECT {', '.join(COLUMNS[:-1])}, NULL AS reason FROM events"  # a schema-1 ledger: no reason
@@ -329,7 +329,7 @@ class SQLiteRecorder(SQLiteTrust, SQLiteLeasing, WriterTable):
                 raise LedgerError(f"Could not read ledger {self.path}: {exc}", self.path) from exc
 
     def _run_range(self, run_id: str) -> tuple[int, int] | None:
-        found = self._read("SELECT first_seq, last_seq FROM runs WHERE run_id = ?", (run_id,))
+        found = self._read(f"SELECT first_seq, last_seq FROM {RUNS_NOW} WHERE run_id = ?", (run_id,))
         return found[0] if found else None
 
     def select(self, q: Query, *, tail: bool = False) -> list[StoredRow]:
@@ -384,7 +384,7 @@ class SQLiteRecorder(SQLiteTrust, SQLiteLeasing, WriterTable):
             types = list(types)
             conds.append(f"state IN ({', '.join('?' * len(types))})")
             params += types
-        sql = f"SELECT {_RUN_COLUMNS} FROM runs"
+        sql = f"SELECT {_RUN_COLUMNS} FROM {RUNS_NOW}"
         if conds:
             sql += " WHERE " + " AND ".join(conds)
         sql += " ORDER BY first_seq DESC"
@@ -394,7 +394,7 @@ class SQLiteRecorder(SQLiteTrust, SQLiteLeasing, WriterTable):
 
     def run_chain_ends(self) -> dict[str, tuple[int, str]]:
         """run_id -> (events, last_hash) as the runs table says."""
-        return {r[0]: (r[1], r[2]) for r in self._read("SELECT run_id, events, last_hash FROM runs")}
+        return {r[0]: (r[1], r[2]) for r in self._read(f"SELECT run_id, events, last_hash FROM {RUNS_NOW}")}
 
     def max_seq(self) -> int:
         """The highest seq (0 when empty)."""

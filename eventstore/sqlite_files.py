@@ -20,7 +20,7 @@ from .errors import LedgerError, LedgerLocationError, LedgerWriteError, NotALedg
 from .mapper import COLUMNS, FINISHED_TYPES
 
 __all__ = ["check_location", "create_private", "schema_sql", "upgrade_sql", "read_only_uri", "write_error",
-           "WRITERS_SQL", "RUNS_TRIGGER_SQL", "LedgerFile"]
+           "WRITERS_SQL", "RUNS_TRIGGER_SQL", "RUNS_NOW", "LedgerFile"]
 
 #: Who writes each run, and its heartbeat (outside the hash chain). Created with a new ledger, and
 #: by the first claim in a ledger made before writers were recorded (no schema version change).
@@ -145,20 +145,40 @@ _TRUST_SQL = (
 _FINISHED = ", ".join(f"'{name}'" for name in sorted(FINISHED_TYPES))
 
 #: Schema 3: the ``runs`` summary is kept by the database, in the transaction of each event's
-#: INSERT (so appending an event is one statement, one commit). A run's first event creates
-#: its row (state "Pending" until a flow event says otherwise); each later one counts itself
-#: and moves ``last_seq``/``last_hash``; a flow event sets the run's state, and its end when
-#: the state finishes the run (kept if already set; cleared when the run runs again).
-RUNS_TRIGGER_SQL = f"""CREATE TRIGGER IF NOT EXISTS events_runs AFTER INSERT ON events BEGIN
+#: INSERT, so that appending an event is one statement. A run's first event creates its row
+#: (state "Pending" until a flow event says otherwise); a flow event sets the run's state, and
+#: its end when the state finishes the run (kept if already set; cleared when the run runs
+#: again); both bring ``events``, ``last_seq`` and ``last_hash`` up to date. A task event of a
+#: run not finished leaves the row alone (one page less to write per commit: the row is
+#: completed when read, ``RUNS_NOW``); once the run is finished every event updates it.
+RUNS_TRIGGER_SQL = f"""CREATE TRIGGER IF NOT EXISTS events_runs AFTER INSERT ON events
+WHEN NEW.kind = 'flow' OR NOT EXISTS (SELECT 1 FROM runs WHERE run_id = NEW.run_id AND ended IS NULL) BEGIN
   INSERT INTO runs (run_id, flow, state, started, ended, events, first_seq, last_seq, last_hash)
   VALUES (NEW.run_id, NEW.flow, CASE WHEN NEW.kind = 'flow' THEN NEW.state ELSE 'Pending' END, NEW.timestamp,
           CASE WHEN NEW.kind = 'flow' AND NEW.state IN ({_FINISHED}) THEN NEW.timestamp END,
           1, NEW.seq, NEW.seq, NEW.hash)
-  ON CONFLICT (run_id) DO UPDATE SET events = events + 1, last_seq = NEW.seq, last_hash = NEW.hash,
-    state = CASE WHEN NEW.kind = 'flow' THEN NEW.state ELSE state END,
-    ended = CASE WHEN NEW.kind <> 'flow' THEN ended
-                 WHEN NEW.state IN ({_FINISHED}) THEN coalesce(ended, NEW.timestamp) ELSE NULL END;
+  ON CONFLICT (run_id) DO UPDATE SET
+    events = runs.events + (SELECT count(*) FROM events AS e WHERE e.run_id = NEW.run_id AND e.seq > runs.last_seq),
+    last_seq = NEW.seq, last_hash = NEW.hash,
+    state = CASE WHEN NEW.kind = 'flow' THEN NEW.state ELSE runs.state END,
+    ended = CASE WHEN NEW.kind <> 'flow' THEN runs.ended
+                 WHEN NEW.state IN ({_FINISHED}) THEN coalesce(runs.ended, NEW.timestamp) ELSE NULL END;
 END"""
+
+_NEWER = "FROM events AS e WHERE e.run_id = r.run_id AND e.seq > r.last_seq"
+#: The runs summary as readers see it (a table expression: ``SELECT ... FROM {RUNS_NOW} ...``):
+#: the row of a run not finished is completed from its events after ``last_seq`` (the
+#: run_id index finds them). On a ledger of an older schema, whose rows are always
+#: complete, that finds nothing and the row reads as stored.
+RUNS_NOW = (
+    "(SELECT r.run_id AS run_id, r.flow AS flow, r.state AS state, r.started AS started, r.ended AS ended, "
+    f"r.events + CASE WHEN r.ended IS NULL THEN (SELECT count(*) {_NEWER}) ELSE 0 END AS events, "
+    "r.first_seq AS first_seq, "
+    f"CASE WHEN r.ended IS NULL THEN coalesce((SELECT max(e.seq) {_NEWER}), r.last_seq) ELSE r.last_seq END "
+    "AS last_seq, "
+    f"CASE WHEN r.ended IS NULL THEN coalesce((SELECT e.hash {_NEWER} ORDER BY e.seq DESC LIMIT 1), r.last_hash) "
+    "ELSE r.last_hash END AS last_hash FROM runs AS r)"
+)
 
 
 def upgrade_sql(version: int) -> list[str]:

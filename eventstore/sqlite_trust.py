@@ -17,7 +17,7 @@ from typing import Any, Iterator, Sequence
 
 from .mapper import CONTENT, VERIFY_FIELDS, CheckpointRow, HashRules, RunRow
 from .protocol import Query
-from .sqlite_files import write_error
+from .sqlite_files import RUNS_NOW, write_error
 
 __all__ = ["SQLiteTrust"]
 
@@ -89,7 +89,7 @@ class SQLiteTrust:
         return HashRules(int(v2_from), {seq: (version, hashed) for seq, version, hashed in rules})
 
     def run_rows(self, run_id: str | None = None) -> list[RunRow]:
-        sql = f"SELECT {', '.join(RunRow._fields)} FROM runs"
+        sql = f"SELECT {', '.join(RunRow._fields)} FROM {RUNS_NOW}"
         rows = self._read(sql + " WHERE run_id = ?", (run_id,)) if run_id is not None else self._read(sql)
         return [RunRow._make(r) for r in rows]
 

@@ -10,6 +10,7 @@ import sqlite3
 
 from eventstore import EventStore
 from eventstore.sqlite import PAGE_SIZE, SCHEMA_VERSION
+from statemachine import Flow, task
 from ledger_fixtures import chain, file_digest, raw
 from trust_fixtures import downgrade_to_schema_2
 
@@ -50,9 +51,40 @@ def test_a_steady_append_is_one_statement(tmp_path):
         assert store.verify().ok
     ours = [s for s in statements if "writers" not in s]  # (the run's writer row is kept apart)
     # a new run's first event goes the long way (it reads the run's end); every later one is one INSERT
-    assert ours[:3] == ["BEGIN IMMEDIATE", "SELECT max(seq) FROM events", "SELECT last_hash FROM runs WHERE run_id = 'b'"]
+    assert ours[:3] == ["BEGIN IMMEDIATE", "SELECT max(seq) FROM events",
+                        "SELECT hash FROM events WHERE run_id = 'b' ORDER BY seq DESC LIMIT 1"]
     after = ours[ours.index("COMMIT") + 1:]
     assert len(after) >= 7 and {s.split(" (")[0] for s in after} == {"INSERT INTO events"}
+
+
+def test_a_run_in_progress_reads_whole_though_its_stored_row_waits_for_a_flow_event(tmp_path):
+    path = tmp_path / "l.db"
+    seen: dict = {}
+
+    @task
+    def add(x):
+        return x + 1
+
+    @task
+    def look(x):  # another connection, as another process would read the run
+        with EventStore(path) as other:
+            seen["run"], seen["history"] = other.run("live"), other.history("live")
+            seen["verified"] = other.verify("live").ok and other.verify().ok
+        conn = raw(path)
+        seen["stored"] = conn.execute("SELECT events, last_seq FROM runs WHERE run_id = 'live'").fetchone()
+        conn.close()
+        return x
+
+    with Flow("live") as flow:
+        look(add(add(0)))
+    with EventStore(path) as store:
+        assert flow.run(store=store, run_id="live").is_successful()
+    history = seen["history"]
+    assert seen["verified"] and seen["run"].events == len(history) == 6 and seen["run"].ended is None
+    assert [e.seq for e in history] == list(range(1, 7))
+    # task events of a run in progress do not touch its row: it is as the flow's Running event left it
+    assert seen["stored"] == (1, 1)
+    assert summary(path)["live"][4:7] == (8, 1, 8)  # the finished flow brought it up to date
 
 
 def test_two_writers_interleaved_on_one_run_keep_one_chain(tmp_path):
