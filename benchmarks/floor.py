@@ -11,6 +11,10 @@ Prints medians of several runs, all measured by this script in the same run:
 * the bare-SQLite floor: the same rows the file ledger stored, inserted into a
   table of the same shape by a plain loop of prepared ``INSERT`` statements in
   autocommit mode (two INSERTs and two WAL commits per task, ``synchronous=NORMAL``);
+* SQLite's own part of an append to a ledger: the same rows, one autocommit
+  INSERT each, into a new ledger file (its schema: the ``run_id`` index, the
+  trigger keeping the runs summary, its page size), as the file ledger's
+  common case does, less everything Python does around it;
 * the ratio file ledger / floor (target: <= 1.5), of wall-clock times and
   of this process's CPU times (a machine shared with other work stretches
   wall-clock times, CPU times much less);
@@ -91,6 +95,24 @@ def floor_run(rows: list[tuple], ddl: str, insert: str, folder: str, r: int) -> 
         conn.close()
 
 
+def schema_run(rows: list[tuple], insert: str, folder: str, r: int) -> tuple[float, float]:
+    """The same rows, one autocommit INSERT each, into a new ledger: SQLite's part of an append."""
+    path = os.path.join(folder, f"schema-{r}.db")
+    EventStore(path).close()  # the ledger's schema, pages and WAL
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA synchronous = NORMAL")
+    execute = conn.cursor().execute
+
+    def run() -> None:
+        for row in rows:
+            execute(insert, row)
+
+    try:
+        return timed(run)
+    finally:
+        conn.close()
+
+
 def stored_rows(path: str) -> tuple[list[tuple], str, str]:
     """The rows a file ledger holds, its events table's DDL and an INSERT for it."""
     conn = sqlite3.connect(path)
@@ -154,7 +176,7 @@ def main() -> None:
 def write_path(n: int, rep: int) -> None:
     flow = build(n)
 
-    kinds = ("floor", "file", "memory", "list")
+    kinds = ("floor", "schema", "file", "memory", "list")
     wall: dict[str, list[float]] = {k: [] for k in kinds}
     cpu: dict[str, list[float]] = {k: [] for k in kinds}
     with tempfile.TemporaryDirectory() as folder:
@@ -163,6 +185,7 @@ def write_path(n: int, rep: int) -> None:
         for r in range(rep):
             runs = {
                 "floor": floor_run(rows, ddl, insert, folder, r),
+                "schema": schema_run(rows, insert, folder, r),
                 "file": file_run(flow, folder, r)[0],
                 "memory": run_chain(flow, EventStore(":memory:")),
                 "list": run_chain(flow, ListLedger()),
@@ -181,6 +204,7 @@ def write_path(n: int, rep: int) -> None:
           f"median of {rep} interleaved runs, SQLite {sqlite3.sqlite_version}, Python {sys.version.split()[0]}")
     print("                                                                    wall      CPU  us/task")
     for kind, label in (("floor", "floor (bare SQLite: 2 prepared INSERTs + 2 WAL commits per task)"),
+                        ("schema", "  the same INSERTs into a ledger's schema (SQLite's part of ours)"),
                         ("file", "file ledger (WAL, synchronous=NORMAL)"),
                         ("memory", ":memory: ledger"), ("list", "engine alone (ListLedger, nothing stored)")):
         print(f"  {label:<64} {median(wall, kind):6.1f}   {median(cpu, kind):6.1f}")
