@@ -218,3 +218,23 @@ def test_names_with_a_lone_surrogate_or_a_secret_are_cleaned_on_the_fast_path_to
     masker.add("s3cret-value")
     hidden = row("task-s3cret-value", masker)
     assert "s3cret-value" not in hidden.name and "s3cret-value" not in hidden.key
+
+
+def test_iso_writes_what_isoformat_writes_across_minutes_hours_and_years():
+    """codec.iso reuses the text of the minute it last wrote: the same characters as isoformat."""
+    import datetime
+
+    from eventstore import codec
+
+    utc = datetime.timezone.utc
+    starts = [datetime.datetime(2026, 12, 31, 23, 58, tzinfo=utc), datetime.datetime(1, 1, 1, tzinfo=utc),
+              datetime.datetime(9999, 12, 31, 23, 58, tzinfo=utc), datetime.datetime(2024, 2, 29, 0, 59, tzinfo=utc)]
+    for start in starts:
+        for step in range(0, 190, 7):  # back and forth across minute, hour, day and year boundaries
+            for micro in (0, 1, 999_999, 123_456):
+                value = start + datetime.timedelta(seconds=step % 120, microseconds=micro)
+                assert codec.iso(value) == value.isoformat(timespec="microseconds"), value
+    naive = datetime.datetime(2026, 1, 2, 3, 4, 5)
+    other = datetime.datetime(2026, 1, 2, 5, 4, 5, 6, tzinfo=datetime.timezone(datetime.timedelta(hours=2)))
+    assert codec.iso(naive) == "2026-01-02T03:04:05.000000+00:00"
+    assert codec.iso(other) == "2026-01-02T03:04:05.000006+00:00"
