@@ -20,7 +20,7 @@ import queue
 import re
 import time
 from collections import deque
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from . import graph, mapping, taskcontext, timeouts, wiring
 from .context import current_run_id, reset_task_values, running, set_computed_task_values
@@ -185,7 +185,8 @@ class FlowRunner:
 
     def task_states(self) -> dict[Task, State]:
         """Each task's state (a mapped task's children are in its ``Mapped`` state)."""
-        return {t: self.states.get(t, Pending()) for t in self.order}
+        states = self.states  # a Pending() only for a task that has no state (not one per task)
+        return {t: s if (s := states.get(t)) is not None else Pending() for t in self.order}
 
     def terminal_state(self, state: State, final: State | None) -> State | None:
         """``final``, or what the flow's ``terminal_state_handler(flow, state, reference states)`` makes of it."""
@@ -379,9 +380,10 @@ class FlowRunner:
                 self.looping.add(task)
             return state
 
+        if not state.is_failed():
+            return state
         tries = attempt - self.attempt_base.get(task, 0)  # a restart's retries count afresh
-        if (state.is_failed() and not isinstance(state, TriggerFailed) and tries <= task.max_retries
-                and task.retries_on(state.result)):
+        if not isinstance(state, TriggerFailed) and tries <= task.max_retries and task.retries_on(state.result):
             retry = Retrying(
                 f"Retrying Task (after attempt {tries} of {task.max_retries + 1})",
                 result=state.result,
@@ -417,7 +419,7 @@ class FlowRunner:
             upstream = child.upstream
         else:
             upstream = {e.upstream: self.states[e.upstream] for e in self.flow.upstream_edges(task)}
-        if task.skip_on_upstream_skip and any(isinstance(s, Skipped) for s in mapping.expand(upstream.values())):
+        if task.skip_on_upstream_skip and _any_skipped(upstream.values()):
             return Skipped(SKIP_MESSAGE)
         try:  # root tasks too, with {} (Prefect 1: manual_only pauses a root task)
             if not task.trigger(upstream):
@@ -457,10 +459,23 @@ class FlowRunner:
         if task in self.children:
             return dict(self.children[task].inputs)
         kwargs = dict(self.flow.constants.get(task, ()))
+        states = self.states
         for edge in self.flow.upstream_edges(task):
-            if edge.key is not None:
-                kwargs[edge.key] = mapping.edge_value(edge, self.states[edge.upstream])
+            if edge.key is not None:  # mapping.edge_value, its common case inlined: the upstream result
+                state = states[edge.upstream]
+                kwargs[edge.key] = mapping.edge_value(edge, state) if edge.flattened else state.result
         return kwargs
+
+
+def _any_skipped(states: Iterable[State]) -> bool:
+    """Whether a state (a ``Mapped`` one's children in its place) is ``Skipped``: a loop, run per task."""
+    for s in states:
+        if isinstance(s, Mapped):
+            if any(isinstance(c, Skipped) for c in s.map_states):
+                return True
+        elif isinstance(s, Skipped):
+            return True
+    return False
 
 
 def body_state(task: Task, state: State) -> State:

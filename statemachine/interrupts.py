@@ -171,7 +171,10 @@ def transition(
         return pipeline.transition(subject, old, proposed, rt, attempt, **how)
     guard.depth += 1
     try:
-        state, halted = pipeline.transition(subject, old, proposed, rt, attempt, **how)
+        if how:
+            state, halted = pipeline.transition(subject, old, proposed, rt, attempt, **how)
+        else:  # the engine's every move: a plain call costs less than passing on an empty **how
+            state, halted = pipeline.transition(subject, old, proposed, rt, attempt)
         guard.committed[(subject.kind, subject.key)] = (subject, state, attempt)
     finally:
         guard.depth -= 1

@@ -114,7 +114,12 @@ def bind_mapped(flow: "Flow", task: Task, arguments: Mapping[str, Any], upstream
 
 def is_mapped(flow: "Flow", task: Task) -> bool:
     """Whether ``task`` runs once per item (some argument is mapped)."""
-    return bool(flow.mapped_constants.get(task)) or any(e.mapped for e in flow.upstream_edges(task))
+    if flow.mapped_constants.get(task):
+        return True
+    for e in flow.upstream_edges(task):  # a loop, not any(generator): asked once per task per run
+        if e.mapped:
+            return True
+    return False
 
 
 # --- running ----------------------------------------------------------------------------------
