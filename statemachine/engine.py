@@ -347,8 +347,11 @@ class FlowRunner:
             return self.end_task(task, state, self.proposed_state(task, outcome))
         if pool.inline:  # LocalExecutor: the body runs here and now (a timeout can stop it: timeouts.py)
             try:
-                value = timeouts.run_with_timeout(task.run, self.inputs(task), task.timeout, task.name)
-                proposed = Success("Task run succeeded.", result=value)
+                if task.timeout is None:  # run_with_timeout's first line, without its call: once per task
+                    value = task.run(**self.inputs(task))
+                else:
+                    value = timeouts.run_with_timeout(task.run, self.inputs(task), task.timeout, task.name)
+                proposed = Success("Task run succeeded.", value)  # result positional: cheaper, once per task
             except Exception as exc:
                 proposed = self.proposed_state(task, Outcome(error=exc))
             return self.end_task(task, state, proposed)

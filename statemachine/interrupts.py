@@ -60,6 +60,8 @@ class Interrupts:
     ``Cancelled``, ``exit`` then ends as the signal would have (module docstring).
     """
 
+    __slots__ = ("signum", "pending", "depth", "cancelling", "previous", "committed", "_token")  # read per move
+
     def __init__(self) -> None:
         self.signum: int | None = None  # the first signal received
         self.pending = False  # a signal arrived during a transition: raise when it is done
