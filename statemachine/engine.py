@@ -37,7 +37,7 @@ from .states import (
     TriggerFailed, utcnow,
 )
 from .task import Parameter, Task
-from .triggers import SKIP_MESSAGE
+from .triggers import SKIP_MESSAGE, all_successful
 
 __all__ = ["FlowRunner", "new_run_id", "current_run_id", "SKIP_MESSAGE"]
 
@@ -421,7 +421,10 @@ class FlowRunner:
         if child is not None:
             upstream = child.upstream
         else:
-            upstream = {e.upstream: self.states[e.upstream] for e in self.flow.upstream_edges(task)}
+            states, edges = self.states, self.flow.upstream_edges(task)
+            if task.trigger is all_successful and _all_plain_success(states, edges):
+                return None  # what the default trigger says of plain Success states, asked once per task
+            upstream = {e.upstream: states[e.upstream] for e in edges}
         if task.skip_on_upstream_skip and _any_skipped(upstream.values()):
             return Skipped(SKIP_MESSAGE)
         try:  # root tasks too, with {} (Prefect 1: manual_only pauses a root task)
@@ -468,6 +471,18 @@ class FlowRunner:
                 state = states[edge.upstream]
                 kwargs[edge.key] = mapping.edge_value(edge, state) if edge.flattened else state.result
         return kwargs
+
+
+def _all_plain_success(states: Mapping[Task, State], edges: Iterable[Any]) -> bool:
+    """Whether every upstream state is exactly ``Success`` (not Skipped, not Mapped, not a subclass).
+
+    Then nothing upstream was skipped and ``all_successful`` would let the task
+    run: the engine need not build the upstream dict and call it.
+    """
+    for edge in edges:
+        if type(states[edge.upstream]) is not Success:
+            return False
+    return True
 
 
 def _any_skipped(states: Iterable[State]) -> bool:
