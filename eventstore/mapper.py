@@ -395,6 +395,8 @@ class Mapper:
         self._masker: Any = mask if hasattr(mask, "mask_data") else _TextMask(mask)
         #: run_id -> key -> (state, its stored text, the masker's generation then)
         self._texts: dict[str, dict[str, tuple[State, str, int]]] = {}
+        #: (the masker's generation, {plain text: its stored text}): run ids, names, keys, actors
+        self._cleaned: tuple[int, dict[str, str]] = (-1, {})
 
     def clean(self, text: str) -> str:
         """A plain text (a run id, a host, an actor) as the ledger stores it: masked."""
@@ -421,10 +423,13 @@ class Mapper:
         if masker is not None or not (run_id.isascii() and name.isascii() and obj_key.isascii()
                                       and flow.isascii() and (actor is None or actor.isascii())):
             # something to mask, or a text that may hold a lone surrogate: clean_text (else it is a no-op)
-            run_id, name, obj_key, flow = (clean(t, masker) for t in (run_id, name, obj_key, flow))
-            actor = clean(actor, masker) if actor is not None else None
+            c = self._clean
+            run_id, name, flow = c(run_id, masker, generation), c(name, masker, generation), c(flow, masker, generation)
+            obj_key = c(obj_key, masker, generation)
+            actor = c(actor, masker, generation) if actor is not None else None
         row = _content_row((
-            event.event_id, run_id, codec.iso(event.timestamp), kind, name, obj_key, flow, event.attempt, codec.type_name(new), old_text, new_text,
+            event.event_id, run_id, codec.iso(event.timestamp), kind, name, obj_key, flow, event.attempt,
+            codec.type_name(new), old_text, new_text,
             _state_text(proposed, masker, mk) if proposed is not None else None,
             codec.to_json([clean(n, masker) for n in event.rewritten_by]) if event.rewritten_by else "[]",
             actor, clean(event.reason, masker) if event.reason is not None else None,
@@ -433,6 +438,26 @@ class Mapper:
         if kind == "flow" and new.is_finished():
             del self._texts[event.run_id]
         return row
+
+    def _clean(self, text: str, masker: Any, generation: int) -> str:
+        """``codec.clean_text(text, masker)``, memoised per masker generation.
+
+        A run's id, flow, names and actor recur in every event: with a secret
+        known, each would be scanned by the masker's expression again. A new
+        secret bumps the generation, which drops every text cleaned before.
+        """
+        seen, cleaned = self._cleaned
+        if seen != generation:
+            cleaned = {}
+            self._cleaned = (generation, cleaned)
+        found = cleaned.get(text) if type(text) is str else None
+        if found is None:
+            found = codec.clean_text(text, masker)
+            if type(text) is str:
+                if len(cleaned) >= 4096:  # keys are unique per task: keep the memo small
+                    cleaned.clear()
+                cleaned[text] = found
+        return found
 
     def forget(self, run_id: str) -> None:
         """Drop the text cache of a run (after a failed append, say)."""

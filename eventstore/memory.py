@@ -14,7 +14,8 @@ import time
 from typing import Any, Iterable, Iterator
 
 from .mapper import (
-    COLUMNS, CONTENT, FINISHED_TYPES, CheckpointRow, ContentRow, HashRules, LatestRow, RunRecord, RunRow, StoredRow, chain_hash,
+    COLUMNS, CONTENT, FINISHED_TYPES, CheckpointRow, ContentRow, HashRules, LatestRow, RunRecord, RunRow, StoredRow,
+    chain_hash,
     check_continues, run_record, stored_row,
 )
 from .protocol import Query, Writer, run_exists

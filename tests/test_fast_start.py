@@ -238,3 +238,31 @@ def test_iso_writes_what_isoformat_writes_across_minutes_hours_and_years():
     other = datetime.datetime(2026, 1, 2, 5, 4, 5, 6, tzinfo=datetime.timezone(datetime.timedelta(hours=2)))
     assert codec.iso(naive) == "2026-01-02T03:04:05.000000+00:00"
     assert codec.iso(other) == "2026-01-02T03:04:05.000006+00:00"
+
+
+def test_masked_names_are_memoised_per_secret_generation():
+    """A run's names are masked once per known set of secrets; a secret added later is masked from then on."""
+    import datetime
+
+    from eventstore.mapper import Mapper
+    from statemachine.events import Event
+    from statemachine.masking import Masker
+    from statemachine.states import Pending, Running
+
+    masker = Masker()
+    masker.add("first-secret-value")
+    mapper = Mapper(masker)
+
+    def row(i):
+        event = Event("run-first-secret-value", datetime.datetime.now(datetime.timezone.utc), "task",
+                      "name-later-secret-value", f"key-{i}", 1, Pending(), Running(), actor="me@first-secret-value:1",
+                      event_id=f"id{i}", flow="flow-later-secret-value")
+        return mapper.to_row(event)
+
+    first, again = row(1), row(2)
+    assert (first.run_id, first.name, first.flow, first.actor) == (
+        "run-***", "name-later-secret-value", "flow-later-secret-value", "me@***:1")
+    assert (again.run_id, again.name, again.actor) == (first.run_id, first.name, first.actor)
+    masker.add("later-secret-value")
+    later = row(3)
+    assert (later.run_id, later.name, later.flow, later.actor) == ("run-***", "name-***", "flow-***", "me@***:1")
