@@ -12,8 +12,8 @@ state changed; listeners then see it and can no longer change it.
 from __future__ import annotations
 
 import datetime
-import logging
 import functools
+import logging
 from dataclasses import FrozenInstanceError, dataclass, field
 from typing import Any, Callable, NamedTuple, Sequence
 
