@@ -185,8 +185,7 @@ class FlowRunner:
 
     def task_states(self) -> dict[Task, State]:
         """Each task's state (a mapped task's children are in its ``Mapped`` state)."""
-        states = self.states  # a Pending() only for a task that has no state (not one per task)
-        return {t: s if (s := states.get(t)) is not None else Pending() for t in self.order}
+        return {t: s if (s := self.states.get(t)) is not None else Pending() for t in self.order}  # not one per task
 
     def terminal_state(self, state: State, final: State | None) -> State | None:
         """``final``, or what the flow's ``terminal_state_handler(flow, state, reference states)`` makes of it."""
@@ -347,10 +346,9 @@ class FlowRunner:
             return self.end_task(task, state, self.proposed_state(task, outcome))
         if pool.inline:  # LocalExecutor: the body runs here and now (a timeout can stop it: timeouts.py)
             try:
-                if task.timeout is None:  # run_with_timeout's first line, without its call: once per task
-                    value = task.run(**self.inputs(task))
-                else:
-                    value = timeouts.run_with_timeout(task.run, self.inputs(task), task.timeout, task.name)
+                inputs = self.inputs(task)  # no timeout: the body is called here, without run_with_timeout's call
+                value = task.run(**inputs) if task.timeout is None else \
+                    timeouts.run_with_timeout(task.run, inputs, task.timeout, task.name)
                 proposed = Success("Task run succeeded.", value)  # result positional: cheaper, once per task
             except Exception as exc:
                 proposed = self.proposed_state(task, Outcome(error=exc))
@@ -425,7 +423,7 @@ class FlowRunner:
             if task.trigger is all_successful and _all_plain_success(states, edges):
                 return None  # what the default trigger says of plain Success states, asked once per task
             upstream = {e.upstream: states[e.upstream] for e in edges}
-        if task.skip_on_upstream_skip and _any_skipped(upstream.values()):
+        if task.skip_on_upstream_skip and mapping.any_skipped(upstream.values()):
             return Skipped(SKIP_MESSAGE)
         try:  # root tasks too, with {} (Prefect 1: manual_only pauses a root task)
             if not task.trigger(upstream):
@@ -474,26 +472,11 @@ class FlowRunner:
 
 
 def _all_plain_success(states: Mapping[Task, State], edges: Iterable[Any]) -> bool:
-    """Whether every upstream state is exactly ``Success`` (not Skipped, not Mapped, not a subclass).
-
-    Then nothing upstream was skipped and ``all_successful`` would let the task
-    run: the engine need not build the upstream dict and call it.
-    """
+    """Whether every upstream state is exactly ``Success``: nothing skipped, and ``all_successful`` passes."""
     for edge in edges:
         if type(states[edge.upstream]) is not Success:
             return False
     return True
-
-
-def _any_skipped(states: Iterable[State]) -> bool:
-    """Whether a state (a ``Mapped`` one's children in its place) is ``Skipped``: a loop, run per task."""
-    for s in states:
-        if isinstance(s, Mapped):
-            if any(isinstance(c, Skipped) for c in s.map_states):
-                return True
-        elif isinstance(s, Skipped):
-            return True
-    return False
 
 
 def body_state(task: Task, state: State) -> State:
