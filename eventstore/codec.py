@@ -444,7 +444,8 @@ def state_to_json(state: State, masker: Any = None) -> str:
     """
     if (state.result is None and not state.context and not type(state).extra_fields
             and type(state.message) in (str, type(None))):
-        key = (type(state), state.message, (id(masker), masker.generation) if masker else None)
+        # the masker itself, not its id(): the memo keeps it alive, so a later masker never takes its place
+        key = (type(state), state.message, (masker, masker.generation) if masker else None)
         text = _simple_texts.get(key)
         if text is None:
             text = _state_text(state, masker)

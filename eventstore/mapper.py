@@ -303,12 +303,12 @@ def state_text(state: State, masker: Any = None) -> str:
     """``codec.state_to_json(state, masker)``, cheaper for the states a run commits most.
 
     A state with no context or extras and no result, or an int, a bool or a
-    short ASCII str result (nothing to mask in it), is the text kept for its
-    class and message (up to ``"result":``, then the result's JSON): the very
-    characters of the full encoding (tested byte for byte), without building
-    and encoding a dict.
+    short ASCII str result (masked), is the text kept for its class and
+    message (up to ``"result":``, then the result's JSON): the very characters
+    of the full encoding (tested byte for byte), without building and
+    encoding a dict.
     """
-    return _state_text(state, masker, (id(masker), masker.generation) if masker else None)
+    return _state_text(state, masker, (masker, masker.generation) if masker else None)
 
 
 def _state_text(state: State, masker: Any, mk: Any) -> str:
@@ -331,7 +331,12 @@ def _state_text(state: State, masker: Any, mk: Any) -> str:
         value = int.__repr__(result)
     elif type(result) is bool:
         value = "true" if result else "false"
-    elif type(result) is str and masker is None and len(result) <= codec.RESULT_LIMIT and result.isascii():
+    elif type(result) is str and len(result) <= codec.RESULT_LIMIT and result.isascii():
+        if masker is not None:
+            result = masker.mask(result)
+            # a mask function of one's own may make it longer, or not ASCII: the codec decides then
+            if type(result) is not str or len(result) > codec.RESULT_LIMIT or not result.isascii():
+                return codec.state_to_json(state, masker)
         value = _encode_str(result)
     else:
         return codec.state_to_json(state, masker)
@@ -407,7 +412,8 @@ class Mapper:
         m, clean = self._masker, codec.clean_text
         generation = m.generation
         masker = m if m else None
-        mk = (id(m), generation) if masker is not None else None  # the state texts' memo key, made once
+        # the state texts' memo key, made once: the masker itself (an id() could be reused by a later one)
+        mk = (m, generation) if masker is not None else None
         run_id, kind, obj_key = event.run_id, event.kind, event.key
         texts = self._texts.get(run_id)
         if texts is None:

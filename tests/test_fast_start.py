@@ -266,3 +266,41 @@ def test_masked_names_are_memoised_per_secret_generation():
     masker.add("later-secret-value")
     later = row(3)
     assert (later.run_id, later.name, later.flow, later.actor) == ("run-***", "name-***", "flow-***", "me@***:1")
+
+
+def test_a_mask_function_that_lengthens_a_result_is_applied_as_the_codec_would():
+    """A result masked into a longer or non-ASCII text is cut and escaped by the codec, memo or not."""
+    import datetime
+
+    from eventstore import codec
+    from eventstore.mapper import Mapper
+    from statemachine.events import Event
+    from statemachine.states import Running, Success
+
+    mapper = Mapper(lambda text: text.replace("secret", "ü" * (codec.RESULT_LIMIT + 1)))
+    for i, result in enumerate(("plain", "a secret", "plain again", "another secret")):
+        event = Event("r", datetime.datetime.now(datetime.timezone.utc), "task", "t", "t-1", 1, Running(),
+                      Success("Task run succeeded.", result=result), event_id=f"id{i}", flow="f")
+        stored = codec.state_from_json(mapper.to_row(event).new_state)
+        if "secret" in result:
+            assert isinstance(stored.result, codec.CutResult) and stored.result.size > codec.RESULT_LIMIT
+        else:
+            assert stored.result == result
+
+
+def test_memoised_texts_never_mix_up_two_maskers():
+    """Mappers made and dropped one after another (their maskers may reuse an address) each mask their own way."""
+    import datetime
+
+    from eventstore.mapper import Mapper
+    from statemachine.events import Event
+    from statemachine.states import Pending, Running, Success
+
+    for i in range(40):
+        mapper = Mapper(lambda text, i=i: text.replace("secret", f"<{i}>"))
+        for new in (Running("a secret"), Success("a secret", result=1), Success("ok", result="a secret")):
+            event = Event("r", datetime.datetime.now(datetime.timezone.utc), "task", "t", "t-1", 1, Pending(), new,
+                          event_id=f"id{i}", flow="f")
+            text = mapper.to_row(event).new_state
+            assert f"a <{i}>" in text and "secret" not in text, (i, text)
+        del mapper
