@@ -62,6 +62,8 @@ from statemachine import signals as sm_signals
 from statemachine.states import STATE_CLASSES, State, utcnow
 from statemachine.tracebacks import keep_end, set_stored_traceback, traceback_of
 
+from .times import iso, parse_time
+
 __all__ = [
     "RESULT_LIMIT", "PART_LIMIT", "encode_state", "decode_state", "state_to_json", "state_from_json",
     "to_json", "describe", "DescribedResult", "CutResult", "CutMessage", "MESSAGE_LIMIT",
@@ -80,7 +82,6 @@ to_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 _SCALARS = (str, int, float, bool)
-_UTC = datetime.timezone.utc
 #: Modules whose exception classes are rebuilt from their description.
 _REBUILT_MODULES = {
     "builtins": builtins,
@@ -280,22 +281,6 @@ def _rebuild(data: dict[str, Any]) -> Any:
 # --- states --------------------------------------------------------------------
 
 
-def iso(value: datetime.datetime) -> str:
-    """A datetime as a fixed-width ISO-8601 UTC string (naive datetimes are taken as UTC)."""
-    if value.tzinfo is _UTC:  # what utcnow() makes: nothing to convert
-        return value.isoformat(timespec="microseconds")
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=_UTC)
-    elif value.utcoffset():
-        value = value.astimezone(_UTC)
-    return value.isoformat(timespec="microseconds")
-
-
-def parse_time(text: str) -> datetime.datetime:
-    """The datetime of an ``iso()`` string."""
-    return datetime.datetime.fromisoformat(text)
-
-
 def _special(value: Any) -> dict[str, Any] | None:
     """The typed description of a float or int JSON cannot hold, else None."""
     if type(value) is float and not math.isfinite(value):
@@ -459,7 +444,8 @@ def state_to_json(state: State, masker: Any = None) -> str:
     """
     if (state.result is None and not state.context and not type(state).extra_fields
             and type(state.message) in (str, type(None))):
-        key = (type(state), state.message, (id(masker), masker.generation) if masker else None)
+        # the masker itself, not its id(): the memo keeps it alive, so a later masker never takes its place
+        key = (type(state), state.message, (masker, masker.generation) if masker else None)
         text = _simple_texts.get(key)
         if text is None:
             text = _state_text(state, masker)

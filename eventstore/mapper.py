@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 from statemachine.events import Event
-from statemachine.states import State
+from statemachine.states import STATE_CLASSES, State
 
 from . import codec
 from .errors import LedgerError
@@ -110,6 +110,7 @@ class LatestRow(NamedTuple):
 
 #: The hashed content of an event, in row order.
 CONTENT: tuple[str, ...] = ContentRow._fields
+_N_CONTENT = len(CONTENT)
 #: A stored row: seq, the content, prev_hash, hash.
 COLUMNS: tuple[str, ...] = StoredRow._fields
 
@@ -184,10 +185,12 @@ def chain_hash(prev_hash: str | None, row: Sequence[Any], seq: int | None = None
     hashes as its other fields alone (see the module docstring); ``row`` may
     also be ``hashed_content`` of a stored row.
     """
-    if len(row) == len(CONTENT) and row[-1] is None:
+    without_reason = len(row) == _N_CONTENT and row[-1] is None
+    if seq is not None:  # one new tuple per row: every recorder hashes each event it appends
+        row = (seq, *row[:-1]) if without_reason else (seq, *row)
+    elif without_reason:
         row = row[:-1]
-    payload = row_bytes(row) if seq is None else row_bytes((seq, *row))
-    return _sha256((prev_hash or "").encode() + payload).hexdigest()
+    return _sha256((prev_hash or "").encode() + row_bytes(row)).hexdigest()
 
 
 def fold_root(root: str, hashes: Iterable[str]) -> str:
@@ -287,38 +290,63 @@ def run_record(run_id: str, flow: str, state: str, started: str, ended: str | No
     )
 
 
-#: By (class, message, masker): the text of a state with a result, up to ``"result":``.
-_heads: dict[tuple[type, str | None, Any], str] = {}
+#: By (class, message, masker key): the whole text of a state without a result (key ends with None),
+#: or, key ending with True, the text of a state with a plain result up to ``"result":``.
+_memo: dict[tuple[type, Any, Any, Any], str] = {}
 _encode_str = json.encoder.encode_basestring  # what codec.to_json does with a str
 _MESSAGES = (str, type(None))
+#: The library's state classes without extra fields: their text is message, result (and context).
+_PLAIN_CLASSES = frozenset(cls for cls in STATE_CLASSES.values() if not cls.extra_fields)
 
 
 def state_text(state: State, masker: Any = None) -> str:
     """``codec.state_to_json(state, masker)``, cheaper for the states a run commits most.
 
-    A state with no context or extras and an int, a bool or a short ASCII str
-    result (nothing to mask in it) is the text kept for its class and message
-    up to ``"result":``, then the result's JSON: the very characters of the
-    full encoding (tested byte for byte), without building and encoding a dict.
+    A state with no context or extras and no result, or an int, a bool or a
+    short ASCII str result (masked), is the text kept for its class and
+    message (up to ``"result":``, then the result's JSON): the very characters
+    of the full encoding (tested byte for byte), without building and
+    encoding a dict.
     """
-    result = state.result
-    if result is None or state.context or type(state).extra_fields or type(state.message) not in _MESSAGES:
+    return _state_text(state, masker, (masker, masker.generation) if masker else None)
+
+
+def _state_text(state: State, masker: Any, mk: Any) -> str:
+    """``state_text`` given the masker's memo key ``mk`` (``to_row`` makes it once per event)."""
+    cls = type(state)
+    # library classes only (a subclass may redefine ``context``), so the slot can be read instead of
+    # the ``context`` property, which would make (and keep) an empty dict per state
+    if cls not in _PLAIN_CLASSES or state._context or type(state.message) not in _MESSAGES:
         return codec.state_to_json(state, masker)
+    result = state.result
+    if result is None:
+        key = (cls, state.message, mk, None)
+        text = _memo.get(key)
+        if text is None:
+            text = codec.state_to_json(state, masker)
+            if len(_memo) < 8192:
+                _memo[key] = text
+        return text
     if type(result) is int and result.bit_length() <= 64:
         value = int.__repr__(result)
     elif type(result) is bool:
         value = "true" if result else "false"
-    elif type(result) is str and masker is None and len(result) <= codec.RESULT_LIMIT and result.isascii():
+    elif type(result) is str and len(result) <= codec.RESULT_LIMIT and result.isascii():
+        if masker is not None:
+            result = masker.mask(result)
+            # a mask function of one's own may make it longer, or not ASCII: the codec decides then
+            if type(result) is not str or len(result) > codec.RESULT_LIMIT or not result.isascii():
+                return codec.state_to_json(state, masker)
         value = _encode_str(result)
     else:
         return codec.state_to_json(state, masker)
-    key = (type(state), state.message, (id(masker), masker.generation) if masker else None)
-    head = _heads.get(key)
+    key = (cls, state.message, mk, True)
+    head = _memo.get(key)
     if head is None:  # the first such state: encode it in full, and keep what precedes its result
         text = codec.state_to_json(state, masker)
         tail = f',"result":{value}}}'
-        if text.endswith(tail) and len(_heads) < 4096:
-            _heads[key] = text[: -len(tail)] + ',"result":'
+        if text.endswith(tail) and len(_memo) < 8192:
+            _memo[key] = text[: -len(tail)] + ',"result":'
         return text
     return f"{head}{value}}}"
 
@@ -372,6 +400,8 @@ class Mapper:
         self._masker: Any = mask if hasattr(mask, "mask_data") else _TextMask(mask)
         #: run_id -> key -> (state, its stored text, the masker's generation then)
         self._texts: dict[str, dict[str, tuple[State, str, int]]] = {}
+        #: (the masker's generation, {plain text: its stored text}): run ids, names, keys, actors
+        self._cleaned: tuple[int, dict[str, str]] = (-1, {})
 
     def clean(self, text: str) -> str:
         """A plain text (a run id, a host, an actor) as the ledger stores it: masked."""
@@ -380,35 +410,60 @@ class Mapper:
     def to_row(self, event: Event) -> ContentRow:
         """The content row of ``event`` (its texts masked)."""
         m, clean = self._masker, codec.clean_text
-        masker = m if m else None
-        texts = self._texts.get(event.run_id)
-        if texts is None:
-            texts = self._texts[event.run_id] = {}
-        key = event.key if event.kind == "task" else "\x00flow"
-        old, new = event.old_state, event.new_state
         generation = m.generation
+        masker = m if m else None
+        # the state texts' memo key, made once: the masker itself (an id() could be reused by a later one)
+        mk = (m, generation) if masker is not None else None
+        run_id, kind, obj_key = event.run_id, event.kind, event.key
+        texts = self._texts.get(run_id)
+        if texts is None:
+            texts = self._texts[run_id] = {}
+        key = obj_key if kind == "task" else "\x00flow"
+        old, new = event.old_state, event.new_state
         cached = texts.get(key)
         old_text = cached[1] if cached is not None and cached[0] is old and cached[2] == generation \
-            else state_text(old, masker)
-        new_text = state_text(new, masker)
+            else _state_text(old, masker, mk)
+        new_text = _state_text(new, masker, mk)
         proposed = event.proposed_state
-        run_id, name, obj_key, flow, actor = event.run_id, event.name, event.key, event.flow, event.actor
+        name, flow, actor = event.name, event.flow, event.actor
         if masker is not None or not (run_id.isascii() and name.isascii() and obj_key.isascii()
                                       and flow.isascii() and (actor is None or actor.isascii())):
             # something to mask, or a text that may hold a lone surrogate: clean_text (else it is a no-op)
-            run_id, name, obj_key, flow = (clean(t, masker) for t in (run_id, name, obj_key, flow))
-            actor = clean(actor, masker) if actor is not None else None
+            c = self._clean
+            run_id, name, flow = c(run_id, masker, generation), c(name, masker, generation), c(flow, masker, generation)
+            obj_key = c(obj_key, masker, generation)
+            actor = c(actor, masker, generation) if actor is not None else None
         row = _content_row((
-            event.event_id, run_id, codec.iso(event.timestamp), event.kind, name, obj_key, flow, event.attempt,
+            event.event_id, run_id, codec.iso(event.timestamp), kind, name, obj_key, flow, event.attempt,
             codec.type_name(new), old_text, new_text,
-            codec.state_to_json(proposed, masker) if proposed is not None else None,
+            _state_text(proposed, masker, mk) if proposed is not None else None,
             codec.to_json([clean(n, masker) for n in event.rewritten_by]) if event.rewritten_by else "[]",
             actor, clean(event.reason, masker) if event.reason is not None else None,
         ))
         texts[key] = (new, new_text, generation)
-        if event.kind == "flow" and new.is_finished():
+        if kind == "flow" and new.is_finished():
             del self._texts[event.run_id]
         return row
+
+    def _clean(self, text: str, masker: Any, generation: int) -> str:
+        """``codec.clean_text(text, masker)``, memoised per masker generation.
+
+        A run's id, flow, names and actor recur in every event: with a secret
+        known, each would be scanned by the masker's expression again. A new
+        secret bumps the generation, which drops every text cleaned before.
+        """
+        seen, cleaned = self._cleaned
+        if seen != generation:
+            cleaned = {}
+            self._cleaned = (generation, cleaned)
+        found = cleaned.get(text) if type(text) is str else None
+        if found is None:
+            found = codec.clean_text(text, masker)
+            if type(text) is str:
+                if len(cleaned) >= 4096:  # keys are unique per task: keep the memo small
+                    cleaned.clear()
+                cleaned[text] = found
+        return found
 
     def forget(self, run_id: str) -> None:
         """Drop the text cache of a run (after a failed append, say)."""

@@ -14,8 +14,9 @@ import time
 from typing import Any, Iterable, Iterator
 
 from .mapper import (
-    COLUMNS, FINISHED_TYPES, CheckpointRow, ContentRow, HashRules, LatestRow, RunRecord, RunRow, StoredRow, chain_hash,
-    check_continues, run_record, stored_row, stored_values,
+    COLUMNS, CONTENT, FINISHED_TYPES, CheckpointRow, ContentRow, HashRules, LatestRow, RunRecord, RunRow, StoredRow,
+    chain_hash,
+    check_continues, run_record, stored_row,
 )
 from .protocol import Query, Writer, run_exists
 
@@ -23,6 +24,7 @@ __all__ = ["MemoryRecorder"]
 
 _EVERYTHING = Query()
 _HASH = COLUMNS.index("hash")  # rows may be plain tuples in COLUMNS order
+_RUN_ID, _KIND = CONTENT.index("run_id"), CONTENT.index("kind")
 
 
 class _Run:
@@ -56,23 +58,25 @@ class MemoryRecorder:
     def append(self, row: ContentRow, prev_hash: str | None = None, hash: str | None = None,
                *, rule: tuple[int, int | None] | None = None) -> tuple[int, str | None, str]:
         """Chain and keep one row; see ``Recorder.append``."""
+        run_id = row[_RUN_ID]  # by index: a named field is a lookup more per event
         with self._lock:
-            run = self._runs.get(row.run_id)
+            run = self._runs.get(run_id)
             last = run.last_hash if run is not None else None
-            seq = len(self.rows) + 1
+            rows = self.rows
+            seq = len(rows) + 1
             if hash is None:
                 prev_hash, hash = last, chain_hash(last, row, seq)
             else:
                 check_continues(self.path, row, last, prev_hash)
                 self._rules[seq] = rule or (1, None)
-            stored = stored_row((seq, *stored_values(row, prev_hash, hash)))
-            self.rows.append(stored)
+            stored = stored_row((seq, *row[:-1], prev_hash, hash, row[-1]))  # stored_values, inlined
+            rows.append(stored)
             if run is None:
-                run = self._runs[row.run_id] = _Run(row, seq)
+                run = self._runs[run_id] = _Run(row, seq)
             run.rows.append(stored)
             run.events += 1
             run.last_seq, run.last_hash = seq, hash
-            if row.kind == "flow":  # a restart (a flow event not finished) opens the run again
+            if row[_KIND] == "flow":  # a restart (a flow event not finished) opens the run again
                 run.state = row.state
                 run.ended = (run.ended or row.timestamp) if row.state in FINISHED_TYPES else None
             return seq, prev_hash, hash

@@ -20,7 +20,7 @@ import queue
 import re
 import time
 from collections import deque
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from . import graph, mapping, taskcontext, timeouts, wiring
 from .context import current_run_id, reset_task_values, running, set_computed_task_values
@@ -37,7 +37,7 @@ from .states import (
     TriggerFailed, utcnow,
 )
 from .task import Parameter, Task
-from .triggers import SKIP_MESSAGE
+from .triggers import SKIP_MESSAGE, all_successful
 
 __all__ = ["FlowRunner", "new_run_id", "current_run_id", "SKIP_MESSAGE"]
 
@@ -185,7 +185,7 @@ class FlowRunner:
 
     def task_states(self) -> dict[Task, State]:
         """Each task's state (a mapped task's children are in its ``Mapped`` state)."""
-        return {t: self.states.get(t, Pending()) for t in self.order}
+        return {t: s if (s := self.states.get(t)) is not None else Pending() for t in self.order}  # not one per task
 
     def terminal_state(self, state: State, final: State | None) -> State | None:
         """``final``, or what the flow's ``terminal_state_handler(flow, state, reference states)`` makes of it."""
@@ -346,8 +346,10 @@ class FlowRunner:
             return self.end_task(task, state, self.proposed_state(task, outcome))
         if pool.inline:  # LocalExecutor: the body runs here and now (a timeout can stop it: timeouts.py)
             try:
-                value = timeouts.run_with_timeout(task.run, self.inputs(task), task.timeout, task.name)
-                proposed = Success("Task run succeeded.", result=value)
+                inputs = self.inputs(task)  # no timeout: the body is called here, without run_with_timeout's call
+                value = task.run(**inputs) if task.timeout is None else \
+                    timeouts.run_with_timeout(task.run, inputs, task.timeout, task.name)
+                proposed = Success("Task run succeeded.", value)  # result positional: cheaper, once per task
             except Exception as exc:
                 proposed = self.proposed_state(task, Outcome(error=exc))
             return self.end_task(task, state, proposed)
@@ -379,9 +381,10 @@ class FlowRunner:
                 self.looping.add(task)
             return state
 
+        if not state.is_failed():
+            return state
         tries = attempt - self.attempt_base.get(task, 0)  # a restart's retries count afresh
-        if (state.is_failed() and not isinstance(state, TriggerFailed) and tries <= task.max_retries
-                and task.retries_on(state.result)):
+        if not isinstance(state, TriggerFailed) and tries <= task.max_retries and task.retries_on(state.result):
             retry = Retrying(
                 f"Retrying Task (after attempt {tries} of {task.max_retries + 1})",
                 result=state.result,
@@ -416,8 +419,11 @@ class FlowRunner:
         if child is not None:
             upstream = child.upstream
         else:
-            upstream = {e.upstream: self.states[e.upstream] for e in self.flow.upstream_edges(task)}
-        if task.skip_on_upstream_skip and any(isinstance(s, Skipped) for s in mapping.expand(upstream.values())):
+            states, edges = self.states, self.flow.upstream_edges(task)
+            if task.trigger is all_successful and _all_plain_success(states, edges):
+                return None  # what the default trigger says of plain Success states, asked once per task
+            upstream = {e.upstream: states[e.upstream] for e in edges}
+        if task.skip_on_upstream_skip and mapping.any_skipped(upstream.values()):
             return Skipped(SKIP_MESSAGE)
         try:  # root tasks too, with {} (Prefect 1: manual_only pauses a root task)
             if not task.trigger(upstream):
@@ -457,10 +463,20 @@ class FlowRunner:
         if task in self.children:
             return dict(self.children[task].inputs)
         kwargs = dict(self.flow.constants.get(task, ()))
+        states = self.states
         for edge in self.flow.upstream_edges(task):
-            if edge.key is not None:
-                kwargs[edge.key] = mapping.edge_value(edge, self.states[edge.upstream])
+            if edge.key is not None:  # mapping.edge_value, its common case inlined: the upstream result
+                state = states[edge.upstream]
+                kwargs[edge.key] = mapping.edge_value(edge, state) if edge.flattened else state.result
         return kwargs
+
+
+def _all_plain_success(states: Mapping[Task, State], edges: Iterable[Any]) -> bool:
+    """Whether every upstream state is exactly ``Success``: nothing skipped, and ``all_successful`` passes."""
+    for edge in edges:
+        if type(states[edge.upstream]) is not Success:
+            return False
+    return True
 
 
 def body_state(task: Task, state: State) -> State:

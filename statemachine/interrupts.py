@@ -60,6 +60,8 @@ class Interrupts:
     ``Cancelled``, ``exit`` then ends as the signal would have (module docstring).
     """
 
+    __slots__ = ("signum", "pending", "depth", "cancelling", "previous", "committed", "_token")  # read per move
+
     def __init__(self) -> None:
         self.signum: int | None = None  # the first signal received
         self.pending = False  # a signal arrived during a transition: raise when it is done
@@ -171,7 +173,10 @@ def transition(
         return pipeline.transition(subject, old, proposed, rt, attempt, **how)
     guard.depth += 1
     try:
-        state, halted = pipeline.transition(subject, old, proposed, rt, attempt, **how)
+        if how:
+            state, halted = pipeline.transition(subject, old, proposed, rt, attempt, **how)
+        else:  # the engine's every move: a plain call costs less than passing on an empty **how
+            state, halted = pipeline.transition(subject, old, proposed, rt, attempt)
         guard.committed[(subject.kind, subject.key)] = (subject, state, attempt)
     finally:
         guard.depth -= 1

@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # the engine imports this module; Flow imports it too
 
 __all__ = [
     "unmapped", "flatten", "unwrap", "flat_list", "bind_mapped", "is_mapped", "start_mapped", "children_of", "Child",
-    "edge_value", "expand", "attach_children", "child_key", "is_child_key",
+    "edge_value", "expand", "any_skipped", "attach_children", "child_key", "is_child_key",
 ]
 
 READY = "Ready to proceed with mapping."
@@ -114,7 +114,12 @@ def bind_mapped(flow: "Flow", task: Task, arguments: Mapping[str, Any], upstream
 
 def is_mapped(flow: "Flow", task: Task) -> bool:
     """Whether ``task`` runs once per item (some argument is mapped)."""
-    return bool(flow.mapped_constants.get(task)) or any(e.mapped for e in flow.upstream_edges(task))
+    if flow.mapped_constants.get(task):
+        return True
+    for e in flow.upstream_edges(task):  # a loop, not any(generator): asked once per task per run
+        if e.mapped:
+            return True
+    return False
 
 
 # --- running ----------------------------------------------------------------------------------
@@ -221,6 +226,20 @@ def expand(states: Iterable[State]) -> list[State]:
     for s in states:
         found.extend(s.map_states if isinstance(s, Mapped) else [s])
     return found
+
+
+def any_skipped(states: Iterable[State]) -> bool:
+    """Whether a state, a ``Mapped`` one's children in its place (as ``expand`` counts), is ``Skipped``.
+
+    A loop, without building ``expand``'s list: the engine asks it once per task.
+    """
+    for s in states:
+        if isinstance(s, Mapped):
+            if any(isinstance(c, Skipped) for c in s.map_states):
+                return True
+        elif isinstance(s, Skipped):
+            return True
+    return False
 
 
 def attach_children(tasks: dict[str, State]) -> None:

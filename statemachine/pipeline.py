@@ -11,9 +11,11 @@ state changed; listeners then see it and can no longer change it.
 
 from __future__ import annotations
 
+import datetime
+import functools
 import logging
-from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from dataclasses import FrozenInstanceError, dataclass, field
+from typing import Any, Callable, NamedTuple, Sequence
 
 from . import graph, taskcontext
 from .errors import IllegalTransitionError, LedgerError
@@ -21,11 +23,12 @@ from .events import Bus, Event, Ledger, current_actor, new_event_id
 from .handlers import StateHandler
 from .masking import mask, safe_repr
 from .signals import ENDRUN, PAUSE, StateSignal
-from .states import Failed, State, utcnow
+from .states import Failed, State
 
 __all__ = ["Runtime", "Subject", "Move", "transition", "handler_name", "StateHandler"]
 
 log = logging.getLogger("stateledger")
+_now, _UTC = datetime.datetime.now, datetime.timezone.utc  # states.utcnow() without its call, once per commit
 
 @dataclass(slots=True)
 class Subject:
@@ -50,9 +53,8 @@ class Runtime:
     global_handlers: dict[str, Sequence[StateHandler]] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True, init=False)
-class Move:
-    """One transition on its way through the pipeline, handed from step to step.
+class Move(NamedTuple):
+    """One transition on its way through the pipeline, handed from step to step (frozen).
 
     ``proposed`` is what the engine proposed (or, after a refused rewrite, the
     refused state); ``final`` what will be committed; ``rewritten_by`` names
@@ -62,25 +64,16 @@ class Move:
     old: State
     proposed: State
     final: State
-    rewritten_by: tuple[str, ...]
-    halted: bool
+    rewritten_by: tuple[str, ...] = ()
+    halted: bool = False
 
-    def __init__(
-        self, old: State, proposed: State, final: State, rewritten_by: tuple[str, ...] = (), halted: bool = False
-    ) -> None:
-        # What the dataclass's own frozen __init__ does, through the slots'
-        # setters instead of object.__setattr__ per field: one Move is made per
-        # transition, and this keeps it under the cost of the tuples it replaced.
-        _set_old(self, old)
-        _set_proposed(self, proposed)
-        _set_final(self, final)
-        _set_rewritten_by(self, rewritten_by)
-        _set_halted(self, halted)
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}: a Move is frozen")
 
 
-_set_old, _set_proposed, _set_final, _set_rewritten_by, _set_halted = (
-    vars(Move)[name].__set__ for name in ("old", "proposed", "final", "rewritten_by", "halted")
-)
+#: ``Move`` of ``(old, proposed, final, rewritten_by, halted)``, made in C: the pipeline makes one per
+#: transition, and NamedTuple's own ``__new__`` is a Python function.
+_move: Callable[[tuple[State, State, State, tuple[str, ...], bool]], Move] = functools.partial(tuple.__new__, Move)
 
 
 def transition(
@@ -96,7 +89,7 @@ def transition(
     """
     global_handlers = rt.global_handlers.get(subject.kind)
     handlers = (*subject.handlers, *global_handlers) if global_handlers else subject.handlers
-    move = Move(old, proposed, proposed)
+    move = _move((old, proposed, proposed, (), False))
     move = run_handlers(subject, move, handlers)
     move = check_legality(move, via)
     event = commit(rt, subject, move, attempt, reason, actor)
@@ -188,7 +181,7 @@ def commit(rt: Runtime, subject: Subject, move: Move, attempt: int, reason: str 
     # costs about 0.5 us more (benchmarks/engine.py); tests check every field.
     event = Event(
         rt.run_id,  # run_id
-        utcnow(),  # timestamp
+        _now(_UTC),  # timestamp
         subject.kind,  # kind
         subject.name,  # name
         subject.key,  # key

@@ -51,8 +51,9 @@ def _all_states(upstream_states: Mapping[Any, State]) -> list[State]:
 
 def all_successful(upstream_states: Mapping[Any, State]) -> bool:
     """Run if every upstream task succeeded (skipped counts as success). The default."""
-    if not all(s.is_successful() for s in _all_states(upstream_states)):
-        raise TRIGGERFAIL('Trigger was "all_successful" but some of the upstream tasks failed.')
+    for s in _all_states(upstream_states):  # a loop, not all(generator): the default trigger runs per task
+        if not s.is_successful():
+            raise TRIGGERFAIL('Trigger was "all_successful" but some of the upstream tasks failed.')
     return True
 
 

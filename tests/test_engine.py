@@ -124,6 +124,27 @@ def test_triggers(trigger, upstream_fails, runs, message):
         assert trail(ledger, "down-1") == ["TriggerFailed"]
 
 
+def test_the_default_trigger_asks_each_upstream_state_unless_it_is_a_plain_success():
+    """The engine skips calling all_successful only for exact Success states: a subclass is asked."""
+
+    class NotReally(Success):
+        def is_successful(self):
+            return False
+
+    def disguise(obj, old, new):
+        return NotReally("disguised", result=new.result) if isinstance(new, Success) else new
+
+    up = Task("up", state_handlers=[disguise])
+    up.run = lambda: 1
+    down, after = Task("down"), Task("after")
+    flow = Flow("f", tasks=[up, down, after])
+    flow.set_dependencies(down, upstream_tasks=[up], downstream_tasks=[after])
+    state, ledger = run(flow)
+    assert type(state.result[up]) is NotReally
+    assert type(state.result[down]) is TriggerFailed and trail(ledger, "down-1") == ["TriggerFailed"]
+    assert type(state.result[after]) is TriggerFailed
+
+
 def test_manual_only_pauses_without_prompting_and_the_flow_is_not_success():
     up, gate, after = Task("up"), Task("gate", trigger=triggers.manual_only), Task("after")
     flow = Flow("f", tasks=[up, gate, after])

@@ -218,3 +218,89 @@ def test_names_with_a_lone_surrogate_or_a_secret_are_cleaned_on_the_fast_path_to
     masker.add("s3cret-value")
     hidden = row("task-s3cret-value", masker)
     assert "s3cret-value" not in hidden.name and "s3cret-value" not in hidden.key
+
+
+def test_iso_writes_what_isoformat_writes_across_minutes_hours_and_years():
+    """codec.iso reuses the text of the minute it last wrote: the same characters as isoformat."""
+    import datetime
+
+    from eventstore import codec
+
+    utc = datetime.timezone.utc
+    starts = [datetime.datetime(2026, 12, 31, 23, 58, tzinfo=utc), datetime.datetime(1, 1, 1, tzinfo=utc),
+              datetime.datetime(9999, 12, 31, 23, 58, tzinfo=utc), datetime.datetime(2024, 2, 29, 0, 59, tzinfo=utc)]
+    for start in starts:
+        for step in range(0, 190, 7):  # back and forth across minute, hour, day and year boundaries
+            for micro in (0, 1, 999_999, 123_456):
+                value = start + datetime.timedelta(seconds=step % 120, microseconds=micro)
+                assert codec.iso(value) == value.isoformat(timespec="microseconds"), value
+    naive = datetime.datetime(2026, 1, 2, 3, 4, 5)
+    other = datetime.datetime(2026, 1, 2, 5, 4, 5, 6, tzinfo=datetime.timezone(datetime.timedelta(hours=2)))
+    assert codec.iso(naive) == "2026-01-02T03:04:05.000000+00:00"
+    assert codec.iso(other) == "2026-01-02T03:04:05.000006+00:00"
+
+
+def test_masked_names_are_memoised_per_secret_generation():
+    """A run's names are masked once per known set of secrets; a secret added later is masked from then on."""
+    import datetime
+
+    from eventstore.mapper import Mapper
+    from statemachine.events import Event
+    from statemachine.masking import Masker
+    from statemachine.states import Pending, Running
+
+    masker = Masker()
+    masker.add("first-secret-value")
+    mapper = Mapper(masker)
+
+    def row(i):
+        event = Event("run-first-secret-value", datetime.datetime.now(datetime.timezone.utc), "task",
+                      "name-later-secret-value", f"key-{i}", 1, Pending(), Running(), actor="me@first-secret-value:1",
+                      event_id=f"id{i}", flow="flow-later-secret-value")
+        return mapper.to_row(event)
+
+    first, again = row(1), row(2)
+    assert (first.run_id, first.name, first.flow, first.actor) == (
+        "run-***", "name-later-secret-value", "flow-later-secret-value", "me@***:1")
+    assert (again.run_id, again.name, again.actor) == (first.run_id, first.name, first.actor)
+    masker.add("later-secret-value")
+    later = row(3)
+    assert (later.run_id, later.name, later.flow, later.actor) == ("run-***", "name-***", "flow-***", "me@***:1")
+
+
+def test_a_mask_function_that_lengthens_a_result_is_applied_as_the_codec_would():
+    """A result masked into a longer or non-ASCII text is cut and escaped by the codec, memo or not."""
+    import datetime
+
+    from eventstore import codec
+    from eventstore.mapper import Mapper
+    from statemachine.events import Event
+    from statemachine.states import Running, Success
+
+    mapper = Mapper(lambda text: text.replace("secret", "ü" * (codec.RESULT_LIMIT + 1)))
+    for i, result in enumerate(("plain", "a secret", "plain again", "another secret")):
+        event = Event("r", datetime.datetime.now(datetime.timezone.utc), "task", "t", "t-1", 1, Running(),
+                      Success("Task run succeeded.", result=result), event_id=f"id{i}", flow="f")
+        stored = codec.state_from_json(mapper.to_row(event).new_state)
+        if "secret" in result:
+            assert isinstance(stored.result, codec.CutResult) and stored.result.size > codec.RESULT_LIMIT
+        else:
+            assert stored.result == result
+
+
+def test_memoised_texts_never_mix_up_two_maskers():
+    """Mappers made and dropped one after another (their maskers may reuse an address) each mask their own way."""
+    import datetime
+
+    from eventstore.mapper import Mapper
+    from statemachine.events import Event
+    from statemachine.states import Pending, Running, Success
+
+    for i in range(40):
+        mapper = Mapper(lambda text, i=i: text.replace("secret", f"<{i}>"))
+        for new in (Running("a secret"), Success("a secret", result=1), Success("ok", result="a secret")):
+            event = Event("r", datetime.datetime.now(datetime.timezone.utc), "task", "t", "t-1", 1, Pending(), new,
+                          event_id=f"id{i}", flow="f")
+            text = mapper.to_row(event).new_state
+            assert f"a <{i}>" in text and "secret" not in text, (i, text)
+        del mapper
