@@ -20,7 +20,8 @@ from .errors import LedgerError, LedgerLocationError, LedgerWriteError, NotALedg
 from .mapper import COLUMNS, FINISHED_TYPES
 
 __all__ = ["check_location", "create_private", "schema_sql", "upgrade_sql", "read_only_uri", "write_error",
-           "WRITERS_SQL", "RUNS_TRIGGER_SQL", "RUNS_NOW", "LedgerFile"]
+           "WRITERS_SQL", "RUNS_TRIGGER_SQL", "RUNS_NOW", "REFRESH_RUN_SQL",
+           "LedgerFile"]
 
 #: Who writes each run, and its heartbeat (outside the hash chain). Created with a new ledger, and
 #: by the first claim in a ledger made before writers were recorded (no schema version change).
@@ -166,6 +167,16 @@ WHEN NEW.kind = 'flow' OR NOT EXISTS (SELECT 1 FROM runs WHERE run_id = NEW.run_
 END"""
 
 _NEWER = "FROM events AS e WHERE e.run_id = r.run_id AND e.seq > r.last_seq"
+_NEWER_OF_RUNS = _NEWER.replace("r.", "runs.")
+#: Bring the stored row of a run in progress up to date with its events (``RUNS_NOW``, written
+#: down): run at each heartbeat of its writer, so the stored count and last hash of a run
+#: being written, or of one whose writer died, lag its events by a heartbeat at most.
+REFRESH_RUN_SQL = (
+    f"UPDATE runs SET events = events + (SELECT count(*) {_NEWER_OF_RUNS}), "
+    f"last_hash = (SELECT e.hash {_NEWER_OF_RUNS} ORDER BY e.seq DESC LIMIT 1), "
+    f"last_seq = (SELECT max(e.seq) {_NEWER_OF_RUNS}) "
+    f"WHERE run_id = ? AND ended IS NULL AND EXISTS (SELECT 1 {_NEWER_OF_RUNS})"
+)
 #: The runs summary as readers see it (a table expression: ``SELECT ... FROM {RUNS_NOW} ...``):
 #: the row of a run not finished is completed from its events after ``last_seq`` (the
 #: run_id index finds them). On a ledger of an older schema, whose rows are always

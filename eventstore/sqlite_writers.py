@@ -15,7 +15,7 @@ import threading
 from typing import Any, Callable, Iterable
 
 from .protocol import Writer, run_exists
-from .sqlite_files import WRITERS_SQL, write_error
+from .sqlite_files import REFRESH_RUN_SQL, WRITERS_SQL, write_error
 
 __all__ = ["WriterTable"]
 
@@ -65,15 +65,23 @@ class WriterTable:
             raise run_exists(self, writer.run_id)
 
     def beat(self, run_id: str, host: str, pid: int, at: str) -> bool:
-        """Heartbeat of the run's writer; see ``RunOwnership.beat``."""
-        return bool(self._writers_write("record a heartbeat in",
-                                        "UPDATE writers SET heartbeat = ? WHERE run_id = ? AND host = ? AND pid = ? "
-                                        "AND released IS NULL", (at, run_id, host, pid)))
+        """Heartbeat of the run's writer; see ``RunOwnership.beat``.
+
+        It also writes down the run's summary as its events say (``REFRESH_RUN_SQL``):
+        a task's event leaves the row of a run in progress alone (schema 3).
+        """
+        beating = bool(self._writers_write("record a heartbeat in",
+                                           "UPDATE writers SET heartbeat = ? WHERE run_id = ? AND host = ? AND pid = ? "
+                                           "AND released IS NULL", (at, run_id, host, pid)))
+        if beating:  # (on an older schema the row is whole already: nothing to write)
+            self._writers_write("record a heartbeat in", REFRESH_RUN_SQL, (run_id,))
+        return beating
 
     def release_run(self, run_id: str, host: str, pid: int, at: str) -> None:
-        """The writer lets go of the run; see ``RunOwnership.release_run``."""
-        self._writers_write("release a run in", "UPDATE writers SET released = ? WHERE run_id = ? AND host = ? "
-                            "AND pid = ? AND released IS NULL", (at, run_id, host, pid))
+        """The writer lets go of the run; see ``RunOwnership.release_run`` (a paused run's summary is written down)."""
+        if self._writers_write("release a run in", "UPDATE writers SET released = ? WHERE run_id = ? AND host = ? "
+                               "AND pid = ? AND released IS NULL", (at, run_id, host, pid)):
+            self._writers_write("release a run in", REFRESH_RUN_SQL, (run_id,))
 
     def take_over(self, old: Writer, new: Writer) -> bool:
         """Replace the writer row equal to ``old``; see ``RunOwnership.take_over``."""
