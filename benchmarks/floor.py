@@ -81,25 +81,19 @@ def floor_run(rows: list[tuple], ddl: str, insert: str, folder: str, r: int) -> 
     """The same rows, one autocommit INSERT (one WAL commit) each: what SQLite itself costs."""
     conn = sqlite3.connect(os.path.join(folder, f"floor-{r}.db"), isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute(ddl)
-    execute = conn.cursor().execute
-
-    def run() -> None:
-        for row in rows:
-            execute(insert, row)
-
-    try:
-        return timed(run)
-    finally:
-        conn.close()
+    return insert_each(conn, rows, insert)
 
 
 def schema_run(rows: list[tuple], insert: str, folder: str, r: int) -> tuple[float, float]:
     """The same rows, one autocommit INSERT each, into a new ledger: SQLite's part of an append."""
     path = os.path.join(folder, f"schema-{r}.db")
     EventStore(path).close()  # the ledger's schema, pages and WAL
-    conn = sqlite3.connect(path, isolation_level=None)
+    return insert_each(sqlite3.connect(path, isolation_level=None), rows, insert)
+
+
+def insert_each(conn: sqlite3.Connection, rows: list[tuple], insert: str) -> tuple[float, float]:
+    """(wall, CPU) seconds of one autocommit ``insert`` per row (``synchronous=NORMAL``); closes ``conn``."""
     conn.execute("PRAGMA synchronous = NORMAL")
     execute = conn.cursor().execute
 
